@@ -1,0 +1,3 @@
+"""Mutating admission webhook for Run:AI secret references."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Pure admission logic: an AdmissionReview in, a decision and a JSON patch out."""

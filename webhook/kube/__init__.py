@@ -1,0 +1,1 @@
+"""Wrappers around the Kubernetes client: configuration and secret lookups."""

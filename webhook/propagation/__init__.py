@@ -1,0 +1,1 @@
+"""Propagation of cluster-wide secrets from the runai namespace to projects."""

@@ -1,0 +1,1 @@
+"""The HTTPS edge: FastAPI application, uvicorn runner, metrics and logs."""

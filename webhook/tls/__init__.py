@@ -1,0 +1,1 @@
+"""Serving certificates: generation, reload and the self-managed CA."""

@@ -105,9 +105,8 @@ def replay(scratch: Path) -> Path:
     env["PATH"] = f"{_python_shim(scratch)}{os.pathsep}{env['PATH']}"
     workdir = scratch
     for instruction in builder[1:]:
-        print(
-            f"Dockerfile:{instruction.line}: {instruction.keyword} {instruction.arguments}"
-        )
+        where = f"Dockerfile:{instruction.line}: {instruction.keyword}"
+        print(f"{where} {instruction.arguments}")
         if instruction.keyword == "ENV":
             env.update(_env_pairs(instruction.arguments))
             for name in RELOCATED_ENV:
@@ -126,9 +125,7 @@ def replay(scratch: Path) -> Path:
                 check=True,
             )
         else:
-            raise ValueError(
-                f"Dockerfile:{instruction.line}: {instruction.keyword} cannot be replayed"
-            )
+            raise ValueError(f"{where} cannot be replayed")
     return Path(env["VENV"])
 
 

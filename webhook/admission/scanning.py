@@ -17,7 +17,6 @@ from webhook.admission.references import (
     InvalidReference,
     SecretRef,
     is_placeholder,
-    is_secret_key_ref_entry,
     parse_reference,
     secret_key_ref_entry,
 )
@@ -134,19 +133,22 @@ class Scan:
         defined: dict[str, Mapping[str, Any]],
     ) -> None:
         entries = []
+        added: dict[str, EnvAddition] = {}
         for addition in additions:
             entry, ref = self._addition_entry(addition, container)
             existing = defined.get(addition.name)
             if existing is not None:
-                self._check_override(existing, entry, addition, container, ref)
+                earlier = added.get(addition.name)
+                self._check_override(existing, entry, addition, container, earlier)
                 continue
+
             defined[addition.name] = entry
+            added[addition.name] = addition
             entries.append(entry)
             self.injected.append(f"{container}/{addition.name}")
             if ref is not None:
-                self.uses.append(
-                    ReferenceUse(ref, addition.name, container, addition.origin)
-                )
+                use = ReferenceUse(ref, addition.name, container, addition.origin)
+                self.uses.append(use)
         self.operations.extend(add_env_entries(path, has_env_array, entries))
 
     def _addition_entry(
@@ -163,19 +165,31 @@ class Scan:
         entry: dict[str, Any],
         addition: EnvAddition,
         container: str,
-        ref: SecretRef | None,
+        earlier: EnvAddition | None,
     ) -> None:
-        # A second pass (reinvocation) finds its own earlier result: silent.
-        if existing == entry or (
-            ref is not None and is_secret_key_ref_entry(existing, addition.name, ref)
-        ):
+        """Warn that an addition loses to an env var of the same name.
+
+        Equal entries are silent: a second pass (reinvocation) finds its own
+        earlier result, and a literal placeholder equal to the addition is
+        converted anyway.
+        """
+        if existing == entry:
             return
-        if existing.get("value") == addition.value and "valueFrom" not in existing:
+        if "valueFrom" not in existing and existing.get("value") == addition.value:
             return
-        self.warnings.append(
-            f"container {quote(container)} already defines env var "
-            f"{quote(addition.name)}; its own value wins over {addition.origin}"
-        )
+
+        name, where = quote(addition.name), quote(container)
+        if earlier is not None:
+            warning = (
+                f"env var {name} from {addition.origin} is not added to container "
+                f"{where} because {earlier.origin} sets it first"
+            )
+        else:
+            warning = (
+                f"container {where} already defines env var {name}, "
+                f"so its own value wins over {addition.origin}"
+            )
+        self.warnings.append(warning)
 
     def scan_environment_items(self, items: object) -> None:
         """Check a Run:AI v2 env map (`NAME: {value: ...}`) without rewriting it."""

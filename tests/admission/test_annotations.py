@@ -59,8 +59,9 @@ def test_invalid_env_name_is_denied() -> None:
     assert denial("1PASS=SECRET:s,k").message == (
         f'Pod "train": annotation {KEY} line 1 "1PASS=SECRET:s,k" is invalid: '
         "env var name \"1PASS\" is not valid: use letters, digits, '-', '_' and '.', "
-        "not starting with a digit. Expected one NAME=SECRET:<secret-name>,<secret-key> "
-        "per line, for example DB_PASSWORD=SECRET:db-creds,password."
+        "not starting with a digit. Expected one "
+        "NAME=SECRET:<secret-name>,<secret-key> per line, "
+        "for example DB_PASSWORD=SECRET:db-creds,password."
     )
 
 
@@ -80,8 +81,8 @@ def test_literal_value_is_denied() -> None:
 def test_bad_reference_is_denied() -> None:
     assert denial("A=SECRET:db-creds").message == (
         f'Pod "train": annotation {KEY} line 1 "A=SECRET:db-creds" is invalid: value '
-        '"SECRET:db-creds" is not a secret reference because it has 0 commas, but needs '
-        "exactly one between secret and key. Expected one "
+        '"SECRET:db-creds" is not a secret reference because it has 0 commas, '
+        "but needs exactly one between secret and key. Expected one "
         "NAME=SECRET:<secret-name>,<secret-key> per line, for example "
         "DB_PASSWORD=SECRET:db-creds,password."
     )

@@ -83,7 +83,7 @@ def test_list_index_token() -> None:
 
 
 def test_escaped_tokens_match_and_stay_escaped() -> None:
-    document = {"spec": {"a/b": {"c~d": {"spec": {}}}}}
+    document: dict[str, Any] = {"spec": {"a/b": {"c~d": {"spec": {}}}}}
     targets = list(find_pointer_targets(document, "/spec/a~1b/*/spec"))
     assert targets == [("/spec/a~1b/c~0d/spec", {})]
 

@@ -6,7 +6,7 @@ to check and which patch operations to send if every check passes.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from webhook.admission.additions import EnvAddition
 from webhook.admission.decisions import PatchOperation, quote
@@ -26,13 +26,12 @@ INIT_CONTAINERS = "initContainers"
 EPHEMERAL_CONTAINERS = "ephemeralContainers"
 
 
-@dataclass(frozen=True, slots=True)
-class ReferenceUse:
+class ReferenceUse(NamedTuple):
     """One env var that refers to a secret key, and where it sits.
 
     `container` is empty for a Run:AI v2 workload, whose env belongs to no
     container. `origin` is empty for the object's own env, else the origin
-    of the addition.
+    of the addition. A named tuple, because a large pod creates thousands.
     """
 
     ref: SecretRef
@@ -63,6 +62,8 @@ class Scan:
     operations: list[PatchOperation] = field(default_factory=list)
     injected: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Parsed placeholders of this object, since a large pod often repeats one.
+    _references: dict[str, SecretRef] = field(default_factory=dict)
 
     def scan_containers(
         self, containers: object, base_path: str, additions: Sequence[EnvAddition] = ()
@@ -86,38 +87,32 @@ class Scan:
         name = container.get("name")
         container_name = name if isinstance(name, str) else ""
         env = container.get("env")
-        defined: dict[str, Mapping[str, Any]] = {}
+        entries = env if isinstance(env, list) else []
 
-        if isinstance(env, list):
-            for index, entry in enumerate(env):
-                if isinstance(entry, Mapping):
-                    self._scan_entry(entry, index, path, container_name, defined)
+        # This loop runs once per env entry of every container, so it keeps
+        # to cheap checks; the request body is parsed JSON, hence `dict`.
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict) or "valueFrom" in entry:
+                # The author's own valueFrom entries, optional ones
+                # included, are never read or changed.
+                continue
+            value = entry.get("value")
+            if self.convert_literals and is_placeholder(value):
+                self._convert(entry, value, index, path, container_name)
+
         if additions:
+            defined = _defined_names(entries)
             self._add(additions, path, container_name, isinstance(env, list), defined)
 
-    def _scan_entry(
-        self,
-        entry: Mapping[str, Any],
-        index: int,
-        path: str,
-        container: str,
-        defined: dict[str, Mapping[str, Any]],
+    def _convert(
+        self, entry: dict[str, Any], value: str, index: int, path: str, container: str
     ) -> None:
         env_var = entry.get("name")
         if not isinstance(env_var, str):
             return
-        defined.setdefault(env_var, entry)
+        ref = self._references.get(value) or self.parse(value, env_var, container)
+        self._references[value] = ref
 
-        # The author's own valueFrom entries, optional ones included, are
-        # never read or changed.
-        value = entry.get("value")
-        if (
-            "valueFrom" in entry
-            or not self.convert_literals
-            or not is_placeholder(value)
-        ):
-            return
-        ref = self.parse(value, env_var, container)
         self.uses.append(ReferenceUse(ref, env_var, container))
         self.operations.append(
             replace_env_entry(path, index, secret_key_ref_entry(env_var, ref))
@@ -217,3 +212,12 @@ class Scan:
                 f"reference because {error.reason}. Use the form {EXPECTED_FORM}, "
                 "for example SECRET:db-creds,password.",
             ) from None
+
+
+def _defined_names(entries: list[Any]) -> dict[str, Mapping[str, Any]]:
+    """Map each env name of a container to its first entry."""
+    defined: dict[str, Mapping[str, Any]] = {}
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            defined.setdefault(entry["name"], entry)
+    return defined

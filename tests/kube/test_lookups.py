@@ -10,27 +10,26 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from webhook.kube import results
+from webhook.admission.lookups import LookupStatus, SecretLookup
 from webhook.kube.lookups import SecretKeyLookups, resolve_in_order
-from webhook.kube.results import Outcome, SecretKeys
 
 
 class CountingSource:
     """A blocking key source with fixed answers, a call log and a delay."""
 
     def __init__(
-        self, answers: dict[tuple[str, str], SecretKeys], delay: float = 0.0
+        self, answers: dict[tuple[str, str], SecretLookup], delay: float = 0.0
     ) -> None:
         self.answers = answers
         self.delay = delay
         self.calls: list[tuple[str, str, float]] = []
         self._lock = threading.Lock()
 
-    def fetch(self, namespace: str, name: str, timeout: float) -> SecretKeys:
+    def fetch(self, namespace: str, name: str, timeout: float) -> SecretLookup:
         with self._lock:
             self.calls.append((namespace, name, timeout))
         time.sleep(self.delay)
-        return self.answers.get((namespace, name), results.not_found(namespace, name))
+        return self.answers.get((namespace, name), SecretLookup.not_found())
 
 
 class FakeClock:
@@ -48,7 +47,7 @@ def executor() -> Iterator[ThreadPoolExecutor]:
     pool.shutdown(wait=False)
 
 
-DB = results.found("team-a", "db-creds", frozenset({"username", "password"}))
+DB = SecretLookup.found(frozenset({"username", "password"}))
 
 
 def far() -> float:
@@ -67,7 +66,7 @@ async def test_concurrent_first_lookups_share_one_call(
     )
 
     assert len(source.calls) == 1
-    assert all(answer.outcome is Outcome.FOUND for answer in answers)
+    assert all(answer.status is LookupStatus.FOUND for answer in answers)
     assert seen == ["fetched"] * 10
 
 
@@ -103,8 +102,8 @@ async def test_missing_secret_is_never_cached(executor: ThreadPoolExecutor) -> N
     first = await lookups.lookup("team-a", "nope", ["k"], far())
     second = await lookups.lookup("team-a", "nope", ["k"], far())
 
-    assert first.outcome is Outcome.NOT_FOUND
-    assert second.outcome is Outcome.NOT_FOUND
+    assert first.status is LookupStatus.NOT_FOUND
+    assert second.status is LookupStatus.NOT_FOUND
     assert len(source.calls) == 2
 
 
@@ -116,18 +115,18 @@ async def test_missing_key_in_cache_is_checked_live(
     await lookups.lookup("team-a", "db-creds", ["username"], far())
 
     # The key was added to the secret after the first lookup.
-    source.answers[("team-a", "db-creds")] = results.found(
-        "team-a", "db-creds", frozenset({"username", "password", "token"})
+    source.answers[("team-a", "db-creds")] = SecretLookup.found(
+        frozenset({"username", "password", "token"})
     )
     answer = await lookups.lookup("team-a", "db-creds", ["token"], far())
 
     assert len(source.calls) == 2
-    assert answer.has_key("token")
+    assert "token" in answer.keys
 
 
 async def test_forbidden_and_error_are_not_cached(executor: ThreadPoolExecutor) -> None:
     source = CountingSource(
-        {("team-a", "db-creds"): results.forbidden("team-a", "db-creds", "no")}
+        {("team-a", "db-creds"): SecretLookup.failed(LookupStatus.FORBIDDEN, "no")}
     )
     seen: list[str] = []
     lookups = SecretKeyLookups(source, executor, ttl=5, on_result=seen.append)
@@ -148,7 +147,7 @@ async def test_slow_source_times_out_at_deadline(executor: ThreadPoolExecutor) -
     answer = await lookups.lookup("team-a", "db-creds", ["username"], started + 0.2)
     elapsed = time.monotonic() - started
 
-    assert answer.outcome is Outcome.ERROR
+    assert answer.status is LookupStatus.TIMEOUT
     assert "timed out" in answer.detail
     assert elapsed < 0.5
     assert seen == ["error"]
@@ -164,24 +163,24 @@ async def test_passed_deadline_makes_no_call(executor: ThreadPoolExecutor) -> No
         "team-a", "db-creds", ["username"], time.monotonic() - 1
     )
 
-    assert answer.outcome is Outcome.ERROR
+    assert answer.status is LookupStatus.TIMEOUT
     assert source.calls == []
 
 
 async def test_resolvers_asked_in_order_until_found() -> None:
     asked: list[str] = []
 
-    def resolver(label: str, answer: SecretKeys):  # type: ignore[no-untyped-def]
+    def resolver(label: str, answer: SecretLookup):  # type: ignore[no-untyped-def]
         async def resolve(
             namespace: str, name: str, keys: object, deadline: float
-        ) -> SecretKeys:
+        ) -> SecretLookup:
             asked.append(label)
             return answer
 
         return resolve
 
-    missing = results.not_found("team-a", "shared")
-    shared = results.found("runai", "shared", frozenset({"token"}))
+    missing = SecretLookup.not_found()
+    shared = SecretLookup.found(frozenset({"token"}))
     chain = [
         resolver("namespace", missing),
         resolver("cluster-wide", shared),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.kube.results import Outcome
+from webhook.admission.lookups import LookupStatus
 from webhook.kube.secrets import DirectorySecrets, key_names, status_message
 
 SENTINEL = "sentinel-value-6f1c2"
@@ -46,7 +46,7 @@ def test_directory_keeps_key_names_only(tmp_path: Path) -> None:
     db = secrets.fetch("runai-team-a", "db-creds", 1.0)
     plain = secrets.fetch("default", "plain", 1.0)
 
-    assert db.outcome is Outcome.FOUND
+    assert db.status is LookupStatus.FOUND
     assert db.keys == frozenset({"username", "password"})
     assert plain.keys == frozenset({"token"})
     assert SENTINEL not in repr(vars(secrets))
@@ -58,9 +58,12 @@ def test_directory_skips_other_kinds(tmp_path: Path) -> None:
     secrets = DirectorySecrets(tmp_path)
 
     assert (
-        secrets.fetch("runai-team-a", "not-a-secret", 1.0).outcome is Outcome.NOT_FOUND
+        secrets.fetch("runai-team-a", "not-a-secret", 1.0).status
+        is LookupStatus.NOT_FOUND
     )
-    assert secrets.fetch("runai-team-b", "db-creds", 1.0).outcome is Outcome.NOT_FOUND
+    assert (
+        secrets.fetch("runai-team-b", "db-creds", 1.0).status is LookupStatus.NOT_FOUND
+    )
 
 
 def test_directory_parse_error_hides_line(tmp_path: Path) -> None:

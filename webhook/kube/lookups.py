@@ -16,18 +16,26 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from webhook.kube import results
-from webhook.kube.results import Outcome, SecretKeys
+from webhook.admission.lookups import LookupStatus, SecretLookup
 from webhook.kube.secrets import KeySource
 
-# Called with one of: cached, fetched, not_found, forbidden, error.
+# Called with one of: cached, fetched, not_found, forbidden, error (which
+# includes timeouts).
 ResultHook = Callable[[str], None]
 Clock = Callable[[], float]
+
+RESULT_LABELS = {
+    LookupStatus.FOUND: "fetched",
+    LookupStatus.NOT_FOUND: "not_found",
+    LookupStatus.FORBIDDEN: "forbidden",
+    LookupStatus.TIMEOUT: "error",
+    LookupStatus.ERROR: "error",
+}
 
 
 @dataclass(frozen=True)
 class _Entry:
-    keys: SecretKeys
+    keys: SecretLookup
     expires_at: float
 
 
@@ -48,14 +56,14 @@ class SecretKeyLookups:
         self._on_result = on_result or (lambda result: None)
         self._clock = clock
         self._cache: dict[tuple[str, str], _Entry] = {}
-        self._in_flight: dict[tuple[str, str], asyncio.Future[SecretKeys]] = {}
+        self._in_flight: dict[tuple[str, str], asyncio.Future[SecretLookup]] = {}
 
     async def lookup(
         self, namespace: str, name: str, keys: Collection[str], deadline: float
-    ) -> SecretKeys:
+    ) -> SecretLookup:
         """Return the key names of a secret, live unless a fresh entry has `keys`.
 
-        `deadline` is a `clock()` value; the lookup returns an ERROR result
+        `deadline` is a `clock()` value; the lookup returns a TIMEOUT result
         when it is reached.
         """
         cached = self._cached(namespace, name)
@@ -64,12 +72,10 @@ class SecretKeyLookups:
             return cached
 
         result = await self._fetch_shared(namespace, name, deadline)
-        self._on_result(
-            "fetched" if result.outcome is Outcome.FOUND else result.outcome.value
-        )
+        self._on_result(RESULT_LABELS[result.status])
         return result
 
-    def _cached(self, namespace: str, name: str) -> SecretKeys | None:
+    def _cached(self, namespace: str, name: str) -> SecretLookup | None:
         entry = self._cache.get((namespace, name))
         if entry is None:
             return None
@@ -80,11 +86,11 @@ class SecretKeyLookups:
 
     async def _fetch_shared(
         self, namespace: str, name: str, deadline: float
-    ) -> SecretKeys:
+    ) -> SecretLookup:
         remaining = deadline - self._clock()
         if remaining <= 0:
-            return results.failed(
-                namespace, name, "no time left before the review's deadline"
+            return SecretLookup.failed(
+                LookupStatus.TIMEOUT, "no time was left before the review's deadline"
             )
 
         key = (namespace, name)
@@ -96,11 +102,11 @@ class SecretKeyLookups:
         try:
             return await asyncio.wait_for(asyncio.shield(future), remaining)
         except TimeoutError:
-            return results.failed(namespace, name, "the API call timed out")
+            return SecretLookup.failed(LookupStatus.TIMEOUT, "the API call timed out")
 
     def _start_fetch(
         self, namespace: str, name: str, timeout: float
-    ) -> asyncio.Future[SecretKeys]:
+    ) -> asyncio.Future[SecretLookup]:
         loop = asyncio.get_running_loop()
         key = (namespace, name)
         future = loop.run_in_executor(
@@ -108,13 +114,13 @@ class SecretKeyLookups:
         )
         self._in_flight[key] = future
 
-        def finish(done: asyncio.Future[SecretKeys]) -> None:
+        def finish(done: asyncio.Future[SecretLookup]) -> None:
             if self._in_flight.get(key) is done:
                 del self._in_flight[key]
             if done.cancelled() or done.exception() is not None:
                 return
             result = done.result()
-            if result.outcome is Outcome.FOUND and self._ttl > 0:
+            if result.status is LookupStatus.FOUND and self._ttl > 0:
                 self._cache[key] = _Entry(result, self._clock() + self._ttl)
             else:
                 self._cache.pop(key, None)
@@ -123,7 +129,7 @@ class SecretKeyLookups:
         return future
 
 
-Resolver = Callable[[str, str, Collection[str], float], Awaitable[SecretKeys]]
+Resolver = Callable[[str, str, Collection[str], float], Awaitable[SecretLookup]]
 
 
 async def resolve_in_order(
@@ -132,15 +138,15 @@ async def resolve_in_order(
     name: str,
     keys: Collection[str],
     deadline: float,
-) -> SecretKeys:
+) -> SecretLookup:
     """Ask each resolver in turn; the first answer other than NOT_FOUND wins.
 
     The first resolver looks in the review's namespace. Later ones, such as
     cluster-wide secrets, are only asked for secrets missing there.
     """
-    result = results.not_found(namespace, name)
+    result = SecretLookup.not_found()
     for resolve in resolvers:
         result = await resolve(namespace, name, keys, deadline)
-        if result.outcome is not Outcome.NOT_FOUND:
+        if result.status is not LookupStatus.NOT_FOUND:
             return result
     return result

@@ -1,6 +1,6 @@
 """Blocking sources of secret key names: the Kubernetes API and a directory.
 
-Both return `SecretKeys` with key names only. Secret values pass through
+Both return a `SecretLookup` with key names only. Secret values pass through
 memory only while a response or manifest is parsed and are dropped at once.
 """
 
@@ -17,8 +17,7 @@ import urllib3
 import yaml
 from kubernetes import client
 
-from webhook.kube import results
-from webhook.kube.results import SecretKeys
+from webhook.admission.lookups import LookupStatus, SecretLookup
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ MAX_DETAIL_CHARS = 200
 class KeySource(Protocol):
     """A blocking lookup of the key names of one secret."""
 
-    def fetch(self, namespace: str, name: str, timeout: float) -> SecretKeys: ...
+    def fetch(self, namespace: str, name: str, timeout: float) -> SecretLookup: ...
 
 
 def key_names(manifest: Any) -> frozenset[str]:
@@ -69,7 +68,7 @@ class ClusterSecrets:
         """Whether the API has returned any HTTP response, errors included."""
         return self._answered.is_set()
 
-    def fetch(self, namespace: str, name: str, timeout: float) -> SecretKeys:
+    def fetch(self, namespace: str, name: str, timeout: float) -> SecretLookup:
         try:
             # With _preload_content=False the client returns the raw urllib3
             # response, so no model object ever holds the values.
@@ -77,20 +76,20 @@ class ClusterSecrets:
                 name, namespace, _preload_content=False, _request_timeout=timeout
             )
         except client.ApiException as error:
-            return self._from_api_error(namespace, name, error)
+            return self._from_api_error(error)
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            return results.failed(namespace, name, describe_transport_error(error))
+            return describe_transport_error(error)
 
         self._answered.set()
         try:
             keys = key_names(orjson.loads(response.data))
         except orjson.JSONDecodeError:
-            return results.failed(
-                namespace, name, "the API returned a body that is not JSON"
+            return SecretLookup.failed(
+                LookupStatus.ERROR, "the API returned a body that is not JSON"
             )
         finally:
             response.release_conn()
-        return results.found(namespace, name, keys)
+        return SecretLookup.found(keys)
 
     def probe(self, timeout: float) -> bool:
         """Call GET /api/v1 once; return whether any HTTP response came back."""
@@ -108,32 +107,32 @@ class ClusterSecrets:
             self._answered.set()
         return self.answered
 
-    def _from_api_error(
-        self, namespace: str, name: str, error: client.ApiException
-    ) -> SecretKeys:
+    def _from_api_error(self, error: client.ApiException) -> SecretLookup:
         if not error.status:
             # Status 0 is the client's wrapper around a TLS failure.
             reason = str(error.reason or "")[:MAX_DETAIL_CHARS]
-            return results.failed(namespace, name, f"TLS error: {reason}")
+            return SecretLookup.failed(LookupStatus.ERROR, f"TLS error: {reason}")
 
         self._answered.set()
         if error.status == 404:
-            return results.not_found(namespace, name)
+            return SecretLookup.not_found()
         message = status_message(error.body)
         if error.status == 403:
-            return results.forbidden(namespace, name, message)
-        return results.failed(
-            namespace, name, f"the API answered HTTP {error.status}: {message}"
+            return SecretLookup.failed(LookupStatus.FORBIDDEN, message)
+        return SecretLookup.failed(
+            LookupStatus.ERROR, f"the API answered HTTP {error.status}: {message}"
         )
 
 
-def describe_transport_error(error: BaseException) -> str:
-    """Name a connection failure or timeout in a few words."""
+def describe_transport_error(error: BaseException) -> SecretLookup:
+    """Turn a connection failure or timeout into a failed lookup."""
     if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason:
         error = error.reason
     if isinstance(error, urllib3.exceptions.TimeoutError | TimeoutError):
-        return "the API call timed out"
-    return f"the API call failed: {type(error).__name__}"
+        return SecretLookup.failed(LookupStatus.TIMEOUT, "the API call timed out")
+    return SecretLookup.failed(
+        LookupStatus.ERROR, f"the API call failed: {type(error).__name__}"
+    )
 
 
 class DirectorySecrets:
@@ -172,11 +171,11 @@ class DirectorySecrets:
                 namespace = metadata.get("namespace") or "default"
                 self._keys[(namespace, name)] = key_names(document)
 
-    def fetch(self, namespace: str, name: str, timeout: float) -> SecretKeys:
+    def fetch(self, namespace: str, name: str, timeout: float) -> SecretLookup:
         keys = self._keys.get((namespace, name))
         if keys is None:
-            return results.not_found(namespace, name)
-        return results.found(namespace, name, keys)
+            return SecretLookup.not_found()
+        return SecretLookup.found(keys)
 
     def probe(self, timeout: float) -> bool:
         return True

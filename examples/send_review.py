@@ -17,6 +17,7 @@ import base64
 import json
 import ssl
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -58,8 +59,25 @@ def build_review(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
     }
 
 
-def send(url: str, ca_file: str, review: dict[str, Any]) -> dict[str, Any]:
-    context = ssl.create_default_context(cafile=ca_file)
+def connect(url: str, ca_file: str, seconds: float) -> ssl.SSLContext:
+    """Wait until the CA file exists and GET /readyz succeeds; return the context.
+
+    `serve` writes development certificates when it starts, so the script
+    can run right after it.
+    """
+    give_up = time.monotonic() + seconds
+    while True:
+        try:
+            context = ssl.create_default_context(cafile=ca_file)
+            with urllib.request.urlopen(f"{url}/readyz", context=context, timeout=2):  # noqa: S310
+                return context
+        except OSError:
+            if time.monotonic() > give_up:
+                raise
+            time.sleep(0.25)
+
+
+def send(url: str, context: ssl.SSLContext, review: dict[str, Any]) -> dict[str, Any]:
     call = urllib.request.Request(  # noqa: S310 (the URL is the user's HTTPS endpoint)
         f"{url}/mutate?timeout=10s",
         data=json.dumps(review).encode(),
@@ -105,15 +123,20 @@ def main() -> int:
         "--ca-file", default="certs/ca.crt", help="CA that signed the server"
     )
     parser.add_argument("--namespace", help="request namespace (default: the object's)")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=20.0,
+        help="seconds to wait for the service (default 20)",
+    )
     args = parser.parse_args()
 
     obj = yaml.safe_load(Path(args.manifest).read_text())
     namespace = args.namespace or obj.get("metadata", {}).get("namespace", "default")
     try:
-        response = send(args.url, args.ca_file, build_review(obj, namespace))[
-            "response"
-        ]
-    except (OSError, urllib.error.URLError) as error:
+        context = connect(args.url, args.ca_file, args.wait)
+        response = send(args.url, context, build_review(obj, namespace))["response"]
+    except OSError as error:
         print(f"call to {args.url} failed: {error}", file=sys.stderr)
         return 2
 

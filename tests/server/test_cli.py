@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,11 @@ def test_cert_without_key_rejected() -> None:
 
     assert result.returncode == 2
     assert "--tls-key-file" in result.stderr
+
+
+def test_readme_documents_every_flag(repository_root: Path) -> None:
+    readme = (repository_root / "README.md").read_text()
+
+    for flag in SERVE_FLAGS:
+        assert f"`{flag.name}`" in readme
+        assert f"`{env_name(flag.name)}`" in readme

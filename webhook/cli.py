@@ -1,7 +1,8 @@
 """The `runai-secrets-webhook` command line.
 
 Each subcommand is a function that adds its parser to the subparsers and sets
-`run` on it; `SUBCOMMANDS` lists them, so a new subcommand takes one line.
+`run` on it. `SUBCOMMANDS` lists these functions, so a new subcommand takes
+one line.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from typing import Any
 ENV_PREFIX = "RUNAI_SECRETS_WEBHOOK_"
 DEFAULT_ANNOTATION_PREFIX = "runai-secrets-webhook"
 
-# Where a pod's service account token is mounted; its presence, together with
-# KUBERNETES_SERVICE_HOST, means the process runs inside a cluster.
+# Mount path of a pod's service account token. The file together with
+# KUBERNETES_SERVICE_HOST means the process runs inside a cluster.
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 

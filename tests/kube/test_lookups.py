@@ -15,7 +15,7 @@ from webhook.kube.lookups import SecretKeyLookups, resolve_in_order
 
 
 class CountingSource:
-    """A blocking key source with fixed answers, a call log and a delay."""
+    """A blocking key source with fixed results, a call log and a delay."""
 
     def __init__(
         self, answers: dict[tuple[str, str], SecretLookup], delay: float = 0.0

@@ -139,7 +139,7 @@ async def resolve_in_order(
     keys: Collection[str],
     deadline: float,
 ) -> SecretLookup:
-    """Ask each resolver in turn; the first answer other than NOT_FOUND wins.
+    """Ask each resolver in turn; the first result other than NOT_FOUND wins.
 
     The first resolver looks in the review's namespace. Later ones, such as
     cluster-wide secrets, are only asked for secrets missing there.

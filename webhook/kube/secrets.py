@@ -71,7 +71,7 @@ class ClusterSecrets:
     def fetch(self, namespace: str, name: str, timeout: float) -> SecretLookup:
         try:
             # With _preload_content=False the client returns the raw urllib3
-            # response, so no model object ever holds the values.
+            # response, so no model object ever contains the values.
             response: Any = self._api.read_namespaced_secret(
                 name, namespace, _preload_content=False, _request_timeout=timeout
             )

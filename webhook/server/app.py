@@ -12,7 +12,7 @@ from webhook.server.readiness import Readiness
 
 
 class ReviewEndpoint(Protocol):
-    """Answers one HTTP call that carries an AdmissionReview."""
+    """Handler of one HTTP call that carries an AdmissionReview."""
 
     async def __call__(self, request: Request) -> Response: ...
 

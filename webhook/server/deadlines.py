@@ -8,9 +8,9 @@ import re
 # `timeout` parameter.
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
-# The review stops waiting for the API this much before the caller gives up,
-# so the answer, even a denial, reaches the caller in time: a fifth of the
-# timeout, at most one second.
+# The review stops waiting for the API this long before the caller gives up,
+# so that the response, even a denial, reaches the caller in time. The margin
+# is a fifth of the timeout, at most one second.
 MARGIN_FRACTION = 0.2
 MAX_MARGIN_SECONDS = 1.0
 

@@ -1,4 +1,4 @@
-"""POST /mutate: read, check and answer one AdmissionReview.
+"""POST /mutate: read, check and respond to one AdmissionReview.
 
 The call is checked in a fixed order before any admission logic runs: size
 limit (413), empty body, content type (415), JSON and envelope (400). After

@@ -1,4 +1,4 @@
-"""What `/readyz` reports: a certificate is loaded, the secret source answered."""
+"""What `/readyz` reports: a certificate is loaded and the secret source responded."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from dataclasses import dataclass
 class Readiness:
     """Conditions for taking traffic; all must hold.
 
-    `source_answered` tells whether the Kubernetes API (or the secrets
-    directory) has answered at least once. `stopping` turns true on SIGTERM
+    `source_answered` returns whether the Kubernetes API (or the secrets
+    directory) has responded at least once. `stopping` turns true on SIGTERM
     so that the endpoint is removed while in-flight reviews finish.
     """
 

@@ -39,7 +39,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 35
 # once, more wait in the pool's queue.
 LOOKUP_THREADS = 16
 
-# How often the Kubernetes API is probed until it has answered once.
+# How often the Kubernetes API is probed until it has responded once.
 PROBE_INTERVAL_SECONDS = 2.0
 PROBE_TIMEOUT_SECONDS = 5.0
 
@@ -47,7 +47,7 @@ SecretSource = ClusterSecrets | DirectorySecrets
 
 
 class GracefulServer(uvicorn.Server):
-    """A uvicorn server that reports not ready as soon as it is told to stop."""
+    """A uvicorn server that reports not ready as soon as a stop signal arrives."""
 
     def __init__(self, config: uvicorn.Config, readiness: Readiness) -> None:
         super().__init__(config)
@@ -85,12 +85,12 @@ def build_source(settings: ServeSettings) -> SecretSource:
 async def probe_until_answered(
     source: SecretSource, executor: ThreadPoolExecutor
 ) -> None:
-    """Call the API until it answers once, so that /readyz can turn true."""
+    """Call the API until it responds once, so that /readyz can turn true."""
     loop = asyncio.get_running_loop()
     while not await loop.run_in_executor(executor, source.probe, PROBE_TIMEOUT_SECONDS):
-        logger.warning("Kubernetes API not reachable yet; retrying")
+        logger.warning("Kubernetes API not reachable, retrying")
         await asyncio.sleep(PROBE_INTERVAL_SECONDS)
-    logger.info("Kubernetes API answered")
+    logger.info("Kubernetes API responded")
 
 
 async def serve(

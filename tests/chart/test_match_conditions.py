@@ -73,6 +73,16 @@ def cronjob(template: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def runai_workload(kind: str, items: dict[str, Any]) -> dict[str, Any]:
+    # Run:AI v2alpha1 workloads keep env vars as a map of name to {value: ...}.
+    return {
+        "apiVersion": "run.ai/v2alpha1",
+        "kind": kind,
+        "metadata": {"name": "t"},
+        "spec": {"environment": {"items": items}},
+    }
+
+
 PLACEHOLDER = {"name": "PASSWORD", "value": "SECRET:db,password"}
 PLAIN = {"name": "MODE", "value": "fast"}
 FROM_SECRET = {
@@ -121,12 +131,24 @@ CALLED = {
             "spec": WITHOUT_PLACEHOLDER,
         }
     ),
-    # The run.ai v2alpha1 workloads have no standard pod spec: always sent.
-    "trainingworkload": {
-        "apiVersion": "run.ai/v2alpha1",
-        "kind": "TrainingWorkload",
-        "metadata": {"name": "t"},
-        "spec": {"image": {"value": "busybox"}},
+    "trainingworkload environment item": runai_workload(
+        "TrainingWorkload",
+        {"MODE": {"value": "x"}, "PASSWORD": {"value": "SECRET:db,pw"}},
+    ),
+    "distributedworkload environment item": runai_workload(
+        "DistributedWorkload", {"PASSWORD": {"value": "SECRET:db,pw"}}
+    ),
+    "interactiveworkload annotation": {
+        **runai_workload("InteractiveWorkload", {}),
+        "metadata": {"name": "t", "annotations": {PREFIX + "env": "A=SECRET:s,k"}},
+    },
+    # Kinds added through workloadKinds have layouts the expression does not
+    # know, so they are always sent.
+    "kind added by workloadKinds": {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {"name": "p"},
+        "spec": {},
     },
 }
 
@@ -161,6 +183,15 @@ SKIPPED = {
         "kind": "Job",
         "metadata": {},
         "spec": {},
+    },
+    "trainingworkload plain items": runai_workload(
+        "TrainingWorkload", {"MODE": {"value": "x"}, "EMPTY": {}}
+    ),
+    "trainingworkload without environment": {
+        "apiVersion": "run.ai/v2alpha1",
+        "kind": "TrainingWorkload",
+        "metadata": {"name": "t"},
+        "spec": {"image": {"value": "busybox"}},
     },
     "cronjob without placeholder": cronjob({"spec": WITHOUT_PLACEHOLDER}),
     "cronjob without jobTemplate spec": {

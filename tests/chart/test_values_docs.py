@@ -47,7 +47,7 @@ def test_undocumented_key_reported() -> None:
 def test_readme_table_current() -> None:
     expected = build_table(VALUES_FILE.read_text())
     assert readme_table(README_FILE.read_text()) == expected, (
-        "regenerate the table: python -m tests.chart.values_doc"
+        "regenerate the table: python -m tests.chart.values_doc --write"
     )
 
 

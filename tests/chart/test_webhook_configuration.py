@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.chart.helm import NAMESPACE, RELEASE, Manifest, find, render
+from webhook.admission.podspecs import load_workload_kinds
 
 
 def webhook_entry(helm: Path, values: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -91,7 +93,6 @@ def test_rules_default(helm: Path) -> None:
         "run.ai/v2alpha1/trainingworkloads": {"CREATE", "UPDATE"},
         "run.ai/v2alpha1/interactiveworkloads": {"CREATE", "UPDATE"},
         "run.ai/v2alpha1/distributedworkloads": {"CREATE", "UPDATE"},
-        "run.ai/v2alpha1/inferenceworkloads": {"CREATE", "UPDATE"},
     }
     assert all(rule["scope"] == "Namespaced" for rule in webhook_entry(helm)["rules"])
 
@@ -234,3 +235,55 @@ def test_template_validating_webhook(helm: Path) -> None:
 def test_no_template_webhook_by_default(helm: Path) -> None:
     kinds = {doc["kind"] for doc in render(helm)}
     assert "ValidatingWebhookConfiguration" not in kinds
+
+
+PYTORCH_JOB = {
+    "group": "kubeflow.org",
+    "version": "v1",
+    "kind": "PyTorchJob",
+    "resource": "pytorchjobs",
+    "podSpecs": ["/spec/pytorchReplicaSpecs/*/template/spec"],
+}
+IMMUTABLE_KIND = {
+    "group": "example.com",
+    "version": "v1",
+    "kind": "Batch",
+    "resource": "batches",
+    "podSpecs": ["/spec/template/spec"],
+    "onUpdate": False,
+}
+
+
+def test_workload_kinds_rules(helm: Path) -> None:
+    values = {"workloadKinds": [PYTORCH_JOB, IMMUTABLE_KIND]}
+    table = resources_by_operation(webhook_entry(helm, values))
+    assert table["kubeflow.org/v1/pytorchjobs"] == {"CREATE", "UPDATE"}
+    assert table["example.com/v1/batches"] == {"CREATE"}
+
+
+def test_workload_kinds_file_loads(helm: Path) -> None:
+    manifests = render(helm, {"workloadKinds": [PYTORCH_JOB, IMMUTABLE_KIND]})
+    config_map = find(manifests, "ConfigMap", f"{RELEASE}-workload-kinds")
+    # The service's own loader accepts what the chart writes.
+    kinds = load_workload_kinds(yaml.safe_load(config_map["data"]["kinds.yaml"]))
+    assert [kind.kind for kind in kinds] == ["PyTorchJob", "Batch"]
+    assert kinds[0].pointers == ("/spec/pytorchReplicaSpecs/*/template/spec",)
+    assert kinds[1].on_update is False
+
+    pod = find(manifests, "Deployment", RELEASE)["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    path = "/etc/runai-secrets-webhook/workload-kinds/kinds.yaml"
+    assert f"--workload-kinds-file={path}" in container["args"]
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    assert mounts["workload-kinds"] == str(Path(path).parent)
+    # A changed file rolls the pods, which read it at start-up only.
+    assert pod["metadata"]["annotations"]["checksum/workload-kinds"]
+
+
+def test_no_workload_kinds_file_by_default(helm: Path) -> None:
+    manifests = render(helm)
+    assert "ConfigMap" not in {doc["kind"] for doc in manifests}
+    container = find(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][
+        0
+    ]
+    assert not any(arg.startswith("--workload-kinds-file") for arg in container["args"])

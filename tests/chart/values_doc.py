@@ -6,8 +6,9 @@ when to change it ("Change it ...") and gives an example ("Example: ...").
 The nested keys of a setting's default (resources.requests.cpu, say) are
 part of that default and need no comment of their own.
 
-`python -m tests.chart.values_doc` prints the table; the chart README holds
-it between the VALUES-TABLE markers, and a test checks that it is current.
+`python -m tests.chart.values_doc` prints the table and `--write` puts it
+into the chart README between the VALUES-TABLE markers; a test checks that
+the README's copy is current.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import json
 import re
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -129,5 +129,17 @@ def readme_table(readme: str) -> str:
     return readme[start:end].strip()
 
 
+def write_readme_table() -> None:
+    """Replace the table between the markers of the chart README."""
+    readme = README_FILE.read_text()
+    start = readme.index(TABLE_START) + len(TABLE_START)
+    end = readme.index(TABLE_END)
+    table = build_table(VALUES_FILE.read_text())
+    README_FILE.write_text(f"{readme[:start]}\n{table}\n{readme[end:]}")
+
+
 if __name__ == "__main__":
-    sys.stdout.write(build_table(Path(VALUES_FILE).read_text()) + "\n")
+    if sys.argv[1:] == ["--write"]:
+        write_readme_table()
+    else:
+        sys.stdout.write(build_table(VALUES_FILE.read_text()) + "\n")

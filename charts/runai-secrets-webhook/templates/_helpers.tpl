@@ -132,3 +132,15 @@ without it, and the ones in webhook.namespaceSelector.excludeNamespaces.
 {{- end }}
 {{- toJson (uniq $excluded) }}
 {{- end }}
+
+{{/*
+Content of the --workload-kinds-file: workloadKinds without the "resource"
+field, which only the webhook configuration's rules need.
+*/}}
+{{- define "runai-secrets-webhook.workloadKindsFile" -}}
+{{- $kinds := list }}
+{{- range .Values.workloadKinds }}
+{{- $kinds = append $kinds (omit . "resource") }}
+{{- end }}
+{{- toYaml (dict "kinds" $kinds) }}
+{{- end }}

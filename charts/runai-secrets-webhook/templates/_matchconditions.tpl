@@ -4,15 +4,18 @@ apiserver calls the webhook only when it is true, so objects that can need no
 change never pay for a webhook call.
 
 It is true when:
-- the object is of a kind whose pod spec layout this expression does not
-  know (the run.ai v2alpha1 workloads): such objects are always sent;
+- the object is of a kind whose layout this expression does not know (kinds
+  added through workloadKinds): such objects are always sent;
 - the object, its pod template or its CronJob's pod template carries an
   annotation with our prefix (env additions, the opt-out, the injected
   marker);
 - any container, initContainer or ephemeralContainer of the pod spec or pod
-  template has an env value containing "SECRET:". "contains" rather than
-  "startsWith" so that no value the service reads as a placeholder is ever
-  skipped; a value that merely mentions the word costs one call.
+  template has an env value containing "SECRET:";
+- a run.ai v2alpha1 workload has such a value in spec.environment.items,
+  where Run:AI keeps env vars as a map of name to {value: ...}.
+"contains" rather than "startsWith" so that no value the service reads as a
+placeholder is ever skipped; a value that merely mentions the word costs one
+call.
 
 Every field access is guarded with has(): a failing condition counts as an
 error, and with failurePolicy Fail the apiserver rejects the request. Pods
@@ -22,7 +25,13 @@ schema does not allow them, so has() is enough here.
 */}}
 {{- define "runai-secrets-webhook.matchExpression" -}}
 {{- $prefix := printf "%s/" .Values.annotationPrefix -}}
-!(has(object.kind) && object.kind in ['Pod', 'Job', 'CronJob', 'Deployment', 'StatefulSet', 'ReplicaSet', 'DaemonSet', 'RunaiJob'])
+!(has(object.kind) && object.kind in ['Pod', 'Job', 'CronJob', 'Deployment', 'StatefulSet',
+    'ReplicaSet', 'DaemonSet', 'RunaiJob', 'TrainingWorkload', 'InteractiveWorkload',
+    'DistributedWorkload'])
+|| (has(object.spec) && has(object.spec.environment) && has(object.spec.environment.items)
+  && object.spec.environment.items.exists(name,
+    'value' in object.spec.environment.items[name]
+      && object.spec.environment.items[name].value.contains('SECRET:')))
 || [
   object,
   has(object.spec) && has(object.spec.template) ? object.spec.template : {},

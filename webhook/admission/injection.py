@@ -4,7 +4,7 @@
 (out of scope, nothing to do, malformed reference) or a `Plan` that lists the
 secrets to look up. The caller looks them up in `Plan.namespace` and passes
 the results to `decide`, which returns the final `Decision`. Both steps are
-pure, so a `dryRun` review gets exactly the same answer.
+pure, so a `dryRun` review gets exactly the same response.
 """
 
 from collections.abc import Mapping, Sequence

@@ -93,11 +93,11 @@ def missing_warning(problem: Problem, namespace: str) -> str:
     """Warn that a reference was converted although its secret or key is missing."""
     secret, ns = quote(problem.secret), quote(namespace)
     if problem.key is not None:
-        what = f"secret {secret} in namespace {ns} has no key {quote(problem.key)}"
+        summary = f"secret {secret} in namespace {ns} has no key {quote(problem.key)}"
     else:
-        what = f"secret {secret} was not found in namespace {ns}"
+        summary = f"secret {secret} was not found in namespace {ns}"
     return (
-        f"{what}, so containers using it wait in CreateContainerConfigError "
+        f"{summary}, so containers using it wait in CreateContainerConfigError "
         f"until it exists: {describe_places(problem.uses)}"
     )
 

@@ -98,7 +98,7 @@ def parse_review(body: bytes, content_type: str = "application/json") -> Review:
 
     Checks run in the order of a careful webhook server: empty body, size,
     content type, JSON, then the envelope fields the logic relies on.
-    Raises `MalformedReview` with the HTTP status to answer.
+    Raises `MalformedReview` with the HTTP status to respond with.
     """
     if not body:
         raise MalformedReview(400, "request body is empty; expected an AdmissionReview")

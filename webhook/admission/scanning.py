@@ -51,7 +51,7 @@ class ReferenceUse(NamedTuple):
 
 @dataclass(slots=True)
 class Scan:
-    """What one pass over an object found.
+    """Findings of one pass over an object.
 
     `subject` names the object in messages, for example `Pod "web"`.
     """
@@ -90,7 +90,7 @@ class Scan:
         entries = env if isinstance(env, list) else []
 
         # This loop runs once per env entry of every container, so it keeps
-        # to cheap checks; the request body is parsed JSON, hence `dict`.
+        # to cheap checks. The request body is parsed JSON, so entries are dicts.
         for index, entry in enumerate(entries):
             if not isinstance(entry, dict) or "valueFrom" in entry:
                 # The author's own valueFrom entries, optional ones

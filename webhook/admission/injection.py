@@ -16,6 +16,7 @@ from webhook.admission.annotations import (
     DEFAULT_PREFIX,
     AnnotationKeys,
     annotations_of,
+    check_prefix,
     injection_disabled,
     parse_container_names,
     parse_env_annotation,
@@ -67,10 +68,17 @@ class InjectionOptions:
     annotation_prefix: str = DEFAULT_PREFIX
     on_missing: OnMissing = "deny"
     extra_kinds: tuple[WorkloadKind, ...] = ()
-    keys: AnnotationKeys = field(init=False)
-    kinds: Mapping[tuple[str, str, str], WorkloadKind] = field(init=False)
+    keys: AnnotationKeys = field(init=False, compare=False)
+    kinds: Mapping[tuple[str, str, str], WorkloadKind] = field(
+        init=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
+        if self.on_missing not in ("deny", "warn"):
+            raise ValueError(
+                f"on_missing {self.on_missing!r} is not valid; use 'deny' or 'warn'"
+            )
+        check_prefix(self.annotation_prefix)
         all_kinds = (*BUILTIN_KINDS, *self.extra_kinds)
         object.__setattr__(
             self, "keys", AnnotationKeys.for_prefix(self.annotation_prefix)
@@ -244,28 +252,39 @@ def _selected_containers(
     subject: str,
     specs: Sequence[tuple[str, Any]],
 ) -> frozenset[str] | None:
-    """Return the app containers named by the containers annotation, or None for all."""
+    """Return the app containers named by the containers annotation.
+
+    None, meaning every app container, when the annotation is absent or
+    names no container.
+    """
     text = annotations.get(keys.containers)
-    if not isinstance(text, str):
+    names = parse_container_names(text) if isinstance(text, str) else []
+    if not names:
         return None
-    names = parse_container_names(text)
-    present = [
-        container.get("name")
-        for _, spec in specs
-        if isinstance(spec, Mapping) and isinstance(spec.get(APP_CONTAINERS), list)
-        for container in spec[APP_CONTAINERS]
-        if isinstance(container, Mapping)
-    ]
+
+    present = _app_container_names(specs)
     for name in names:
         if name not in present:
+            listed = ", ".join(quote(known) for known in present)
             raise Denied(
                 400,
                 f"{subject}: annotation {keys.containers} names container "
-                f"{quote(name)}, which is not one of its containers "
-                f"({', '.join(map(quote, map(str, present)))}). "
+                f"{quote(name)}, which is not one of its containers ({listed}). "
                 "Fix the name or remove it from the annotation.",
             )
     return frozenset(names)
+
+
+def _app_container_names(specs: Sequence[tuple[str, Any]]) -> list[str]:
+    """List the app container names of all pod specs, each once, in order."""
+    names: dict[str, None] = {}
+    for _, spec in specs:
+        containers = spec.get(APP_CONTAINERS) if isinstance(spec, Mapping) else None
+        for container in containers if isinstance(containers, list) else []:
+            name = container.get("name") if isinstance(container, Mapping) else None
+            if isinstance(name, str):
+                names[name] = None
+    return list(names)
 
 
 def _scan_pod_spec(

@@ -64,6 +64,13 @@ def parse_reference(value: str) -> SecretRef:
     return SecretRef(secret, key)
 
 
+def is_dns_subdomain(text: str) -> bool:
+    """Tell whether `text` is a DNS-1123 subdomain of at most 253 characters."""
+    return (
+        len(text) <= MAX_NAME_CHARS and _DNS1123_SUBDOMAIN.fullmatch(text) is not None
+    )
+
+
 def check_secret_name(secret: str) -> None:
     """Raise `InvalidReference` unless `secret` is a valid Secret name."""
     if not secret:

@@ -41,12 +41,17 @@ class ReferenceUse(NamedTuple):
 
     def describe(self) -> str:
         """Describe the place for a message, e.g. `env var "A" in container "app"`."""
-        text = f"env var {quote(self.env_var)}"
-        if self.container:
-            text += f" in container {quote(self.container)}"
-        if self.origin:
-            text += f" from {self.origin}"
-        return text
+        return describe_place(self.env_var, self.container, self.origin)
+
+
+def describe_place(env_var: str, container: str = "", origin: str = "") -> str:
+    """Name an env var, its container and its origin for a message."""
+    text = f"env var {quote(env_var)}"
+    if container:
+        text += f" in container {quote(container)}"
+    if origin:
+        text += f" from {origin}"
+    return text
 
 
 @dataclass(slots=True)
@@ -203,9 +208,7 @@ class Scan:
         try:
             return parse_reference(value)
         except InvalidReference as error:
-            place = ReferenceUse(
-                SecretRef("", ""), env_var, container, origin
-            ).describe()
+            place = describe_place(env_var, container, origin)
             raise Denied(
                 400,
                 f"{self.subject}, {place}: value {quote(value)} is not a valid secret "

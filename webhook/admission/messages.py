@@ -33,9 +33,18 @@ class Problem:
         return self.key is not None or self.status is LookupStatus.NOT_FOUND
 
 
-def describe_places(uses: Sequence[ReferenceUse]) -> str:
-    """List where a secret is used, at most `MAX_PLACES` of them."""
-    places = [use.describe() for use in uses[:MAX_PLACES]]
+def describe_places(uses: Sequence[ReferenceUse], with_keys: bool = False) -> str:
+    """List where a secret is used, at most `MAX_PLACES` of them.
+
+    `with_keys` adds the key each place reads, for problems that concern the
+    whole secret.
+    """
+    places = [
+        f"{use.describe()} with key {quote(use.ref.key)}"
+        if with_keys
+        else use.describe()
+        for use in uses[:MAX_PLACES]
+    ]
     if len(uses) > MAX_PLACES:
         places.append(f"{len(uses) - MAX_PLACES} more")
     return ", ".join(places)
@@ -44,7 +53,8 @@ def describe_places(uses: Sequence[ReferenceUse]) -> str:
 def problem_sentences(problem: Problem, namespace: str) -> str:
     """Describe one problem, where it is used and the fix, for a denial."""
     secret, ns = quote(problem.secret), quote(namespace)
-    used_by = f"It is used by {describe_places(problem.uses)}."
+    places = describe_places(problem.uses, with_keys=problem.key is None)
+    used_by = f"It is used by {places}."
     if problem.key is not None:
         # The other keys stay unnamed: the author may not be allowed to read them.
         key = quote(problem.key)
@@ -98,7 +108,7 @@ def missing_warning(problem: Problem, namespace: str) -> str:
         summary = f"secret {secret} was not found in namespace {ns}"
     return (
         f"{summary}, so containers using it wait in CreateContainerConfigError "
-        f"until it exists: {describe_places(problem.uses)}"
+        f"until it exists: {describe_places(problem.uses, problem.key is None)}"
     )
 
 

@@ -196,3 +196,19 @@ def test_warnings_fit_api_server_limits() -> None:
     assert decision.warnings[-1] == "26 more warnings not shown"
     assert all(len(warning) <= 256 for warning in decision.warnings)
     assert sum(len(warning) for warning in decision.warnings) <= 4096
+
+
+def test_cluster_wide_secret_is_allowed_with_warning() -> None:
+    lookups = {"db-creds": SecretLookup.found({"password"}, namespace="runai")}
+    decision = run(review(ONE_REF), lookups)
+    assert decision.allowed
+    assert decision.warnings == (
+        'secret "db-creds" is not in namespace "runai-team-a" yet but is a '
+        'cluster-wide secret in namespace "runai", so containers using it wait '
+        "until its copy arrives",
+    )
+
+
+def test_secret_found_in_own_namespace_has_no_warning() -> None:
+    lookups = {"db-creds": SecretLookup.found({"password"}, namespace="runai-team-a")}
+    assert run(review(ONE_REF), lookups).warnings == ()

@@ -27,7 +27,12 @@ from webhook.admission.decisions import (
 from webhook.admission.errors import Denied
 from webhook.admission.lookups import LookupStatus, SecretLookup
 from webhook.admission.markers import marker_operation
-from webhook.admission.messages import Problem, denial_message, missing_warning
+from webhook.admission.messages import (
+    Problem,
+    denial_message,
+    found_elsewhere_warning,
+    missing_warning,
+)
 from webhook.admission.objects import is_ephemeral, kind_in_scope, scan_object
 from webhook.admission.podspecs import (
     BUILTIN_KINDS,
@@ -158,11 +163,30 @@ def decide(plan: Plan, lookups: Mapping[str, SecretLookup]) -> Decision:
     warnings = [
         *plan.warnings,
         *(missing_warning(problem, plan.namespace) for problem in missing),
+        *_elsewhere_warnings(plan, lookups),
     ]
     audit = {"injected-env-count": str(len(plan.injected))} if plan.operations else {}
     if missing:
         audit["missing-secret-reference-count"] = str(len(missing))
     return allow(plan.operations, warnings, audit)
+
+
+def _elsewhere_warnings(plan: Plan, lookups: Mapping[str, SecretLookup]) -> list[str]:
+    """Warn about secrets found only in another namespace, as cluster-wide secrets.
+
+    The pod reads the secret from its own namespace, so it waits there
+    until the propagation controller has made the copy.
+    """
+    warnings = []
+    for name in plan.secret_names:
+        lookup = lookups.get(name)
+        if lookup is None or lookup.status is not LookupStatus.FOUND:
+            continue
+        if lookup.namespace and lookup.namespace != plan.namespace:
+            warnings.append(
+                found_elsewhere_warning(name, lookup.namespace, plan.namespace)
+            )
+    return warnings
 
 
 def _with_marker(

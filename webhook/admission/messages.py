@@ -112,5 +112,14 @@ def missing_warning(problem: Problem, namespace: str) -> str:
     )
 
 
+def found_elsewhere_warning(secret: str, found_in: str, namespace: str) -> str:
+    """Warn that a secret exists only as a cluster-wide secret in another namespace."""
+    return (
+        f"secret {quote(secret)} is not in namespace {quote(namespace)} yet but is a "
+        f"cluster-wide secret in namespace {quote(found_in)}, so containers using it "
+        "wait until its copy arrives"
+    )
+
+
 def _detail(detail: str) -> str:
     return f" ({quote(detail)})" if detail else ""

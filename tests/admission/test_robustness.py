@@ -47,13 +47,17 @@ containers = st.lists(
     st.one_of(
         json_values,
         st.fixed_dictionaries(
-            {"name": json_values, "env": st.one_of(env_lists, json_values)}
+            {
+                "name": st.one_of(st.sampled_from(["app", "side"]), json_values),
+                "env": st.one_of(env_lists, json_values),
+            }
         ),
     ),
     max_size=3,
 )
 annotation_values = st.one_of(
-    json_values, st.sampled_from(["A=SECRET:db-creds,username", "x", "=", "a,b"])
+    json_values,
+    st.sampled_from(["A=SECRET:db-creds,username", "x", "=", "a,b", "app", "side"]),
 )
 annotations = st.one_of(
     json_values,
@@ -77,7 +81,11 @@ def objects(draw: st.DrawFn) -> Any:
         st.one_of(
             json_values,
             st.fixed_dictionaries(
-                {"containers": containers, "initContainers": containers},
+                {
+                    "containers": containers,
+                    "initContainers": containers,
+                    "ephemeralContainers": containers,
+                },
             ),
         )
     )
@@ -139,3 +147,40 @@ def test_any_object_gets_decision(
     if not outcome.allowed:
         assert outcome.code >= 400
         assert outcome.message
+
+
+def test_non_string_container_names_with_selection() -> None:
+    obj = {
+        "metadata": {
+            "annotations": {
+                "runai-secrets-webhook/env": "A=SECRET:db-creds,username",
+                "runai-secrets-webhook/containers": "app",
+            }
+        },
+        "spec": {"containers": [{"name": "app"}, {"name": {"odd": 1}}, {"name": [1]}]},
+    }
+    review = parse_review(review_body("Pod", "CREATE", obj, None, ""))
+    plan = plan_review(review, InjectionOptions())
+    assert isinstance(plan, Plan)
+    assert [use.container for use in plan.uses] == ["app"]
+
+
+def test_non_string_ephemeral_names() -> None:
+    old = {"spec": {"ephemeralContainers": [{"name": {"odd": 1}}, {"name": ["x"]}]}}
+    new = {
+        "spec": {
+            "ephemeralContainers": [
+                *old["spec"]["ephemeralContainers"],
+                {
+                    "name": "debug",
+                    "env": [{"name": "A", "value": "SECRET:db-creds,username"}],
+                },
+            ]
+        }
+    }
+    body = review_body("Pod", "UPDATE", new, old, "ephemeralcontainers")
+    plan = plan_review(parse_review(body), InjectionOptions())
+    assert isinstance(plan, Plan)
+    assert [operation["path"] for operation in plan.operations] == [
+        "/spec/ephemeralContainers/2/env/0"
+    ]

@@ -71,9 +71,8 @@ def scan_object(
                 scan.scan_environment_items(items)
         return scan
 
-    additions = _annotation_additions(annotations, keys, scan.subject) + list(
-        extra_additions
-    )
+    additions = _annotation_additions(annotations, keys, scan.subject)
+    additions.extend(extra_additions)
     specs = [
         target
         for pointer in kind.pointers
@@ -150,7 +149,8 @@ def _scan_pod_spec(
     for index, container in enumerate(containers):
         if not isinstance(container, Mapping):
             continue
-        chosen = selected is None or container.get("name") in selected
+        name = container.get("name")
+        chosen = selected is None or (isinstance(name, str) and name in selected)
         scan.scan_container(
             container, f"{path}/{APP_CONTAINERS}/{index}", additions if chosen else ()
         )
@@ -163,14 +163,16 @@ def _scan_new_ephemeral(scan: Scan, obj: Mapping[str, Any], old: object) -> None
     may change. No marker is set: this subresource keeps only changes to
     `spec.ephemeralContainers`.
     """
-    old_names = {
-        container.get("name")
-        for container in _ephemeral(old)
-        if isinstance(container, Mapping)
-    }
+    old_names = {_container_name(container) for container in _ephemeral(old)}
     for index, container in enumerate(_ephemeral(obj)):
-        if isinstance(container, Mapping) and container.get("name") not in old_names:
+        is_new = _container_name(container) not in old_names
+        if isinstance(container, Mapping) and is_new:
             scan.scan_container(container, f"/spec/{EPHEMERAL_CONTAINERS}/{index}")
+
+
+def _container_name(container: object) -> str | None:
+    name = container.get("name") if isinstance(container, Mapping) else None
+    return name if isinstance(name, str) else None
 
 
 def _ephemeral(obj: object) -> list[Any]:

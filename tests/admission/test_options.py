@@ -28,7 +28,7 @@ def test_options_compare_by_settings() -> None:
 
 def test_invalid_on_missing_is_rejected() -> None:
     with pytest.raises(
-        ValueError, match="on_missing 'Warn' is not valid; use 'deny' or 'warn'"
+        ValueError, match=r"on_missing 'Warn' is not valid\. Use 'deny' or 'warn'\."
     ):
         InjectionOptions(on_missing="Warn")  # type: ignore[arg-type]
 

@@ -55,7 +55,7 @@ def test_parse_accepts_json_with_charset() -> None:
 def test_empty_body_is_400() -> None:
     error = malformed(b"")
     assert error.status == 400
-    assert str(error) == "request body is empty; expected an AdmissionReview"
+    assert str(error) == "request body is empty. Send an AdmissionReview."
 
 
 def test_body_over_limit_is_413() -> None:
@@ -78,7 +78,7 @@ def test_wrong_content_type_is_415() -> None:
     assert error.status == 415
     assert (
         str(error)
-        == "content type 'text/plain' is not supported; send application/json"
+        == "content type 'text/plain' is not supported. Send application/json."
     )
 
 
@@ -95,11 +95,11 @@ def test_invalid_json_is_400() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"[]", "request body is not a JSON object; expected an AdmissionReview"),
+        (b"[]", "request body is not a JSON object. Send an AdmissionReview."),
         (
             b'{"apiVersion": "v1", "kind": "AdmissionReview", "request": {}}',
-            "apiVersion 'v1' is not supported; expected one of "
-            "admission.k8s.io/v1, admission.k8s.io/v1beta1",
+            "apiVersion 'v1' is not supported. Use one of "
+            "admission.k8s.io/v1, admission.k8s.io/v1beta1.",
         ),
         (
             b'{"apiVersion": "admission.k8s.io/v1", "kind": "Pod", "request": {}}',

@@ -69,7 +69,7 @@ class InjectionOptions:
     def __post_init__(self) -> None:
         if self.on_missing not in ("deny", "warn"):
             raise ValueError(
-                f"on_missing {self.on_missing!r} is not valid; use 'deny' or 'warn'"
+                f"on_missing {self.on_missing!r} is not valid. Use 'deny' or 'warn'."
             )
         check_prefix(self.annotation_prefix)
         all_kinds = (*BUILTIN_KINDS, *self.extra_kinds)

@@ -56,7 +56,7 @@ def scan_object(
     keys: AnnotationKeys,
     extra_additions: Sequence[EnvAddition],
 ) -> Scan:
-    """Scan the pod specs of a reviewed object; raise `Denied` for bad input."""
+    """Scan the pod specs of a reviewed object, raising `Denied` for bad input."""
     annotations = annotations_of(obj)
     scan = Scan(
         describe_subject(request, obj), not injection_disabled(annotations, keys)

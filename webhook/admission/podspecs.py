@@ -140,8 +140,8 @@ def load_workload_kinds(config: object) -> tuple[WorkloadKind, ...]:
         kind = _load_entry(f"kinds[{index}]", entry)
         if kind.key() in known_keys:
             raise InvalidWorkloadKinds(
-                f"kinds[{index}]: {_describe(kind)} is listed twice or is built in; "
-                "remove this entry"
+                f"kinds[{index}]: {_describe(kind)} is listed twice or is built in. "
+                "Remove this entry."
             )
         known_keys.add(kind.key())
         kinds.append(kind)
@@ -156,8 +156,8 @@ def _load_entry(where: str, entry: object) -> WorkloadKind:
     unknown = sorted(set(map(str, entry)) - _FIELDS)
     if unknown:
         raise InvalidWorkloadKinds(
-            f"{where} has unknown field {unknown[0]!r}; "
-            f"allowed: {', '.join(sorted(_FIELDS))}"
+            f"{where} has unknown field {unknown[0]!r}. "
+            f"Allowed fields: {', '.join(sorted(_FIELDS))}."
         )
     group = _string_field(where, entry, "group", allow_empty=True)
     version = _string_field(where, entry, "version")
@@ -186,13 +186,13 @@ def _pointer_list(where: str, pointers: object) -> tuple[str, ...]:
     if not isinstance(pointers, list) or not pointers:
         raise InvalidWorkloadKinds(
             f"{where}.podSpecs must be a non-empty list of JSON Pointers, "
-            f"e.g. /spec/template/spec"
+            "e.g. /spec/template/spec."
         )
     for index, pointer in enumerate(pointers):
         if not isinstance(pointer, str) or not pointer.startswith("/"):
             raise InvalidWorkloadKinds(
-                f"{where}.podSpecs[{index}] {pointer!r} is not a JSON Pointer; "
-                "it must start with '/', e.g. /spec/template/spec"
+                f"{where}.podSpecs[{index}] {pointer!r} is not a JSON Pointer. "
+                "It must start with '/', e.g. /spec/template/spec."
             )
     return tuple(pointers)
 

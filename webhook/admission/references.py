@@ -49,7 +49,7 @@ def is_placeholder(value: object) -> TypeGuard[str]:
 
 
 def parse_reference(value: str) -> SecretRef:
-    """Parse `SECRET:<secret>,<key>`; raise `InvalidReference` with the reason."""
+    """Parse `SECRET:<secret>,<key>`, raising `InvalidReference` with the reason."""
     if not value.startswith(PREFIX):
         raise InvalidReference(f"it does not start with {PREFIX!r}")
     body = value[len(PREFIX) :]

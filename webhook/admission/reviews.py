@@ -101,7 +101,7 @@ def parse_review(body: bytes, content_type: str = "application/json") -> Review:
     Raises `MalformedReview` with the HTTP status to respond with.
     """
     if not body:
-        raise MalformedReview(400, "request body is empty; expected an AdmissionReview")
+        raise MalformedReview(400, "request body is empty. Send an AdmissionReview.")
     if len(body) > MAX_REVIEW_BYTES:
         raise MalformedReview(
             413,
@@ -112,7 +112,7 @@ def parse_review(body: bytes, content_type: str = "application/json") -> Review:
     if media_type != "application/json":
         raise MalformedReview(
             415,
-            f"content type {content_type!r} is not supported; send application/json",
+            f"content type {content_type!r} is not supported. Send application/json.",
         )
 
     try:
@@ -125,14 +125,14 @@ def parse_review(body: bytes, content_type: str = "application/json") -> Review:
 def _check_envelope(document: object) -> Review:
     if not isinstance(document, dict):
         raise MalformedReview(
-            400, "request body is not a JSON object; expected an AdmissionReview"
+            400, "request body is not a JSON object. Send an AdmissionReview."
         )
     api_version = document.get("apiVersion")
     if api_version not in API_VERSIONS:
         raise MalformedReview(
             400,
-            f"apiVersion {api_version!r} is not supported; expected one of "
-            f"{', '.join(sorted(API_VERSIONS))}",
+            f"apiVersion {api_version!r} is not supported. Use one of "
+            f"{', '.join(sorted(API_VERSIONS))}.",
         )
     if document.get("kind") != REVIEW_KIND:
         raise MalformedReview(

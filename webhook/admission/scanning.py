@@ -204,7 +204,7 @@ class Scan:
     def parse(
         self, value: str, env_var: str, container: str, origin: str = ""
     ) -> SecretRef:
-        """Parse a placeholder; raise `Denied` (400) naming where it sits."""
+        """Parse a placeholder, raising `Denied` (400) that names where it sits."""
         try:
             return parse_reference(value)
         except InvalidReference as error:

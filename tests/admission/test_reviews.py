@@ -170,3 +170,8 @@ def test_warnings_and_audit_annotations_are_sent() -> None:
     response = build_response(review(pod()), decision)["response"]
     assert response["warnings"] == ["careful"]
     assert response["auditAnnotations"] == {"injected-env-count": "2"}
+
+
+def test_warnings_lose_control_characters() -> None:
+    decision = allow(warnings=["line one\nline two\x85end\x7f", "tab\there"])
+    assert decision.warnings == ("line one line two end", "tab here")

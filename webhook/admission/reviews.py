@@ -17,9 +17,9 @@ API_VERSIONS = frozenset({"admission.k8s.io/v1", "admission.k8s.io/v1beta1"})
 REVIEW_KIND = "AdmissionReview"
 
 # Largest request body accepted, in bytes. kube-apiserver rejects request
-# bodies over 3 MiB (its default max request body size), so an object and the
-# old object in one review take at most 2 x 3 MiB. 1 MiB more covers the
-# envelope, userInfo and options.
+# bodies over 3 MiB (MaxRequestBodyBytes in k8s.io/apiserver
+# pkg/server/config.go), so an object and the old object in one review take
+# at most 2 x 3 MiB. 1 MiB more covers the envelope, userInfo and options.
 MAX_REVIEW_BYTES = 7 * 1024 * 1024
 
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]

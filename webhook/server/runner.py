@@ -17,13 +17,14 @@ from webhook.kube.config import new_api_client
 from webhook.kube.lookups import SecretKeyLookups
 from webhook.kube.secrets import ClusterSecrets, DirectorySecrets
 from webhook.server.app import create_app
-from webhook.server.certificates import server_ssl_context
+from webhook.server.certificates import serving_certificates
 from webhook.server.logs import configure_logging
 from webhook.server.metrics import new_metrics
 from webhook.server.mutate import MutateEndpoint
 from webhook.server.pipeline import build_reviewer
 from webhook.server.readiness import Readiness
 from webhook.settings import ServeSettings
+from webhook.tls.serving import ServingCertificates
 
 logger = logging.getLogger(__name__)
 
@@ -94,13 +95,18 @@ async def probe_until_answered(
 
 
 async def serve(
-    server: GracefulServer, source: SecretSource, executor: ThreadPoolExecutor
+    server: GracefulServer,
+    source: SecretSource,
+    executor: ThreadPoolExecutor,
+    certificates: ServingCertificates,
 ) -> None:
     probe = asyncio.create_task(probe_until_answered(source, executor))
+    await certificates.start()
     try:
         await server.serve()
     finally:
         probe.cancel()
+        await certificates.close()
 
 
 def run(settings: ServeSettings) -> int:
@@ -110,13 +116,14 @@ def run(settings: ServeSettings) -> int:
     executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
     try:
         source = build_source(settings)
-        context = server_ssl_context(settings)
+        certificates = serving_certificates(settings, metrics.registry)
     except (OSError, ValueError) as error:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
 
     readiness = Readiness(
-        source_answered=lambda: source.answered, certificate_loaded=True
+        source_answered=lambda: source.answered,
+        certificate_loaded=certificates.ready,
     )
     lookups = SecretKeyLookups(
         source, executor, settings.cache_ttl, metrics.count_lookup
@@ -135,7 +142,7 @@ def run(settings: ServeSettings) -> int:
         server_header=False,
     )
     config.load()
-    config.ssl = context
+    config.ssl = certificates.ssl_context
     logger.info(
         "listening",
         extra={
@@ -144,7 +151,9 @@ def run(settings: ServeSettings) -> int:
             "on_missing": settings.on_missing,
         },
     )
-    asyncio.run(serve(GracefulServer(config, readiness), source, executor))
+    asyncio.run(
+        serve(GracefulServer(config, readiness), source, executor, certificates)
+    )
     executor.shutdown(wait=False, cancel_futures=True)
     logger.info("stopped")
     return 0

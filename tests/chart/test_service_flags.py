@@ -38,10 +38,6 @@ MODES: dict[str, dict[str, Any]] = {
 PENDING_FLAGS = {
     "--workers",
     "--project-label",
-    "--webhook-configuration-name",
-    "--self-managed-certs",
-    "--ca-secret-name",
-    "--validating-webhook-configuration-name",
     "--templates",
     "--template-namespace",
     "--source-namespace",

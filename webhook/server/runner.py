@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from prometheus_client import REGISTRY
 
 from webhook.kube.config import new_api_client
 from webhook.kube.lookups import SecretKeyLookups
@@ -89,9 +90,9 @@ async def probe_until_answered(
     """Call the API until it responds once, so that /readyz can turn true."""
     loop = asyncio.get_running_loop()
     while not await loop.run_in_executor(executor, source.probe, PROBE_TIMEOUT_SECONDS):
-        logger.warning("Kubernetes API not reachable, retrying")
+        logger.warning("secret source not reachable, retrying")
         await asyncio.sleep(PROBE_INTERVAL_SECONDS)
-    logger.info("Kubernetes API responded")
+    logger.info("secret source responded")
 
 
 async def serve(
@@ -100,8 +101,9 @@ async def serve(
     executor: ThreadPoolExecutor,
     certificates: ServingCertificates,
 ) -> None:
-    probe = asyncio.create_task(probe_until_answered(source, executor))
+    """Serve until stopped, with certificate reloads and the API probe alongside."""
     await certificates.start()
+    probe = asyncio.create_task(probe_until_answered(source, executor))
     try:
         await server.serve()
     finally:
@@ -112,8 +114,7 @@ async def serve(
 def run(settings: ServeSettings) -> int:
     """Run the service until SIGTERM or SIGINT; return the exit status."""
     configure_logging(settings.log_format, settings.log_level)
-    metrics = new_metrics()
-    executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
+    metrics = new_metrics(REGISTRY)
     try:
         source = build_source(settings)
         certificates = serving_certificates(settings, metrics.registry)
@@ -121,9 +122,10 @@ def run(settings: ServeSettings) -> int:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
 
+    executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
     readiness = Readiness(
         source_answered=lambda: source.answered,
-        certificate_loaded=certificates.ready,
+        certificate_ready=certificates.ready,
     )
     lookups = SecretKeyLookups(
         source, executor, settings.cache_ttl, metrics.count_lookup
@@ -141,6 +143,7 @@ def run(settings: ServeSettings) -> int:
         access_log=False,
         server_header=False,
     )
+    # The contract with webhook.tls: load() first, then our own context.
     config.load()
     config.ssl = certificates.ssl_context
     logger.info(

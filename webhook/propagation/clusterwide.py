@@ -1,0 +1,81 @@
+"""Let the webhook accept references to cluster-wide secrets not yet copied.
+
+When a job references a secret that is missing from its namespace, the
+webhook's lookup asks `ClusterWideResolver`. If the source namespace holds a
+secret of that name with the `runai/cluster-wide: "true"` label and the
+job's namespace is a project, the resolver returns the source's key names
+and, unless the review is a dry run, creates the copy right away so the pod
+can start without waiting for the controller.
+
+The create never overwrites: a secret that appeared in the meantime makes
+the API answer 409 and stays as it is. The copy carries the same marks as the
+controller's copies, so the controller keeps it in sync and removes it when
+the source or the project label goes away.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from webhook.propagation import metrics
+from webhook.propagation.api import API_FAILURES, KubeApi, status_of
+from webhook.propagation.copies import build_copy, is_cluster_wide, is_supported
+from webhook.propagation.settings import PropagationSettings
+from webhook.propagation.targets import NamespaceInfo, is_target
+
+logger = logging.getLogger(__name__)
+
+
+class ClusterWideResolver:
+    def __init__(self, api: KubeApi, settings: PropagationSettings) -> None:
+        self._api = api
+        self._settings = settings
+
+    def resolve(
+        self, namespace: str, name: str, dry_run: bool
+    ) -> frozenset[str] | None:
+        """Return the key names of cluster-wide secret `name` for `namespace`.
+
+        Returns None when no cluster-wide secret of that name applies to the
+        namespace, so the caller reports the secret as missing. Only key names
+        leave this function; the values are dropped with the response.
+        Raises the API errors of the reads.
+        """
+        settings = self._settings
+        if namespace == settings.source_namespace:
+            return None
+        source = self._api.get_secret(settings.source_namespace, name)
+        if source is None or not is_cluster_wide(source) or not is_supported(source):
+            return None
+        target = self._api.get_namespace(namespace)
+        if target is None or not is_target(NamespaceInfo.from_object(target), settings):
+            return None
+
+        keys = frozenset((source.get("data") or {}).keys())
+        if not dry_run:
+            self._create_copy(build_copy(source, namespace, settings), namespace, name)
+        return keys
+
+    def _create_copy(self, body: dict[str, object], namespace: str, name: str) -> None:
+        try:
+            self._api.create_secret(namespace, body)
+        except API_FAILURES as error:
+            # 409: the copy or another secret appeared since the lookup; either
+            # way nothing is overwritten and the pod uses what is there.
+            if status_of(error) == 409:
+                return
+            # The controller creates the copy on its next reconcile, so the
+            # review still passes; the pod waits for the secret until then.
+            metrics.API_ERRORS.labels(operation="create_copy_on_admission").inc()
+            logger.warning(
+                "copy on admission failed",
+                extra={
+                    "namespace": namespace,
+                    "secret": name,
+                    "error": str(error)[:200],
+                },
+            )
+            return
+        logger.info(
+            "copy created on admission", extra={"namespace": namespace, "secret": name}
+        )

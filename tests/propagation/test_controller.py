@@ -1,0 +1,294 @@
+"""The controller against the fake API server: copies follow labels and sources."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import REGISTRY
+
+from tests.harness.fakekube import FakeKube
+from tests.propagation.conftest import (
+    CLUSTER_WIDE,
+    PROJECT,
+    delete_secret,
+    secret,
+    set_labels,
+    wait_for,
+    writes,
+)
+
+Start = Callable[..., Any]
+
+
+def events(kube: FakeKube, namespace: str) -> list[dict[str, Any]]:
+    listed, _ = kube.store.list_objects(
+        __import__("tests.harness.kubestore", fromlist=["x"]).find_resource(
+            "", "v1", "events"
+        ),
+        namespace,
+    )
+    return listed
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_user_secret_is_never_overwritten(
+    fake_kube: FakeKube, run_controller: Start
+) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    fake_kube.add_namespace("runai-team-b", PROJECT)
+    users = fake_kube.add_secret("runai-team-a", "regcred", {"auth": "users-own"})
+    source = fake_kube.add_secret("runai", "regcred", {"auth": "cluster"}, CLUSTER_WIDE)
+    conflicts_before = metric("runai_secrets_webhook_propagation_conflicts_total")
+
+    run_controller()
+    wait_for(
+        lambda: secret(fake_kube, "runai-team-b", "regcred"), message="team-b copy"
+    )
+    reasons = wait_for(
+        lambda: [
+            e for e in events(fake_kube, "runai") if e["reason"] == "CopyConflict"
+        ],
+        message="a CopyConflict event",
+    )
+
+    after = secret(fake_kube, "runai-team-a", "regcred")
+    assert after == users
+    assert "runai-team-a/regcred" in reasons[0]["message"]
+    assert reasons[0]["involvedObject"]["uid"] == source["metadata"]["uid"]
+    assert reasons[0]["type"] == "Warning"
+    assert (
+        metric("runai_secrets_webhook_propagation_conflicts_total")
+        == conflicts_before + 1
+    )
+    user_writes = [w for w in writes(fake_kube) if w.namespace == "runai-team-a"]
+    assert all(w.verb == "create" and w.status == 409 for w in user_writes)
+
+
+def test_copy_appears_once_user_secret_deleted(
+    fake_kube: FakeKube, run_controller: Start
+) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    fake_kube.add_secret("runai-team-a", "regcred", {"auth": "users-own"})
+    source = fake_kube.add_secret("runai", "regcred", {"auth": "cluster"}, CLUSTER_WIDE)
+    run_controller()
+    wait_for(
+        lambda: [
+            e for e in events(fake_kube, "runai") if e["reason"] == "CopyConflict"
+        ],
+        message="a CopyConflict event",
+    )
+
+    delete_secret(fake_kube, "runai-team-a", "regcred")
+    copy = wait_for(
+        lambda: secret(fake_kube, "runai-team-a", "regcred"), message="the copy"
+    )
+
+    labels = copy["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "runai-secrets-webhook"
+    assert labels["runai-secrets-webhook/source"] == "regcred"
+    assert copy["data"] == source["data"]
+    assert secret(fake_kube, "runai", "regcred") == source
+    assert not [
+        w
+        for w in writes(fake_kube)
+        if w.namespace == "runai" and w.resource == "secrets"
+    ]
+
+
+def test_project_label_removed_deletes_copy(
+    fake_kube: FakeKube, run_controller: Start
+) -> None:
+    for name in ("runai-team-a", "runai-team-b"):
+        fake_kube.add_namespace(name, PROJECT)
+    fake_kube.add_secret("runai", "regcred", {"auth": "x"}, CLUSTER_WIDE)
+    run_controller()
+    wait_for(lambda: secret(fake_kube, "runai-team-a", "regcred"), message="copy in a")
+
+    set_labels(fake_kube, "v1", "namespaces", "", "runai-team-a", {"runai/queue": None})
+
+    wait_for(
+        lambda: secret(fake_kube, "runai-team-a", "regcred") is None,
+        message="the copy in runai-team-a to go",
+    )
+    assert secret(fake_kube, "runai-team-b", "regcred") is not None
+
+
+def test_cluster_wide_label_removed_deletes_all(
+    fake_kube: FakeKube, run_controller: Start
+) -> None:
+    names = [f"runai-team-{i}" for i in range(5)]
+    for name in names:
+        fake_kube.add_namespace(name, PROJECT)
+    fake_kube.add_secret("runai", "regcred", {"auth": "x"}, CLUSTER_WIDE)
+    run_controller()
+    wait_for(
+        lambda: all(secret(fake_kube, n, "regcred") for n in names), message="5 copies"
+    )
+
+    set_labels(
+        fake_kube, "v1", "secrets", "runai", "regcred", {"runai/cluster-wide": None}
+    )
+
+    wait_for(
+        lambda: not any(secret(fake_kube, n, "regcred") for n in names),
+        message="every copy to go",
+    )
+    assert secret(fake_kube, "runai", "regcred") is not None
+
+
+def test_source_deleted_deletes_all(fake_kube: FakeKube, run_controller: Start) -> None:
+    names = ["runai-team-a", "runai-team-b"]
+    for name in names:
+        fake_kube.add_namespace(name, PROJECT)
+    fake_kube.add_secret("runai", "token", {"t": "x"}, CLUSTER_WIDE)
+    run_controller()
+    wait_for(
+        lambda: all(secret(fake_kube, n, "token") for n in names), message="copies"
+    )
+
+    delete_secret(fake_kube, "runai", "token")
+
+    wait_for(
+        lambda: not any(secret(fake_kube, n, "token") for n in names),
+        message="every copy to go",
+    )
+
+
+def test_namespace_labelled_after_start(
+    fake_kube: FakeKube, run_controller: Start
+) -> None:
+    fake_kube.add_secret("runai", "regcred", {"auth": "x"}, CLUSTER_WIDE)
+    run_controller()
+
+    fake_kube.add_namespace("runai-late")
+    fake_kube.add_namespace("runai-late", PROJECT)
+
+    copy = wait_for(
+        lambda: secret(fake_kube, "runai-late", "regcred"), timeout=5, message="copy"
+    )
+    assert copy["metadata"]["annotations"]["runai-secrets-webhook/source-uid"]
+
+
+def test_non_targets_get_no_copy(fake_kube: FakeKube, run_controller: Start) -> None:
+    fake_kube.add_namespace(
+        "runai-opted-out", {**PROJECT, "runai-secrets-webhook/propagate": "false"}
+    )
+    fake_kube.add_namespace("plain")
+    fake_kube.add_namespace("runai", PROJECT)
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    fake_kube.add_secret("runai", "regcred", {"auth": "x"}, CLUSTER_WIDE)
+    fake_kube.add_secret("runai", "local", {"auth": "x"})
+    run_controller()
+    wait_for(lambda: secret(fake_kube, "runai-team-a", "regcred"), message="copy")
+
+    assert secret(fake_kube, "runai-opted-out", "regcred") is None
+    assert secret(fake_kube, "plain", "regcred") is None
+    assert secret(fake_kube, "runai-team-a", "local") is None
+    runai_writes = [
+        w
+        for w in writes(fake_kube)
+        if w.namespace == "runai" and w.resource == "secrets"
+    ]
+    assert runai_writes == []
+
+
+def test_data_change_reaches_copies(fake_kube: FakeKube, run_controller: Start) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    fake_kube.add_secret("runai", "regcred", {"auth": "v1"}, CLUSTER_WIDE)
+    run_controller()
+    first = wait_for(
+        lambda: secret(fake_kube, "runai-team-a", "regcred"), message="copy"
+    )
+
+    changed = fake_kube.add_secret("runai", "regcred", {"auth": "v2"}, CLUSTER_WIDE)
+
+    copy = wait_for(
+        lambda: (
+            (c := secret(fake_kube, "runai-team-a", "regcred"))
+            and c["data"] == changed["data"]
+            and c
+        ),
+        message="the new data in the copy",
+    )
+    assert copy["metadata"]["uid"] == first["metadata"]["uid"]
+
+
+def test_type_change_replaces_copy(fake_kube: FakeKube, run_controller: Start) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    fake_kube.add_secret("runai", "regcred", {"auth": "v1"}, CLUSTER_WIDE)
+    run_controller()
+    first = wait_for(
+        lambda: secret(fake_kube, "runai-team-a", "regcred"), message="copy"
+    )
+
+    fake_kube.add_secret(
+        "runai", "regcred", {"auth": "v1"}, CLUSTER_WIDE, type_="example.com/token"
+    )
+    fake_kube.store.put(fake_kube.get("v1", "secrets", "runai", "regcred"))
+
+    copy = wait_for(
+        lambda: (
+            (c := secret(fake_kube, "runai-team-a", "regcred"))
+            and c["type"] == "example.com/token"
+            and c
+        ),
+        message="the new type in the copy",
+    )
+    assert copy["metadata"]["uid"] != first["metadata"]["uid"]
+
+
+def test_immutable_data_change_replaces_copy(
+    fake_kube: FakeKube, run_controller: Start
+) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    source = fake_kube.add_secret("runai", "regcred", {"auth": "v1"}, CLUSTER_WIDE)
+    source["immutable"] = True
+    fake_kube.store.put(source)
+    run_controller()
+    first = wait_for(
+        lambda: secret(fake_kube, "runai-team-a", "regcred"), message="copy"
+    )
+    assert first["immutable"] is True
+
+    delete_secret(fake_kube, "runai", "regcred")
+    replacement = fake_kube.add_secret("runai", "regcred", {"auth": "v2"}, CLUSTER_WIDE)
+    replacement["immutable"] = True
+    replacement = fake_kube.store.put(replacement)
+
+    copy = wait_for(
+        lambda: (
+            (c := secret(fake_kube, "runai-team-a", "regcred"))
+            and c["data"] == replacement["data"]
+            and c
+        ),
+        message="the new data in the copy",
+    )
+    assert copy["metadata"]["uid"] != first["metadata"]["uid"]
+    assert (
+        copy["metadata"]["annotations"]["runai-secrets-webhook/source-uid"]
+        == replacement["metadata"]["uid"]
+    )
+
+
+def test_edited_copy_is_restored(fake_kube: FakeKube, run_controller: Start) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    source = fake_kube.add_secret("runai", "regcred", {"auth": "v1"}, CLUSTER_WIDE)
+    run_controller()
+    copy = wait_for(
+        lambda: secret(fake_kube, "runai-team-a", "regcred"), message="copy"
+    )
+
+    copy["data"] = {"auth": "ZWRpdGVk"}
+    fake_kube.store.put(copy)
+
+    wait_for(
+        lambda: (
+            (c := secret(fake_kube, "runai-team-a", "regcred"))
+            and c["data"] == source["data"]
+        ),
+        message="the copy to be restored",
+    )

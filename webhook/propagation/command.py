@@ -38,6 +38,27 @@ SERVICE_ACCOUNT_NAMESPACE = Path(
 )
 
 
+# Attributes every LogRecord has; anything else came in through `extra`.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class FieldsFormatter(logging.Formatter):
+    """Text log lines with the `extra` fields appended as key=value pairs."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = {
+            key: value
+            for key, value in vars(record).items()
+            if key not in _RECORD_ATTRIBUTES
+        }
+        pairs = " ".join(f"{key}={value!r}" for key, value in sorted(fields.items()))
+        return f"{line} {pairs}" if pairs else line
+
+
 def env_default(flag: str, default: Any = None) -> Any:
     """Return the value of the flag's environment variable, or `default`."""
     name = ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
@@ -190,7 +211,7 @@ def add_propagate_command(subparsers: Any) -> argparse.ArgumentParser:
         type=int,
         help="port of the Prometheus metrics listener; 0 turns it off",
     )
-    parser.set_defaults(func=run_propagate)
+    parser.set_defaults(run=run_propagate)
     return parser
 
 
@@ -261,10 +282,9 @@ def controller_from_args(args: argparse.Namespace, client: ApiClient) -> Control
 def run_propagate(args: argparse.Namespace) -> int:
     """Run the controller until SIGTERM or SIGINT, then release the Lease."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=str(args.log_level).upper(),
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        )
+        handler = logging.StreamHandler()
+        handler.setFormatter(FieldsFormatter())
+        logging.basicConfig(level=str(args.log_level).upper(), handlers=[handler])
     try:
         controller = controller_from_args(args, load_client(args.kubeconfig))
     except ValueError as error:
@@ -288,5 +308,5 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="runai-secrets-webhook")
     add_propagate_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    result: int = args.func(args)
+    result: int = args.run(args)
     return result

@@ -91,10 +91,10 @@ class LeaseElector:
             self._set_leading(False)
             # Jitter keeps candidates that started together from colliding.
             stop.wait(self._timing.retry_period * random.uniform(1.0, 1.2))  # noqa: S311
-        self._set_leading(False)
+        self._set_leading(False, stopping=True)
         self.release()
 
-    def _set_leading(self, leading: bool) -> None:
+    def _set_leading(self, leading: bool, stopping: bool = False) -> None:
         with self._lock:
             changed = leading != self._leading
             self._leading = leading
@@ -105,7 +105,10 @@ class LeaseElector:
             logger.info("lease acquired", extra={"identity": self.identity})
             self._on_started()
         else:
-            logger.warning("lease lost", extra={"identity": self.identity})
+            if stopping:
+                logger.info("leadership ended", extra={"identity": self.identity})
+            else:
+                logger.warning("lease lost", extra={"identity": self.identity})
             self._on_stopped()
 
     def _try_acquire_or_renew(self) -> bool:
@@ -136,6 +139,12 @@ class LeaseElector:
         duration = spec.get("leaseDurationSeconds") or self._timing.duration
         held_by_other = holder not in ("", self.identity)
         if held_by_other and started < self._observed_at + duration:
+            return False
+        # A process frozen (SIGSTOP, a long GC pause) between the read and
+        # the update would act on an old record: another replica may have
+        # taken over meanwhile, so a read older than the retry period is
+        # not used.
+        if self._clock() - started > self._timing.retry_period:
             return False
         return self._replace(lease, holder)
 

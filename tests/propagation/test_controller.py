@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from kubernetes.client import ApiException
 from prometheus_client import REGISTRY
 
 from tests.harness.fakekube import FakeKube
+from tests.harness.kubestore import find_resource
 from tests.propagation.conftest import (
     CLUSTER_WIDE,
     PROJECT,
@@ -17,17 +21,17 @@ from tests.propagation.conftest import (
     wait_for,
     writes,
 )
+from webhook.propagation.api import KubeApi
 
 Start = Callable[..., Any]
 
 
+EVENTS = find_resource("", "v1", "events")
+
+
 def events(kube: FakeKube, namespace: str) -> list[dict[str, Any]]:
-    listed, _ = kube.store.list_objects(
-        __import__("tests.harness.kubestore", fromlist=["x"]).find_resource(
-            "", "v1", "events"
-        ),
-        namespace,
-    )
+    assert EVENTS is not None
+    listed, _ = kube.store.list_objects(EVENTS, namespace)
     return listed
 
 
@@ -292,3 +296,49 @@ def test_edited_copy_is_restored(fake_kube: FakeKube, run_controller: Start) -> 
         ),
         message="the copy to be restored",
     )
+
+
+def test_metrics_report_states(fake_kube: FakeKube, run_controller: Start) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    fake_kube.add_namespace("runai-team-b", PROJECT)
+    fake_kube.add_secret("runai-team-a", "regcred", {"auth": "users-own"})
+    fake_kube.add_secret("runai", "regcred", {"auth": "x"}, CLUSTER_WIDE)
+    successes_before = metric(
+        "runai_secrets_webhook_propagation_reconciles_total", result="success"
+    )
+
+    run_controller()
+
+    wait_for(
+        lambda: (
+            metric("runai_secrets_webhook_propagation_copies", state="conflict") == 1
+        ),
+        message="one conflict in the copies gauge",
+    )
+    assert metric("runai_secrets_webhook_propagation_copies", state="synced") == 1
+    assert metric("runai_secrets_webhook_propagation_copies", state="failed") == 0
+    assert metric("runai_secrets_webhook_propagation_leader") == 1
+    resync = metric(
+        "runai_secrets_webhook_propagation_last_full_resync_timestamp_seconds"
+    )
+    assert resync > time.time() - 60
+    assert (
+        metric("runai_secrets_webhook_propagation_reconciles_total", result="success")
+        > successes_before
+    )
+
+
+def test_delete_precondition_protects_changed_copy(fake_kube: FakeKube) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    stale = fake_kube.add_secret("runai-team-a", "regcred", {"auth": "old"})
+    fake_kube.add_secret("runai-team-a", "regcred", {"auth": "new"})
+    api = KubeApi(fake_kube.api_client(), 5.0)
+    metadata = stale["metadata"]
+
+    with pytest.raises(ApiException) as raised:
+        api.delete_secret(
+            "runai-team-a", "regcred", metadata["uid"], metadata["resourceVersion"]
+        )
+
+    assert raised.value.status == 409
+    assert secret(fake_kube, "runai-team-a", "regcred") is not None

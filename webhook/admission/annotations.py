@@ -1,0 +1,100 @@
+"""The annotations the webhook reads and writes, all under one prefix."""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.admission.additions import EnvAddition
+from webhook.admission.decisions import quote
+from webhook.admission.errors import Denied
+from webhook.admission.references import (
+    EXPECTED_FORM,
+    InvalidReference,
+    parse_reference,
+)
+
+DEFAULT_PREFIX = "runai-secrets-webhook"
+
+# Env var names valid on every Kubernetes version; 1.32 relaxed this to any
+# printable ASCII except '=', but older API servers still reject the rest.
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotationKeys:
+    """The full annotation keys for one prefix."""
+
+    env: str
+    containers: str
+    inject: str
+    injected: str
+    templates: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str = DEFAULT_PREFIX) -> "AnnotationKeys":
+        """Build the keys `<prefix>/env`, `<prefix>/containers` and so on."""
+        return cls(
+            env=f"{prefix}/env",
+            containers=f"{prefix}/containers",
+            inject=f"{prefix}/inject",
+            injected=f"{prefix}/injected",
+            templates=f"{prefix}/templates",
+        )
+
+
+def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Return the object's annotations, or an empty map when it has none."""
+    metadata = obj.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    return annotations if isinstance(annotations, Mapping) else {}
+
+
+def injection_disabled(annotations: Mapping[str, Any], keys: AnnotationKeys) -> bool:
+    """Tell whether the object opts out of converting its literal env values."""
+    value = annotations.get(keys.inject)
+    return isinstance(value, str) and value.strip().lower() == "false"
+
+
+def parse_env_annotation(text: str, key: str, subject: str) -> list[EnvAddition]:
+    """Parse the env annotation: one `NAME=SECRET:<secret>,<key>` per line.
+
+    Blank lines are skipped. Raises `Denied` (400) naming the first bad line
+    of `subject` (the object, for example `Pod "web"`) and the expected form.
+    """
+    additions = []
+    for number, raw_line in enumerate(text.splitlines(), start=1):
+        line = raw_line.strip()
+        if not line:
+            continue
+        name, equals, value = line.partition("=")
+        problem = _line_problem(name, equals, value)
+        if problem:
+            raise Denied(
+                400,
+                f"{subject}: annotation {key} line {number} {quote(line)} is invalid: "
+                f"{problem}. Expected one NAME={EXPECTED_FORM} per line, for example "
+                "DB_PASSWORD=SECRET:db-creds,password.",
+            )
+        additions.append(EnvAddition(name, value, f"annotation {key} line {number}"))
+    return additions
+
+
+def _line_problem(name: str, equals: str, value: str) -> str:
+    if not equals:
+        return "it has no '='"
+    if not _ENV_NAME.fullmatch(name):
+        return (
+            f"env var name {quote(name)} is not valid: use letters, digits, "
+            "'-', '_' and '.', not starting with a digit"
+        )
+    try:
+        parse_reference(value)
+    except InvalidReference as error:
+        return f"value {quote(value)} is not a secret reference because {error.reason}"
+    return ""
+
+
+def parse_container_names(text: str) -> list[str]:
+    """Parse the comma-separated container names annotation, dropping blanks."""
+    return [name.strip() for name in text.split(",") if name.strip()]

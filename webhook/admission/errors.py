@@ -1,0 +1,47 @@
+"""Errors of the admission logic.
+
+Two kinds of failure are kept apart because the HTTP edge answers them
+differently:
+
+- `MalformedReview`: the webhook call itself is broken (not JSON, too large,
+  wrong content type, no `request`). It is answered with an HTTP error status
+  before any admission logic runs.
+- `Denied`: the call is fine but the object under review is not allowed. It is
+  answered with HTTP 200 and an AdmissionReview whose response carries
+  `allowed: false`, a status code and a message for the author.
+"""
+
+
+class AdmissionError(Exception):
+    """Base class of every error raised by `webhook.admission`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class MalformedReview(AdmissionError):
+    """A webhook call that is not a valid AdmissionReview request.
+
+    `status` is the HTTP status to answer with: 400 (bad body), 413 (body over
+    the size limit) or 415 (content type other than JSON).
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Denied(AdmissionError):
+    """An object that must not be admitted, with the status code to report."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class InvalidWorkloadKinds(AdmissionError, ValueError):
+    """A workload kinds configuration that names a bad entry."""

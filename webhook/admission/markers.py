@@ -1,0 +1,56 @@
+"""The marker annotation that records what the webhook injected."""
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from webhook.admission.decisions import PatchOperation
+from webhook.admission.patches import set_annotation
+
+# Longest marker value written. Annotations of one object share a 256 KiB
+# limit, and a pod with thousands of converted env vars must not spend it
+# on this list, so a longer list is cut and ends with the count left out.
+MAX_MARKER_CHARS = 1024
+_SEPARATOR = ","
+_MORE = "+"
+
+
+def marker_value(previous: object, injected: Iterable[str]) -> str:
+    """Build the marker value: sorted `container/ENV` names, each once.
+
+    Names from an earlier pass (`previous`) are kept, so a reinvocation that
+    converts a container added by another webhook extends the list.
+    """
+    names = set(injected)
+    if isinstance(previous, str):
+        names.update(
+            name
+            for name in previous.split(_SEPARATOR)
+            if name and not name.startswith(_MORE)
+        )
+
+    kept: list[str] = []
+    length = 0
+    ordered = sorted(names)
+    for index, name in enumerate(ordered):
+        left_out = len(ordered) - index
+        suffix_chars = len(f"{_SEPARATOR}{_MORE}{left_out}")
+        if length + len(name) + 1 + suffix_chars > MAX_MARKER_CHARS:
+            kept.append(f"{_MORE}{left_out}")
+            break
+        kept.append(name)
+        length += len(name) + 1
+    return _SEPARATOR.join(kept)
+
+
+def marker_operation(
+    obj: Mapping[str, Any], key: str, injected: Iterable[str]
+) -> PatchOperation:
+    """Build the operation that sets the marker annotation `key` on `obj`."""
+    metadata = obj.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    previous = annotations.get(key) if isinstance(annotations, Mapping) else None
+    return set_annotation(
+        metadata if isinstance(metadata, Mapping) else None,
+        key,
+        marker_value(previous, injected),
+    )

@@ -1,0 +1,106 @@
+"""Messages for references whose secret or key could not be confirmed."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from webhook.admission.decisions import quote
+from webhook.admission.lookups import LookupStatus
+from webhook.admission.scanning import ReferenceUse
+
+# How many places and problems one denial lists before it summarises the
+# rest, so a pod with thousands of env vars still gets a readable message.
+MAX_PLACES = 3
+MAX_PROBLEMS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A secret, or one key of it, that could not be confirmed.
+
+    `key` is set only when the secret exists without that key; the other
+    statuses concern the whole secret. `uses` lists every place using it.
+    """
+
+    status: LookupStatus
+    secret: str
+    key: str | None
+    detail: str
+    uses: tuple[ReferenceUse, ...]
+
+    @property
+    def is_missing(self) -> bool:
+        """Tell whether the secret or the key does not exist."""
+        return self.key is not None or self.status is LookupStatus.NOT_FOUND
+
+
+def describe_places(uses: Sequence[ReferenceUse]) -> str:
+    """List where a secret is used, at most `MAX_PLACES` of them."""
+    places = [use.describe() for use in uses[:MAX_PLACES]]
+    if len(uses) > MAX_PLACES:
+        places.append(f"{len(uses) - MAX_PLACES} more")
+    return ", ".join(places)
+
+
+def problem_sentences(problem: Problem, namespace: str) -> str:
+    """Describe one problem, where it is used and the fix, for a denial."""
+    secret, ns = quote(problem.secret), quote(namespace)
+    used_by = f"It is used by {describe_places(problem.uses)}."
+    if problem.key is not None:
+        # The other keys stay unnamed: the author may not be allowed to read them.
+        key = quote(problem.key)
+        return (
+            f"Secret {secret} in namespace {ns} has no key {key}. {used_by} "
+            f"Add key {key} to the secret or fix the key in the reference."
+        )
+    if problem.status is LookupStatus.NOT_FOUND:
+        return (
+            f"Secret {secret} was not found in namespace {ns}. {used_by} "
+            f"Create the secret in namespace {ns} "
+            "or fix the secret name in the reference."
+        )
+    if problem.status is LookupStatus.FORBIDDEN:
+        return (
+            f"The webhook could not check secret {secret} in namespace {ns} because "
+            f"its service account may not read secrets there{_detail(problem.detail)}. "
+            f"{used_by} A cluster admin must grant the webhook's service account "
+            'the RBAC rule apiGroups [""], resources ["secrets"], verbs ["get"] '
+            f"in namespace {ns}."
+        )
+    reason = (
+        "did not answer in time" if problem.status is LookupStatus.TIMEOUT else "failed"
+    )
+    return (
+        f"The webhook could not check secret {secret} in namespace {ns} because "
+        f"the Kubernetes API {reason}{_detail(problem.detail)}. {used_by} "
+        "Nothing was changed, so retrying the request is safe."
+    )
+
+
+def denial_message(subject: str, problems: Sequence[Problem], namespace: str) -> str:
+    """Join the first `MAX_PROBLEMS` problems into one denial message."""
+    sentences = [
+        problem_sentences(problem, namespace) for problem in problems[:MAX_PROBLEMS]
+    ]
+    if len(problems) > MAX_PROBLEMS:
+        sentences.append(
+            f"{len(problems) - MAX_PROBLEMS} more secret references "
+            "failed the same way."
+        )
+    return f"{subject}: " + " ".join(sentences)
+
+
+def missing_warning(problem: Problem, namespace: str) -> str:
+    """Warn that a reference was converted although its secret or key is missing."""
+    secret, ns = quote(problem.secret), quote(namespace)
+    if problem.key is not None:
+        what = f"secret {secret} in namespace {ns} has no key {quote(problem.key)}"
+    else:
+        what = f"secret {secret} was not found in namespace {ns}"
+    return (
+        f"{what}, so containers using it wait in CreateContainerConfigError "
+        f"until it exists: {describe_places(problem.uses)}"
+    )
+
+
+def _detail(detail: str) -> str:
+    return f" ({quote(detail)})" if detail else ""

@@ -1,0 +1,199 @@
+"""Where pod specs sit in the workload kinds the webhook handles.
+
+Each kind names JSON Pointers (RFC 6901) to its pod specs; a `*` token
+matches every key of a map or every index of a list, as in Kubeflow's
+`/spec/pytorchReplicaSpecs/*/template/spec`. Run:AI's v2 workloads keep env
+in a map instead (`spec.environment.items.<NAME>.value`) and are only
+checked: Run:AI's own controller turns them into pods.
+"""
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from webhook.admission.errors import InvalidWorkloadKinds
+from webhook.admission.patches import join_pointer, unescape_token
+
+WILDCARD = "*"
+
+
+class EnvLayout(StrEnum):
+    """How a kind stores env vars at its pointers."""
+
+    # A core/v1 PodSpec: containers[].env, initContainers[].env.
+    POD_SPEC = "podSpec"
+    # Run:AI v2alpha1: a map of env var name to {"value": ...}.
+    ENVIRONMENT_ITEMS = "environmentItems"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadKind:
+    """A kind whose objects may carry secret references, and where."""
+
+    group: str
+    version: str
+    kind: str
+    pointers: tuple[str, ...]
+    # Whether UPDATE is reviewed too; false where the pod spec is immutable.
+    on_update: bool = True
+    layout: EnvLayout = EnvLayout.POD_SPEC
+
+    @property
+    def rewrites(self) -> bool:
+        """Tell whether references are rewritten, not only checked."""
+        return self.layout is EnvLayout.POD_SPEC
+
+    def key(self) -> tuple[str, str, str]:
+        """Return (group, version, kind) as `request.kind` names it."""
+        return (self.group, self.version, self.kind)
+
+
+_TEMPLATE = ("/spec/template/spec",)
+
+BUILTIN_KINDS: tuple[WorkloadKind, ...] = (
+    # A Pod's env cannot change after creation; its UPDATE is handled apart,
+    # for new ephemeral containers only.
+    WorkloadKind("", "v1", "Pod", ("/spec",), on_update=False),
+    # A Job's pod template is immutable after creation.
+    WorkloadKind("batch", "v1", "Job", _TEMPLATE, on_update=False),
+    WorkloadKind("batch", "v1", "CronJob", ("/spec/jobTemplate/spec/template/spec",)),
+    WorkloadKind("apps", "v1", "Deployment", _TEMPLATE),
+    WorkloadKind("apps", "v1", "StatefulSet", _TEMPLATE),
+    WorkloadKind("apps", "v1", "ReplicaSet", _TEMPLATE),
+    WorkloadKind("apps", "v1", "DaemonSet", _TEMPLATE),
+    WorkloadKind("run.ai", "v1", "RunaiJob", _TEMPLATE),
+    *(
+        WorkloadKind(
+            "run.ai",
+            "v2alpha1",
+            kind,
+            ("/spec/environment/items",),
+            layout=EnvLayout.ENVIRONMENT_ITEMS,
+        )
+        for kind in ("TrainingWorkload", "InteractiveWorkload", "DistributedWorkload")
+    ),
+)
+
+
+def find_pointer_targets(document: Any, pointer: str) -> Iterator[tuple[str, Any]]:
+    """Yield (concrete pointer, value) for each place `pointer` matches.
+
+    Missing members, out-of-range indexes and type mismatches match nothing.
+    """
+    tokens = [unescape_token(token) for token in pointer.split("/")[1:]]
+    yield from _walk(document, "", tokens)
+
+
+def _walk(node: Any, path: str, tokens: list[str]) -> Iterator[tuple[str, Any]]:
+    if not tokens:
+        yield path, node
+        return
+    token, rest = tokens[0], tokens[1:]
+
+    if isinstance(node, Mapping):
+        keys = list(node) if token == WILDCARD else [token] if token in node else []
+        for key in keys:
+            yield from _walk(node[key], join_pointer(path, key), rest)
+    elif isinstance(node, list):
+        indexes = (
+            range(len(node)) if token == WILDCARD else _list_index(token, len(node))
+        )
+        for index in indexes:
+            yield from _walk(node[index], join_pointer(path, index), rest)
+
+
+def _list_index(token: str, length: int) -> list[int]:
+    if not token.isdigit() or (len(token) > 1 and token.startswith("0")):
+        return []
+    index = int(token)
+    return [index] if index < length else []
+
+
+_FIELDS = {"group", "version", "kind", "podSpecs", "onUpdate"}
+
+
+def load_workload_kinds(config: object) -> tuple[WorkloadKind, ...]:
+    """Check a workload kinds configuration and build its kinds.
+
+    The configuration is a mapping, as read from YAML::
+
+        kinds:
+          - group: kubeflow.org
+            version: v1
+            kind: PyTorchJob
+            podSpecs: ["/spec/pytorchReplicaSpecs/*/template/spec"]
+            onUpdate: true   # optional, default true
+
+    Raises `InvalidWorkloadKinds` naming the first bad entry and the fix.
+    """
+    if not isinstance(config, Mapping) or not isinstance(config.get("kinds"), list):
+        raise InvalidWorkloadKinds(
+            "workload kinds configuration must be a mapping with a list under 'kinds'"
+        )
+    taken = {kind.key() for kind in BUILTIN_KINDS}
+    kinds = []
+    for index, entry in enumerate(config["kinds"]):
+        kind = _load_entry(f"kinds[{index}]", entry)
+        if kind.key() in taken:
+            raise InvalidWorkloadKinds(
+                f"kinds[{index}]: {_describe(kind)} is listed twice or is built in; "
+                "remove this entry"
+            )
+        taken.add(kind.key())
+        kinds.append(kind)
+    return tuple(kinds)
+
+
+def _load_entry(where: str, entry: object) -> WorkloadKind:
+    if not isinstance(entry, Mapping):
+        raise InvalidWorkloadKinds(
+            f"{where} must be a mapping with group, version, kind, podSpecs"
+        )
+    unknown = sorted(set(map(str, entry)) - _FIELDS)
+    if unknown:
+        raise InvalidWorkloadKinds(
+            f"{where} has unknown field {unknown[0]!r}; "
+            f"allowed: {', '.join(sorted(_FIELDS))}"
+        )
+    group = _string_field(where, entry, "group", allow_empty=True)
+    version = _string_field(where, entry, "version")
+    kind = _string_field(where, entry, "kind")
+    pointers = _pointer_list(where, entry.get("podSpecs"))
+    on_update = entry.get("onUpdate", True)
+    if not isinstance(on_update, bool):
+        raise InvalidWorkloadKinds(
+            f"{where}.onUpdate must be true or false, not {on_update!r}"
+        )
+    return WorkloadKind(group, version, kind, pointers, on_update=on_update)
+
+
+def _string_field(
+    where: str, entry: Mapping[str, Any], name: str, allow_empty: bool = False
+) -> str:
+    value = entry.get(name)
+    if not isinstance(value, str) or (not value and not allow_empty):
+        raise InvalidWorkloadKinds(
+            f"{where}.{name} must be a non-empty string, not {value!r}"
+        )
+    return value
+
+
+def _pointer_list(where: str, pointers: object) -> tuple[str, ...]:
+    if not isinstance(pointers, list) or not pointers:
+        raise InvalidWorkloadKinds(
+            f"{where}.podSpecs must be a non-empty list of JSON Pointers, "
+            f"e.g. /spec/template/spec"
+        )
+    for index, pointer in enumerate(pointers):
+        if not isinstance(pointer, str) or not pointer.startswith("/"):
+            raise InvalidWorkloadKinds(
+                f"{where}.podSpecs[{index}] {pointer!r} is not a JSON Pointer; "
+                "it must start with '/', e.g. /spec/template/spec"
+            )
+    return tuple(pointers)
+
+
+def _describe(kind: WorkloadKind) -> str:
+    group_version = f"{kind.group}/{kind.version}" if kind.group else kind.version
+    return f"{group_version} {kind.kind}"

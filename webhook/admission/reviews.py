@@ -1,0 +1,197 @@
+"""The AdmissionReview wire format: parse a request, encode a response.
+
+The TypedDicts keep Kubernetes' camelCase keys so that code reads like the
+API reference (admission.k8s.io/v1 `AdmissionReview`). `v1beta1` has the same
+shape and is still sent by kube-apiserver when a configuration lists it first.
+"""
+
+import base64
+from typing import Any, Literal, NotRequired, TypedDict
+
+import orjson
+
+from webhook.admission.decisions import Decision
+from webhook.admission.errors import MalformedReview
+
+API_VERSIONS = frozenset({"admission.k8s.io/v1", "admission.k8s.io/v1beta1"})
+REVIEW_KIND = "AdmissionReview"
+
+# Largest request body accepted, in bytes. kube-apiserver rejects request
+# bodies over 3 MiB (its default max request body size), so an object and the
+# old object in one review take at most 2 x 3 MiB. 1 MiB more covers the
+# envelope, userInfo and options.
+MAX_REVIEW_BYTES = 7 * 1024 * 1024
+
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+JsonObject = dict[str, Any]
+
+
+class GroupVersionKind(TypedDict):
+    group: str
+    version: str
+    kind: str
+
+
+class GroupVersionResource(TypedDict):
+    group: str
+    version: str
+    resource: str
+
+
+class UserInfo(TypedDict, total=False):
+    username: str
+    uid: str
+    groups: list[str]
+    extra: dict[str, list[str]]
+
+
+class Request(TypedDict):
+    uid: str
+    kind: GroupVersionKind
+    resource: GroupVersionResource
+    subResource: NotRequired[str]
+    requestKind: NotRequired[GroupVersionKind]
+    requestResource: NotRequired[GroupVersionResource]
+    requestSubResource: NotRequired[str]
+    name: NotRequired[str]
+    namespace: NotRequired[str]
+    operation: Operation
+    userInfo: NotRequired[UserInfo]
+    object: NotRequired[JsonObject | None]
+    oldObject: NotRequired[JsonObject | None]
+    dryRun: NotRequired[bool]
+    options: NotRequired[JsonObject | None]
+
+
+class Review(TypedDict):
+    apiVersion: str
+    kind: str
+    request: Request
+
+
+class Status(TypedDict, total=False):
+    code: int
+    message: str
+
+
+class Response(TypedDict):
+    uid: str
+    allowed: bool
+    status: NotRequired[Status]
+    patch: NotRequired[str]
+    patchType: NotRequired[Literal["JSONPatch"]]
+    warnings: NotRequired[list[str]]
+    auditAnnotations: NotRequired[dict[str, str]]
+
+
+class ResponseReview(TypedDict):
+    apiVersion: str
+    kind: str
+    response: Response
+
+
+_OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+
+
+def parse_review(body: bytes, content_type: str = "application/json") -> Review:
+    """Parse and check an AdmissionReview request body.
+
+    Checks run in the order of a careful webhook server: empty body, size,
+    content type, JSON, then the envelope fields the logic relies on.
+    Raises `MalformedReview` with the HTTP status to answer.
+    """
+    if not body:
+        raise MalformedReview(400, "request body is empty; expected an AdmissionReview")
+    if len(body) > MAX_REVIEW_BYTES:
+        raise MalformedReview(
+            413,
+            f"request body has {len(body)} bytes, over the limit of "
+            f"{MAX_REVIEW_BYTES} bytes for an AdmissionReview",
+        )
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise MalformedReview(
+            415,
+            f"content type {content_type!r} is not supported; send application/json",
+        )
+
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise MalformedReview(400, f"request body is not valid JSON: {error}") from None
+    return _check_envelope(document)
+
+
+def _check_envelope(document: object) -> Review:
+    if not isinstance(document, dict):
+        raise MalformedReview(
+            400, "request body is not a JSON object; expected an AdmissionReview"
+        )
+    api_version = document.get("apiVersion")
+    if api_version not in API_VERSIONS:
+        raise MalformedReview(
+            400,
+            f"apiVersion {api_version!r} is not supported; expected one of "
+            f"{', '.join(sorted(API_VERSIONS))}",
+        )
+    if document.get("kind") != REVIEW_KIND:
+        raise MalformedReview(
+            400, f"kind {document.get('kind')!r} is not {REVIEW_KIND!r}"
+        )
+
+    request = document.get("request")
+    if not isinstance(request, dict):
+        raise MalformedReview(400, "AdmissionReview has no request object")
+    _check_request(request)
+    return document  # type: ignore[return-value]
+
+
+def _check_request(request: JsonObject) -> None:
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise MalformedReview(400, "AdmissionReview request has no uid")
+    if request.get("operation") not in _OPERATIONS:
+        raise MalformedReview(
+            400,
+            f"request.operation {request.get('operation')!r} is not a known operation",
+        )
+    kind = request.get("kind")
+    if not isinstance(kind, dict) or not all(
+        isinstance(kind.get(field), str) for field in ("group", "version", "kind")
+    ):
+        raise MalformedReview(
+            400, "request.kind must hold string group, version and kind"
+        )
+    for field in ("object", "oldObject"):
+        if not isinstance(request.get(field), dict | None):
+            raise MalformedReview(400, f"request.{field} must be a JSON object or null")
+    namespace = request.get("namespace")
+    if not isinstance(namespace, str | None):
+        raise MalformedReview(400, "request.namespace must be a string")
+
+
+def build_response(review: Review, decision: Decision) -> ResponseReview:
+    """Build the response envelope, echoing the request's apiVersion, kind and uid."""
+    response: Response = {"uid": review["request"]["uid"], "allowed": decision.allowed}
+    if not decision.allowed:
+        response["status"] = {"code": decision.code, "message": decision.message}
+    if decision.patch:
+        # Standard padded base64: kube-apiserver decodes the patch as a []byte.
+        response["patch"] = base64.b64encode(orjson.dumps(list(decision.patch))).decode(
+            "ascii"
+        )
+        response["patchType"] = "JSONPatch"
+    if decision.warnings:
+        response["warnings"] = list(decision.warnings)
+    if decision.audit_annotations:
+        response["auditAnnotations"] = dict(decision.audit_annotations)
+    return {
+        "apiVersion": review["apiVersion"],
+        "kind": review["kind"],
+        "response": response,
+    }
+
+
+def encode_response(review: Review, decision: Decision) -> bytes:
+    """Serialise the response envelope for `decision` to JSON bytes."""
+    return orjson.dumps(build_response(review, decision))

@@ -1,0 +1,223 @@
+"""One pass over an object's pod specs: find references, build the patch.
+
+The pass reads the request's raw JSON in place (no copies) and records what
+to check and which patch operations to send if every check passes.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from webhook.admission.additions import EnvAddition
+from webhook.admission.decisions import PatchOperation, quote
+from webhook.admission.errors import Denied
+from webhook.admission.patches import add_env_entries, join_pointer, replace_env_entry
+from webhook.admission.references import (
+    EXPECTED_FORM,
+    InvalidReference,
+    SecretRef,
+    is_placeholder,
+    parse_reference,
+    secret_key_ref_entry,
+)
+
+APP_CONTAINERS = "containers"
+INIT_CONTAINERS = "initContainers"
+EPHEMERAL_CONTAINERS = "ephemeralContainers"
+
+
+class ReferenceUse(NamedTuple):
+    """One env var that refers to a secret key, and where it sits.
+
+    `container` is empty for a Run:AI v2 workload, whose env belongs to no
+    container. `origin` is empty for the object's own env, else the origin
+    of the addition. A named tuple, because a large pod creates thousands.
+    """
+
+    ref: SecretRef
+    env_var: str
+    container: str = ""
+    origin: str = ""
+
+    def describe(self) -> str:
+        """Describe the place for a message, e.g. `env var "A" in container "app"`."""
+        text = f"env var {quote(self.env_var)}"
+        if self.container:
+            text += f" in container {quote(self.container)}"
+        if self.origin:
+            text += f" from {self.origin}"
+        return text
+
+
+@dataclass(slots=True)
+class Scan:
+    """What one pass over an object found.
+
+    `subject` names the object in messages, for example `Pod "web"`.
+    """
+
+    subject: str
+    convert_literals: bool = True
+    uses: list[ReferenceUse] = field(default_factory=list)
+    operations: list[PatchOperation] = field(default_factory=list)
+    injected: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # Parsed placeholders of this object, since a large pod often repeats one.
+    _references: dict[str, SecretRef] = field(default_factory=dict)
+
+    def scan_containers(
+        self, containers: object, base_path: str, additions: Sequence[EnvAddition] = ()
+    ) -> None:
+        """Convert placeholders in each container's env and add `additions`."""
+        if not isinstance(containers, list):
+            return
+        for index, container in enumerate(containers):
+            if isinstance(container, Mapping):
+                self.scan_container(
+                    container, join_pointer(base_path, index), additions
+                )
+
+    def scan_container(
+        self,
+        container: Mapping[str, Any],
+        path: str,
+        additions: Sequence[EnvAddition] = (),
+    ) -> None:
+        """Convert placeholders in one container's env and add `additions`."""
+        name = container.get("name")
+        container_name = name if isinstance(name, str) else ""
+        env = container.get("env")
+        entries = env if isinstance(env, list) else []
+
+        # This loop runs once per env entry of every container, so it keeps
+        # to cheap checks; the request body is parsed JSON, hence `dict`.
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict) or "valueFrom" in entry:
+                # The author's own valueFrom entries, optional ones
+                # included, are never read or changed.
+                continue
+            value = entry.get("value")
+            if self.convert_literals and is_placeholder(value):
+                self._convert(entry, value, index, path, container_name)
+
+        if additions:
+            defined = _defined_names(entries)
+            self._add(additions, path, container_name, isinstance(env, list), defined)
+
+    def _convert(
+        self, entry: dict[str, Any], value: str, index: int, path: str, container: str
+    ) -> None:
+        env_var = entry.get("name")
+        if not isinstance(env_var, str):
+            return
+        ref = self._references.get(value) or self.parse(value, env_var, container)
+        self._references[value] = ref
+
+        self.uses.append(ReferenceUse(ref, env_var, container))
+        self.operations.append(
+            replace_env_entry(path, index, secret_key_ref_entry(env_var, ref))
+        )
+        self.injected.append(f"{container}/{env_var}")
+
+    def _add(
+        self,
+        additions: Sequence[EnvAddition],
+        path: str,
+        container: str,
+        has_env_array: bool,
+        defined: dict[str, Mapping[str, Any]],
+    ) -> None:
+        entries = []
+        added: dict[str, EnvAddition] = {}
+        for addition in additions:
+            entry, ref = self._addition_entry(addition, container)
+            existing = defined.get(addition.name)
+            if existing is not None:
+                earlier = added.get(addition.name)
+                self._check_override(existing, entry, addition, container, earlier)
+                continue
+
+            defined[addition.name] = entry
+            added[addition.name] = addition
+            entries.append(entry)
+            self.injected.append(f"{container}/{addition.name}")
+            if ref is not None:
+                use = ReferenceUse(ref, addition.name, container, addition.origin)
+                self.uses.append(use)
+        self.operations.extend(add_env_entries(path, has_env_array, entries))
+
+    def _addition_entry(
+        self, addition: EnvAddition, container: str
+    ) -> tuple[dict[str, Any], SecretRef | None]:
+        if not is_placeholder(addition.value):
+            return {"name": addition.name, "value": addition.value}, None
+        ref = self.parse(addition.value, addition.name, container, addition.origin)
+        return secret_key_ref_entry(addition.name, ref), ref
+
+    def _check_override(
+        self,
+        existing: Mapping[str, Any],
+        entry: dict[str, Any],
+        addition: EnvAddition,
+        container: str,
+        earlier: EnvAddition | None,
+    ) -> None:
+        """Warn that an addition loses to an env var of the same name.
+
+        Equal entries are silent: a second pass (reinvocation) finds its own
+        earlier result, and a literal placeholder equal to the addition is
+        converted anyway.
+        """
+        if existing == entry:
+            return
+        if "valueFrom" not in existing and existing.get("value") == addition.value:
+            return
+
+        name, where = quote(addition.name), quote(container)
+        if earlier is not None:
+            warning = (
+                f"env var {name} from {addition.origin} is not added to container "
+                f"{where} because {earlier.origin} sets it first"
+            )
+        else:
+            warning = (
+                f"container {where} already defines env var {name}, "
+                f"so its own value wins over {addition.origin}"
+            )
+        self.warnings.append(warning)
+
+    def scan_environment_items(self, items: object) -> None:
+        """Check a Run:AI v2 env map (`NAME: {value: ...}`) without rewriting it."""
+        if not isinstance(items, Mapping) or not self.convert_literals:
+            return
+        for env_var, item in items.items():
+            value = item.get("value") if isinstance(item, Mapping) else None
+            if isinstance(env_var, str) and is_placeholder(value):
+                ref = self.parse(value, env_var, "")
+                self.uses.append(ReferenceUse(ref, env_var))
+
+    def parse(
+        self, value: str, env_var: str, container: str, origin: str = ""
+    ) -> SecretRef:
+        """Parse a placeholder; raise `Denied` (400) naming where it sits."""
+        try:
+            return parse_reference(value)
+        except InvalidReference as error:
+            place = ReferenceUse(
+                SecretRef("", ""), env_var, container, origin
+            ).describe()
+            raise Denied(
+                400,
+                f"{self.subject}, {place}: value {quote(value)} is not a valid secret "
+                f"reference because {error.reason}. Use the form {EXPECTED_FORM}, "
+                "for example SECRET:db-creds,password.",
+            ) from None
+
+
+def _defined_names(entries: list[Any]) -> dict[str, Mapping[str, Any]]:
+    """Map each env name of a container to its first entry."""
+    defined: dict[str, Mapping[str, Any]] = {}
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            defined.setdefault(entry["name"], entry)
+    return defined

@@ -37,6 +37,17 @@ def status_of(error: BaseException) -> int | None:
     return None
 
 
+def describe(error: BaseException) -> str:
+    """Return a short description of an API error for logs and messages.
+
+    For an HTTP error this is the status and reason only: the client's own
+    text adds response headers and the body.
+    """
+    if isinstance(error, ApiException):
+        return f"HTTP {error.status} {error.reason}"
+    return f"{type(error).__name__}: {str(error)[:200]}"
+
+
 class KubeApi:
     def __init__(self, client: ApiClient, timeout: float) -> None:
         self.client = client

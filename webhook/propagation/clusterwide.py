@@ -15,10 +15,17 @@ the source or the project label goes away.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import time
+from collections.abc import Callable, Collection
+from concurrent.futures import Executor
 
+from webhook.admission.lookups import LookupStatus, SecretLookup
+from webhook.kube.lookups import Resolver
 from webhook.propagation import metrics
-from webhook.propagation.api import API_FAILURES, KubeApi, status_of
+from webhook.propagation.api import API_FAILURES, KubeApi, describe, status_of
 from webhook.propagation.copies import build_copy, is_cluster_wide, is_supported
 from webhook.propagation.settings import PropagationSettings
 from webhook.propagation.targets import NamespaceInfo, is_target
@@ -72,10 +79,81 @@ class ClusterWideResolver:
                 extra={
                     "namespace": namespace,
                     "secret": name,
-                    "error": str(error)[:200],
+                    "error": describe(error),
                 },
             )
             return
         logger.info(
             "copy created on admission", extra={"namespace": namespace, "secret": name}
+        )
+
+
+class ClusterWideLookups:
+    """The resolver in the shape of `webhook.kube.lookups.Resolver`.
+
+    The blocking client runs in `executor`. A review's dry-run flag is bound
+    with `for_review`, so the copy is written only for real reviews.
+    """
+
+    def __init__(
+        self,
+        resolver: ClusterWideResolver,
+        executor: Executor,
+        source_namespace: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._resolver = resolver
+        self._executor = executor
+        self._source_namespace = source_namespace
+        self._clock = clock
+
+    def for_review(self, dry_run: bool) -> Resolver:
+        """Return the resolver to ask for one review's missing secrets."""
+        return functools.partial(self.lookup, dry_run=dry_run)
+
+    async def lookup(
+        self,
+        namespace: str,
+        name: str,
+        keys: Collection[str],
+        deadline: float,
+        *,
+        dry_run: bool,
+    ) -> SecretLookup:
+        """Return FOUND with the source's key names, or why not.
+
+        `deadline` is a `clock()` value. A write still running when the
+        deadline passes finishes in the background; it never overwrites.
+        """
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            return SecretLookup.failed(
+                LookupStatus.TIMEOUT, "no time was left before the review's deadline"
+            )
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self._resolver.resolve, namespace, name, dry_run)
+        try:
+            found = await asyncio.wait_for(
+                loop.run_in_executor(self._executor, call), remaining
+            )
+        except TimeoutError:
+            return SecretLookup.failed(
+                LookupStatus.TIMEOUT, "the cluster-wide secret lookup timed out"
+            )
+        except API_FAILURES as error:
+            return self._failed(error)
+        if found is None:
+            return SecretLookup.not_found()
+        return SecretLookup.found(found, namespace=self._source_namespace)
+
+    def _failed(self, error: BaseException) -> SecretLookup:
+        where = f"namespace {self._source_namespace}"
+        if status_of(error) == 403:
+            return SecretLookup.failed(
+                LookupStatus.FORBIDDEN,
+                f"the webhook may not read secrets or namespaces for {where}",
+            )
+        return SecretLookup.failed(
+            LookupStatus.ERROR,
+            f"the cluster-wide secret lookup in {where} failed: {describe(error)}",
         )

@@ -17,7 +17,7 @@ import time
 from kubernetes.client import ApiClient
 
 from webhook.propagation import metrics
-from webhook.propagation.api import API_FAILURES, KubeApi
+from webhook.propagation.api import API_FAILURES, KubeApi, describe
 from webhook.propagation.copies import Object, is_cluster_wide, labels_of
 from webhook.propagation.lease import LeaseElector, NotLeaderError
 from webhook.propagation.reconciler import Outcome, Reconciler
@@ -204,7 +204,7 @@ class Controller:
             copies = self._api.list_copies(self._settings.marks.copies_selector())
         except API_FAILURES as error:
             metrics.API_ERRORS.labels(operation="list_copies").inc()
-            logger.warning("full resync failed", extra={"error": str(error)[:200]})
+            logger.warning("full resync failed", extra={"error": describe(error)})
             self._resync.set()
             time.sleep(1.0)
             return
@@ -226,7 +226,7 @@ class Controller:
             metrics.RECONCILES.labels(result="error").inc()
             metrics.API_ERRORS.labels(operation="reconcile").inc()
             logger.warning(
-                "reconcile failed", extra={"source": name, "error": str(error)[:200]}
+                "reconcile failed", extra={"source": name, "error": describe(error)}
             )
             self._retry_later(name)
             return

@@ -25,7 +25,7 @@ import orjson
 from kubernetes.client import ApiException
 
 from webhook.propagation import metrics
-from webhook.propagation.api import API_FAILURES, KubeApi
+from webhook.propagation.api import API_FAILURES, KubeApi, describe
 from webhook.propagation.copies import Object
 from webhook.propagation.settings import LeaseTiming
 
@@ -117,7 +117,7 @@ class LeaseElector:
             written = self._write_record(started)
         except API_FAILURES as error:
             metrics.API_ERRORS.labels(operation="lease").inc()
-            logger.warning("lease update failed", extra={"error": str(error)[:200]})
+            logger.warning("lease update failed", extra={"error": describe(error)})
             return False
         if written:
             with self._lock:
@@ -243,4 +243,4 @@ class LeaseElector:
                 logger.info("lease released", extra={"identity": self.identity})
         except API_FAILURES as error:
             metrics.API_ERRORS.labels(operation="lease").inc()
-            logger.warning("lease release failed", extra={"error": str(error)[:200]})
+            logger.warning("lease release failed", extra={"error": describe(error)})

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.propagation import metrics
-from webhook.propagation.api import API_FAILURES, KubeApi, status_of
+from webhook.propagation.api import API_FAILURES, KubeApi, describe, status_of
 from webhook.propagation.copies import Object, is_cluster_wide, is_ours, is_supported
 from webhook.propagation.events import (
     conflict_message,
@@ -109,7 +109,7 @@ class Reconciler:
                     "source": name,
                     "namespace": action.namespace,
                     "action": action.kind,
-                    "error": str(error)[:200],
+                    "error": describe(error),
                 },
             )
             return
@@ -182,7 +182,7 @@ class Reconciler:
             )
         except API_FAILURES as error:
             metrics.API_ERRORS.labels(operation="create_event").inc()
-            logger.warning("event write failed", extra={"error": str(error)[:200]})
+            logger.warning("event write failed", extra={"error": describe(error)})
             return True
         self._reported.add(key)
         return True

@@ -22,7 +22,7 @@ import orjson
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from webhook.propagation import metrics
-from webhook.propagation.api import API_FAILURES, status_of
+from webhook.propagation.api import API_FAILURES, describe, status_of
 from webhook.propagation.copies import Object
 from webhook.propagation.settings import WatchTiming
 
@@ -92,7 +92,7 @@ class Watcher:
                 metrics.API_ERRORS.labels(operation=f"watch_{self.source.name}").inc()
                 logger.warning(
                     "watch failed",
-                    extra={"watch": self.source.name, "error": str(error)[:200]},
+                    extra={"watch": self.source.name, "error": describe(error)},
                 )
                 stop.wait(self._backoff(failures))
 

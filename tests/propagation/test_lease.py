@@ -52,9 +52,9 @@ class Candidate:
 @pytest.fixture
 def candidates(fake_kube: FakeKube) -> Iterator[list[Candidate]]:
     fake_kube.add_namespace(LEASE_NAMESPACE)
-    made: list[Candidate] = []
-    yield made
-    for candidate in made:
+    running: list[Candidate] = []
+    yield running
+    for candidate in running:
         candidate.halt()
 
 

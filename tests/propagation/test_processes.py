@@ -1,7 +1,7 @@
 """Leader failover with real controller processes: SIGKILL and SIGSTOP.
 
 Each process has its own bearer token, so the fake API server's request log
-tells which process made which write, and at what time on the shared
+shows which process made which write, and at what time on the shared
 monotonic clock.
 """
 

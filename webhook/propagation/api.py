@@ -20,7 +20,7 @@ from webhook.propagation.copies import Object
 # what kubectl and client-go informers use.
 PAGE_SIZE = 500
 
-# What a failed API call raises: an error status, a connection or timeout
+# Exceptions of a failed API call: an error status, a connection or timeout
 # error from urllib3, a socket error, or a body that is not JSON.
 API_FAILURES = (ApiException, HTTPError, OSError, ValueError)
 

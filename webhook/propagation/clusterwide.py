@@ -1,7 +1,7 @@
 """Let the webhook accept references to cluster-wide secrets not yet copied.
 
 When a job references a secret that is missing from its namespace, the
-webhook's lookup asks `ClusterWideResolver`. If the source namespace holds a
+webhook's lookup calls `ClusterWideLookups`. If the source namespace has a
 secret of that name with the `runai/cluster-wide: "true"` label and the
 job's namespace is a project, the resolver returns the source's key names
 and, unless the review is a dry run, creates the copy right away so the pod

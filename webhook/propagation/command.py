@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -101,97 +102,42 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
     _add(parser, "--log-level", "INFO", help="DEBUG, INFO, WARNING or ERROR")
 
 
+# The controller's own flags: (flag, default, type, help text).
+CONTROLLER_FLAGS: tuple[tuple[str, Any, Callable[[str], Any], str], ...] = (
+    ("--copy-labels", "", _csv,
+     "comma-separated source label keys copied to projects; 'prefix/*' allowed"),
+    ("--copy-annotations", "", _csv,
+     "comma-separated source annotation keys copied to projects"),
+    ("--resync-period", 300.0, float,
+     "seconds between full resyncs of every source"),
+    ("--conflict-retry", 30.0, float,
+     "seconds between checks of a project whose secret blocks a copy"),
+    ("--lease-name", "runai-secrets-webhook-propagation", str,
+     "name of the coordination.k8s.io Lease that elects the leader"),
+    ("--lease-namespace", None, str,
+     "namespace of the Lease; default: the pod's own namespace"),
+    ("--lease-duration", 15.0, float,
+     "seconds a standby waits for an unrenewed Lease before taking over"),
+    ("--renew-deadline", 10.0, float,
+     "seconds after the last renew at which the leader stops writing"),
+    ("--retry-period", 2.0, float,
+     "seconds between attempts to acquire or renew the Lease"),
+    ("--identity", None, str,
+     "holder identity in the Lease; default: host name and a random suffix"),
+    ("--watch-timeout", 300, int,
+     "server-side timeoutSeconds of each watch request"),
+    ("--watch-idle-timeout", 90.0, float,
+     "seconds without an event or bookmark after which a watch is restarted"),
+    ("--request-timeout", 10.0, float,
+     "client-side timeout of every other API request, in seconds"),
+)  # fmt: skip
+
+
 def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the controller's own flags, for `propagate` and `serve --propagate`."""
     group = parser.add_argument_group("propagation controller")
-    _add(
-        group,
-        "--copy-labels",
-        "",
-        type=_csv,
-        help="comma-separated source label keys copied to projects; 'prefix/*' allowed",
-    )
-    _add(
-        group,
-        "--copy-annotations",
-        "",
-        type=_csv,
-        help="comma-separated source annotation keys copied to projects",
-    )
-    _add(
-        group,
-        "--resync-period",
-        300.0,
-        type=float,
-        help="seconds between full resyncs of every source",
-    )
-    _add(
-        group,
-        "--conflict-retry",
-        30.0,
-        type=float,
-        help="seconds between checks of a project whose secret blocks a copy",
-    )
-    _add(
-        group,
-        "--lease-name",
-        "runai-secrets-webhook-propagation",
-        help="name of the coordination.k8s.io Lease that elects the leader",
-    )
-    _add(
-        group,
-        "--lease-namespace",
-        None,
-        help="namespace of the Lease; default: the pod's own namespace",
-    )
-    _add(
-        group,
-        "--lease-duration",
-        15.0,
-        type=float,
-        help="seconds a standby waits for an unrenewed Lease before taking over",
-    )
-    _add(
-        group,
-        "--renew-deadline",
-        10.0,
-        type=float,
-        help="seconds after the last renew at which the leader stops writing",
-    )
-    _add(
-        group,
-        "--retry-period",
-        2.0,
-        type=float,
-        help="seconds between attempts to acquire or renew the Lease",
-    )
-    _add(
-        group,
-        "--identity",
-        None,
-        help="holder identity in the Lease; default: host name and a random suffix",
-    )
-    _add(
-        group,
-        "--watch-timeout",
-        300,
-        type=int,
-        help="server-side timeoutSeconds of each watch request",
-    )
-    _add(
-        group,
-        "--watch-idle-timeout",
-        90.0,
-        type=float,
-        help="seconds without an event or bookmark after which a watch is restarted",
-    )
-    _add(
-        group,
-        "--request-timeout",
-        10.0,
-        type=float,
-        help="client-side timeout of every other API request, in seconds",
-    )
+    for flag, default, kind, text in CONTROLLER_FLAGS:
+        _add(group, flag, default, type=kind, help=text)
 
 
 def add_propagate_command(subparsers: Any) -> argparse.ArgumentParser:

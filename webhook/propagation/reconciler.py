@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Outcome:
-    """What one reconcile found, in numbers of target namespaces."""
+    """Result of one reconcile, counted in target namespaces."""
 
     synced: int = 0
     conflicts: list[str] = field(default_factory=list)
@@ -137,7 +137,7 @@ class Reconciler:
                 raise
 
     def _create(self, action: Action, source: Object | None, outcome: Outcome) -> bool:
-        """Create a copy; return False when another secret holds its name."""
+        """Create a copy; return False when another secret has its name."""
         assert action.body is not None and source is not None
         self._guard()
         try:

@@ -1,4 +1,4 @@
-"""List and watch one kind of object, and keep watching whatever happens.
+"""List and watch one kind of object, and restart the watch after every failure.
 
 A `Watcher` lists, then watches from the list's resourceVersion with
 bookmarks. It restarts the watch from the last resourceVersion it saw when

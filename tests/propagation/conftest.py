@@ -68,6 +68,24 @@ def secret(kube: FakeKube, namespace: str, name: str) -> dict[str, Any] | None:
         return None
 
 
+def wait_for_copy(
+    kube: FakeKube,
+    namespace: str,
+    name: str = "regcred",
+    where: Callable[[dict[str, Any]], bool] = lambda copy: True,
+    message: str = "the copy",
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """Wait until a secret exists in `namespace` and `where` holds for it; return it."""
+
+    def found() -> dict[str, Any] | None:
+        current = secret(kube, namespace, name)
+        return current if current is not None and where(current) else None
+
+    result: dict[str, Any] = wait_for(found, timeout, f"{message} in {namespace}")
+    return result
+
+
 def delete_secret(kube: FakeKube, namespace: str, name: str) -> None:
     assert SECRETS is not None
     kube.store.remove(SECRETS, namespace, name)

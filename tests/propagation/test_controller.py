@@ -19,6 +19,7 @@ from tests.propagation.conftest import (
     secret,
     set_labels,
     wait_for,
+    wait_for_copy,
     writes,
 )
 from webhook.propagation.api import KubeApi
@@ -187,7 +188,7 @@ def test_non_targets_get_no_copy(fake_kube: FakeKube, run_controller: Start) -> 
     fake_kube.add_secret("runai", "regcred", {"auth": "x"}, CLUSTER_WIDE)
     fake_kube.add_secret("runai", "local", {"auth": "x"})
     run_controller()
-    wait_for(lambda: secret(fake_kube, "runai-team-a", "regcred"), message="copy")
+    wait_for_copy(fake_kube, "runai-team-a")
 
     assert secret(fake_kube, "runai-opted-out", "regcred") is None
     assert secret(fake_kube, "plain", "regcred") is None
@@ -204,18 +205,14 @@ def test_data_change_reaches_copies(fake_kube: FakeKube, run_controller: Start) 
     fake_kube.add_namespace("runai-team-a", PROJECT)
     fake_kube.add_secret("runai", "regcred", {"auth": "v1"}, CLUSTER_WIDE)
     run_controller()
-    first = wait_for(
-        lambda: secret(fake_kube, "runai-team-a", "regcred"), message="copy"
-    )
+    first = wait_for_copy(fake_kube, "runai-team-a")
 
     changed = fake_kube.add_secret("runai", "regcred", {"auth": "v2"}, CLUSTER_WIDE)
 
-    copy = wait_for(
-        lambda: (
-            (c := secret(fake_kube, "runai-team-a", "regcred"))
-            and c["data"] == changed["data"]
-            and c
-        ),
+    copy = wait_for_copy(
+        fake_kube,
+        "runai-team-a",
+        where=lambda c: c["data"] == changed["data"],
         message="the new data in the copy",
     )
     assert copy["metadata"]["uid"] == first["metadata"]["uid"]
@@ -225,21 +222,16 @@ def test_type_change_replaces_copy(fake_kube: FakeKube, run_controller: Start) -
     fake_kube.add_namespace("runai-team-a", PROJECT)
     fake_kube.add_secret("runai", "regcred", {"auth": "v1"}, CLUSTER_WIDE)
     run_controller()
-    first = wait_for(
-        lambda: secret(fake_kube, "runai-team-a", "regcred"), message="copy"
-    )
+    first = wait_for_copy(fake_kube, "runai-team-a")
 
     fake_kube.add_secret(
         "runai", "regcred", {"auth": "v1"}, CLUSTER_WIDE, type_="example.com/token"
     )
-    fake_kube.store.put(fake_kube.get("v1", "secrets", "runai", "regcred"))
 
-    copy = wait_for(
-        lambda: (
-            (c := secret(fake_kube, "runai-team-a", "regcred"))
-            and c["type"] == "example.com/token"
-            and c
-        ),
+    copy = wait_for_copy(
+        fake_kube,
+        "runai-team-a",
+        where=lambda c: c["type"] == "example.com/token",
         message="the new type in the copy",
     )
     assert copy["metadata"]["uid"] != first["metadata"]["uid"]
@@ -253,9 +245,7 @@ def test_immutable_data_change_replaces_copy(
     source["immutable"] = True
     fake_kube.store.put(source)
     run_controller()
-    first = wait_for(
-        lambda: secret(fake_kube, "runai-team-a", "regcred"), message="copy"
-    )
+    first = wait_for_copy(fake_kube, "runai-team-a")
     assert first["immutable"] is True
 
     delete_secret(fake_kube, "runai", "regcred")
@@ -263,12 +253,10 @@ def test_immutable_data_change_replaces_copy(
     replacement["immutable"] = True
     replacement = fake_kube.store.put(replacement)
 
-    copy = wait_for(
-        lambda: (
-            (c := secret(fake_kube, "runai-team-a", "regcred"))
-            and c["data"] == replacement["data"]
-            and c
-        ),
+    copy = wait_for_copy(
+        fake_kube,
+        "runai-team-a",
+        where=lambda c: c["data"] == replacement["data"],
         message="the new data in the copy",
     )
     assert copy["metadata"]["uid"] != first["metadata"]["uid"]
@@ -282,18 +270,15 @@ def test_edited_copy_is_restored(fake_kube: FakeKube, run_controller: Start) -> 
     fake_kube.add_namespace("runai-team-a", PROJECT)
     source = fake_kube.add_secret("runai", "regcred", {"auth": "v1"}, CLUSTER_WIDE)
     run_controller()
-    copy = wait_for(
-        lambda: secret(fake_kube, "runai-team-a", "regcred"), message="copy"
-    )
+    copy = wait_for_copy(fake_kube, "runai-team-a")
 
     copy["data"] = {"auth": "ZWRpdGVk"}
     fake_kube.store.put(copy)
 
-    wait_for(
-        lambda: (
-            (c := secret(fake_kube, "runai-team-a", "regcred"))
-            and c["data"] == source["data"]
-        ),
+    wait_for_copy(
+        fake_kube,
+        "runai-team-a",
+        where=lambda c: c["data"] == source["data"],
         message="the copy to be restored",
     )
 

@@ -76,7 +76,15 @@ class LeaseElector:
             return self._leading and self._clock() < self._valid_until
 
     def check(self) -> None:
-        """Raise NotLeaderError unless this replica may write now."""
+        """Raise NotLeaderError unless this replica may write now.
+
+        NOTE: a process frozen between this check and the request it guards
+        still sends that one request when it resumes, because the API server
+        has no fencing token to reject it. Updates and deletes carry a
+        resourceVersion, so they fail with 409 if the new leader changed the
+        object; a late create adds at most a copy that the next reconcile
+        removes if it is not wanted.
+        """
         if not self.is_leader():
             raise NotLeaderError
 

@@ -327,3 +327,40 @@ def test_delete_precondition_protects_changed_copy(fake_kube: FakeKube) -> None:
 
     assert raised.value.status == 409
     assert secret(fake_kube, "runai-team-a", "regcred") is not None
+
+
+def test_marked_secret_in_source_namespace_kept(
+    fake_kube: FakeKube, run_controller: Start
+) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    marks = {
+        "app.kubernetes.io/managed-by": "runai-secrets-webhook",
+        "runai-secrets-webhook/source": "applied-back",
+    }
+    applied_back = fake_kube.add_secret("runai", "applied-back", {"auth": "x"}, marks)
+    fake_kube.add_secret("runai", "regcred", {"auth": "x"}, CLUSTER_WIDE)
+
+    run_controller()
+    wait_for_copy(fake_kube, "runai-team-a")
+
+    assert secret(fake_kube, "runai", "applied-back") == applied_back
+    assert [
+        w
+        for w in writes(fake_kube)
+        if w.namespace == "runai" and w.resource == "secrets"
+    ] == []
+
+
+def test_long_source_name_reported(fake_kube: FakeKube, run_controller: Start) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    long_name = "x" * 64
+    fake_kube.add_secret("runai", long_name, {"auth": "x"}, CLUSTER_WIDE)
+
+    run_controller()
+
+    found = wait_for(
+        lambda: [e for e in events(fake_kube, "runai") if e["reason"] == "NameTooLong"],
+        message="a NameTooLong event",
+    )
+    assert "63 characters" in found[0]["message"]
+    assert secret(fake_kube, "runai-team-a", long_name) is None

@@ -116,3 +116,19 @@ def test_plan_skips_service_account_tokens() -> None:
     source = make_source(type="kubernetes.io/service-account-token")
 
     assert plan_copies(source, {"a"}, [], [], SETTINGS) == []
+
+
+def test_plan_never_touches_source_namespace() -> None:
+    marked = existing_copy("runai", make_source())
+
+    assert plan_copies(None, set(), [marked], [], SETTINGS) == []
+
+
+def test_plan_skips_names_too_long_for_labels() -> None:
+    long_name = "a" * 64
+    source = make_source()
+    source["metadata"]["name"] = long_name
+
+    assert plan_copies(source, {"a"}, [], [], SETTINGS) == []
+    source["metadata"]["name"] = long_name[:63]
+    assert kinds(plan_copies(source, {"a"}, [], [], SETTINGS)) == [("create", "a")]

@@ -49,8 +49,22 @@ def is_cluster_wide(source: Mapping[str, Any]) -> bool:
     return labels_of(source).get(CLUSTER_WIDE_LABEL) == "true"
 
 
+# Copies carry the source's name as a label value, which Kubernetes limits
+# to 63 characters; secret names may have up to 253.
+MAX_SOURCE_NAME = 63
+
+
+def unsupported_reason(source: Mapping[str, Any]) -> str | None:
+    """Return the Event reason why a source cannot be copied, or None."""
+    if source.get("type", "Opaque") in UNSUPPORTED_TYPES:
+        return "UnsupportedType"
+    if len(source["metadata"]["name"]) > MAX_SOURCE_NAME:
+        return "NameTooLong"
+    return None
+
+
 def is_supported(source: Mapping[str, Any]) -> bool:
-    return source.get("type", "Opaque") not in UNSUPPORTED_TYPES
+    return unsupported_reason(source) is None
 
 
 def is_ours(secret: Mapping[str, Any], settings: PropagationSettings) -> bool:

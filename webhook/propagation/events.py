@@ -59,9 +59,15 @@ def conflict_message(source_namespace: str, name: str, namespace: str) -> str:
     )
 
 
-def unsupported_message(source_type: str) -> str:
+def unsupported_message(source: Mapping[str, Any], reason: str) -> str:
+    if reason == "NameTooLong":
+        return (
+            f"Secret name {source['metadata']['name']!r} is longer than 63 "
+            "characters, so it cannot be the label value that marks its copies; "
+            "it is not copied to projects. Use a shorter name."
+        )
     return (
-        f"Secrets of type {source_type} are not copied to projects because "
-        "Kubernetes manages their contents. Use an Opaque secret or remove "
-        "the runai/cluster-wide label."
+        f"Secrets of type {source.get('type')} are not copied to projects "
+        "because Kubernetes manages their contents. Use an Opaque secret or "
+        "remove the runai/cluster-wide label."
     )

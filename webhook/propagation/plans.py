@@ -78,11 +78,16 @@ def plan_copies(
 
     `copies` are the secrets that carry our marks for this source, in any
     namespace. Copies in namespaces being deleted are left to the namespace
-    controller, which removes them with the namespace.
+    controller, which removes them with the namespace, and a marked secret in
+    the source namespace is never touched.
     """
     wanted = desired_namespaces(source, targets)
     skip_delete = set(terminating)
-    existing = {copy["metadata"]["namespace"]: copy for copy in copies}
+    existing = {
+        copy["metadata"]["namespace"]: copy
+        for copy in copies
+        if copy["metadata"]["namespace"] != settings.source_namespace
+    }
     actions: list[Action] = []
 
     for namespace in sorted(existing.keys() - wanted - skip_delete):

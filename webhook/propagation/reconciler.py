@@ -15,7 +15,12 @@ from typing import Any
 
 from webhook.propagation import metrics
 from webhook.propagation.api import API_FAILURES, KubeApi, describe, status_of
-from webhook.propagation.copies import Object, is_cluster_wide, is_ours, is_supported
+from webhook.propagation.copies import (
+    Object,
+    is_cluster_wide,
+    is_ours,
+    unsupported_reason,
+)
 from webhook.propagation.events import (
     conflict_message,
     unsupported_message,
@@ -67,12 +72,18 @@ class Reconciler:
         targets = target_names(namespaces, settings)
         terminating = {ns.name for ns in namespaces if ns.terminating}
         selector = settings.marks.copies_selector(name)
-        copies = [c for c in self._api.list_copies(selector) if is_ours(c, settings)]
+        copies = [
+            copy
+            for copy in self._api.list_copies(selector)
+            if is_ours(copy, settings)
+            # A secret in the source namespace is a source, even with our
+            # marks (say, a copy applied back there): it is never changed.
+            and copy["metadata"]["namespace"] != settings.source_namespace
+        ]
 
-        if source is not None and is_cluster_wide(source) and not is_supported(source):
-            self._report_once(
-                source, "", "UnsupportedType", unsupported_message(source["type"])
-            )
+        reason = None if source is None else unsupported_reason(source)
+        if source is not None and reason is not None and is_cluster_wide(source):
+            self._report_once(source, "", reason, unsupported_message(source, reason))
         actions = plan_copies(source, targets, copies, terminating, settings)
         outcome = Outcome()
         for action in actions:

@@ -157,7 +157,9 @@ def test_next_leader_finishes_cleanup(fake_kube: FakeKube, spawn: Any) -> None:
         message="every copy to go",
     )
     by_second = [r for r in copy_deletes(fake_kube, second.token) if r.status == 200]
-    assert 10 <= by_first <= 11
+    # Deletes run one at a time and each takes 0.1 s, so the kill lands
+    # during the tenth; the margin covers a slow poll on a loaded machine.
+    assert 10 <= by_first <= 12
     assert len(by_second) >= 50 - by_first
     assert holder(fake_kube) == "second"
     assert secret(fake_kube, "runai", "regcred") is None
@@ -218,3 +220,18 @@ def test_frozen_leader_never_writes_after_expiry(
         assert "Traceback" not in output
         assert SENTINEL not in output
         assert base64.b64encode(SENTINEL.encode()).decode() not in output
+
+
+def test_sigterm_releases_lease(fake_kube: FakeKube, spawn: Any) -> None:
+    leader = spawn("leader")
+    wait_for(lambda: holder(fake_kube) == "leader", timeout=15, message="leader")
+    standby = spawn("standby")
+    wait_for(lambda: watching(fake_kube, standby.token), timeout=15, message="standby")
+
+    assert leader.terminate() == 0
+    stopped_at = time.monotonic()
+
+    wait_for(lambda: holder(fake_kube) == "standby", timeout=5, message="takeover")
+    # An unreleased Lease would keep the standby waiting the full duration.
+    assert time.monotonic() - stopped_at < FAST_LEASE.duration
+    assert "lease released" in leader.log.read_text()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import REGISTRY
 
 from tests.harness.fakekube import FakeKube
 from tests.propagation.conftest import CLUSTER_WIDE, PROJECT, secret, wait_for
+from webhook.propagation.settings import WatchTiming
+from webhook.propagation.watching import Watcher, WatchSource
 
 Start = Callable[..., Any]
 
@@ -109,3 +113,47 @@ def test_watches_are_scoped(fake_kube: FakeKube, run_controller: Start) -> None:
     watches = [r for r in fake_kube.requests if r.verb == "watch"]
     assert all(r.query.get("allowWatchBookmarks") == "true" for r in watches)
     assert all(r.query.get("timeoutSeconds") == "30" for r in watches)
+
+
+class EmptyWatchClient:
+    """A client list method whose watches end at once with an empty body."""
+
+    def __init__(self) -> None:
+        self.watches = 0
+
+    def __call__(self, **kwargs: Any) -> Any:
+        if kwargs.get("watch"):
+            self.watches += 1
+            return EmptyStream()
+        return ListPage()
+
+
+class ListPage:
+    data = b'{"items": [], "metadata": {"resourceVersion": "1"}}'
+
+
+class EmptyStream:
+    def stream(self, amount: int, decode_content: bool) -> Iterator[bytes]:
+        return iter(())
+
+    def release_conn(self) -> None:
+        pass
+
+
+def test_short_watches_back_off() -> None:
+    client = EmptyWatchClient()
+    timing = WatchTiming(backoff_initial=0.1, backoff_max=0.4)
+    watcher = Watcher(
+        WatchSource("empty", client), timing, lambda items: None, lambda k, o: None
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=watcher.run, args=(stop,))
+
+    thread.start()
+    time.sleep(1.5)
+    stop.set()
+    thread.join(2)
+
+    # Without the backoff this loop reopens the watch thousands of times.
+    assert 3 <= client.watches <= 15
+    assert restarts("empty", "short") >= 3

@@ -34,7 +34,7 @@ API_ERRORS = Counter(
 )
 WATCH_RESTARTS = Counter(
     "runai_secrets_webhook_propagation_watch_restarts_total",
-    "Watch restarts by watch and reason: expired, idle, gone, error.",
+    "Watch restarts by watch and reason: expired, short, idle, gone, error.",
     ["watch", "reason"],
 )
 LEADER = Gauge(

@@ -5,7 +5,8 @@ bookmarks. It restarts the watch from the last resourceVersion it saw when
 the server ends the watch, when the connection stays silent for
 `idle_timeout` seconds (no event and no bookmark), or when the watch outlives
 the server-side `timeoutSeconds` by `client_margin`. It lists again on
-410 Gone, and backs off with jitter after errors.
+410 Gone, and backs off with jitter after errors and after watches that
+end at once with nothing in them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from webhook.propagation.copies import Object
 from webhook.propagation.settings import WatchTiming
 
 logger = logging.getLogger(__name__)
+
+# A watch that ends sooner than this without any event or bookmark counts as
+# a failure and is reopened only after a backoff.
+MIN_WATCH_SECONDS = 1.0
+EVENT_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK"})
 
 
 class GoneError(Exception):
@@ -72,9 +78,17 @@ class Watcher:
             try:
                 if self._resource_version is None:
                     self._list()
-                self._watch(stop)
-                failures = 0
-                self._restarted("expired")
+                started = time.monotonic()
+                received = self._watch(stop)
+                if received or time.monotonic() - started >= MIN_WATCH_SECONDS:
+                    failures = 0
+                    self._restarted("expired")
+                    continue
+                # A watch that ends at once with nothing in it (a proxy closing
+                # streams, say) would otherwise be reopened in a tight loop.
+                failures += 1
+                self._restarted("short")
+                stop.wait(self._backoff(failures))
             except GoneError:
                 self._resource_version = None
                 self._restarted("gone")
@@ -137,7 +151,8 @@ class Watcher:
         self._on_list(items)
         self.synced.set()
 
-    def _watch(self, stop: threading.Event) -> None:
+    def _watch(self, stop: threading.Event) -> bool:
+        """Follow one watch request; return whether it sent any line."""
         timing = self._timing
         response = self._call(
             watch=True,
@@ -151,14 +166,16 @@ class Watcher:
         with self._lock:
             self._response = response
         deadline = time.monotonic() + timing.server_timeout + timing.client_margin
+        received = False
         try:
             for line in self._lines(response):
+                received = True
                 if stop.is_set() or time.monotonic() > deadline:
-                    return
+                    return received
                 self._handle(orjson.loads(line))
         except (ReadTimeoutError, ProtocolError) as error:
             if stop.is_set():
-                return
+                return received
             if isinstance(error, ReadTimeoutError) or "timed out" in str(error):
                 raise IdleError from error
             raise
@@ -166,6 +183,7 @@ class Watcher:
             with self._lock:
                 self._response = None
             response.release_conn()
+        return received
 
     @staticmethod
     def _lines(response: Any) -> Iterator[bytes]:
@@ -184,6 +202,8 @@ class Watcher:
             if obj.get("code") == 410:
                 raise GoneError
             raise ValueError(f"watch error event: {str(obj.get('message'))[:200]}")
+        if kind not in EVENT_TYPES:
+            raise ValueError(f"unexpected watch event type {str(kind)[:50]!r}")
         version = obj.get("metadata", {}).get("resourceVersion")
         if version:
             self._resource_version = version

@@ -110,7 +110,10 @@ class TemplateWatcher:
                 wait = _jittered(delay)
                 logger.warning(
                     "template watch failed, retrying",
-                    extra={"error": _describe(error), "retry_seconds": round(wait, 2)},
+                    extra={
+                        "error": describe_error(error),
+                        "retry_seconds": round(wait, 2),
+                    },
                 )
                 delay = self._back_off(wait, delay)
             except Exception:
@@ -208,7 +211,8 @@ def _jittered(seconds: float) -> float:
     return seconds * random.uniform(0.8, 1.2)  # noqa: S311 - not for security
 
 
-def _describe(error: Exception) -> str:
+def describe_error(error: Exception) -> str:
+    """Describe an API or connection error in a few words, without its body."""
     if isinstance(error, ApiException):
         return f"HTTP {error.status} {error.reason}"
     return type(error).__name__

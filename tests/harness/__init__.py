@@ -1,1 +1,1 @@
-"""Test tools that play the cluster: a fake Kubernetes API server and an admission caller."""
+"""Test tools that play the cluster: a fake API server and an admission caller."""

@@ -1,0 +1,477 @@
+"""HTTP side of the fake API server: routing, verbs, watch streams and faults.
+
+The handler runs in one thread per connection (ThreadingHTTPServer) and
+speaks HTTP/1.1 with keep-alive, so clients reuse connections as they do
+with kube-apiserver. TLS is wrapped per connection in `setup()` so that a
+slow handshake never blocks the accept loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import ssl
+import struct
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import jsonpatch
+import orjson
+
+from tests.harness import kubestatus
+from tests.harness.kubestatus import ApiError
+from tests.harness.kubestore import Object, Resource, WatchEvent, find_resource
+from tests.harness.labels import (
+    SelectorError,
+    matches_all,
+    parse_field_selector,
+    parse_label_selector,
+)
+
+if TYPE_CHECKING:
+    from tests.harness.fakekube import FakeKube
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Route:
+    """What a request addresses, parsed from its path, method and query."""
+
+    verb: str
+    resource: Resource | None
+    namespace: str
+    name: str
+    query: dict[str, str] = field(default_factory=dict)
+
+
+def parse_route(method: str, path: str, query: dict[str, str]) -> Route:
+    parts = [part for part in path.split("/") if part]
+    if parts[:2] == ["api", "v1"]:
+        group, version, rest = "", "v1", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return Route("", None, "", "", query)
+    namespace = ""
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    resource = find_resource(group, version, rest[0]) if rest else None
+    if (
+        resource is not None
+        and resource.namespaced != bool(namespace)
+        and len(rest) > 1
+    ):
+        resource = (
+            None  # a namespaced resource by name needs its namespace, and the reverse
+        )
+    name = rest[1] if len(rest) == 2 else ""
+    if len(rest) > 2:
+        resource = None  # subresources are not served
+    return Route(_verb(method, name, query), resource, namespace, name, query)
+
+
+def _verb(method: str, name: str, query: dict[str, str]) -> str:
+    if method == "GET":
+        if name:
+            return "get"
+        return "watch" if query.get("watch") in ("true", "1") else "list"
+    if method == "DELETE":
+        return "delete" if name else "deletecollection"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(
+        method, method.lower()
+    )
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """Apply an RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def apply_patch(current: Object, content_type: str, body: bytes) -> Object:
+    """Apply a PATCH body; strategic merge is treated as a JSON merge patch.
+
+    NOTE: a real strategic merge patch merges lists such as `containers` or
+    `env` by their merge key; here every list in the patch replaces the old one.
+    """
+    try:
+        patch = json.loads(body)
+    except ValueError as error:
+        raise kubestatus.bad_request(f"error decoding patch: {error}") from None
+    if content_type == "application/json-patch+json":
+        try:
+            result: Object = jsonpatch.apply_patch(current, patch)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
+            raise kubestatus.ApiError(
+                422,
+                "Invalid",
+                "the server rejected our request due to an error in our request: "
+                f"{error}",
+            ) from None
+        return result
+    if content_type in (
+        "application/merge-patch+json",
+        "application/strategic-merge-patch+json",
+    ):
+        merged: Object = merge_patch(current, patch)
+        return merged
+    raise kubestatus.unsupported_media_type(content_type)
+
+
+class KubeHandler(BaseHTTPRequestHandler):
+    """One connection to the fake API; `server.fake` is the owning FakeKube."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "fakekube"
+    # Idle keep-alive connections close after this many seconds.
+    timeout = 120
+    fake: FakeKube
+
+    def setup(self) -> None:
+        self.fake = self.server.fake  # type: ignore[attr-defined]
+        self.tls_ok = True
+        try:
+            self.request = self.fake.ssl_context.wrap_socket(
+                self.request, server_side=True
+            )
+        except (ssl.SSLError, OSError):
+            self.tls_ok = False
+        self.fake.track(self.request, True)
+        super().setup()
+
+    def handle(self) -> None:
+        if self.tls_ok:
+            try:
+                super().handle()
+            except (ConnectionError, ssl.SSLError, TimeoutError):
+                pass
+
+    def finish(self) -> None:
+        self.fake.track(self.request, False)
+        try:
+            super().finish()
+        except (ConnectionError, ssl.SSLError, OSError):
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("fakekube request", extra={"line": format % args})
+
+    def do_GET(self) -> None:
+        self.dispatch()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def dispatch(self) -> None:
+        url = urlsplit(self.path)
+        query = {
+            key: values[-1]
+            for key, values in parse_qs(url.query, keep_blank_values=True).items()
+        }
+        route = parse_route(self.command, url.path, query)
+        body = self._read_body()
+        token = self._bearer_token()
+        record = self.fake.log_request(self.command, route, url.path, token)
+        try:
+            self._serve(route, url.path, body, token, record)
+        except ApiError as error:
+            record.status = error.code
+            self.send_json(error.code, error.body(), error.headers)
+        except _Reset:
+            record.status = 0
+            self._reset()
+
+    def _serve(
+        self, route: Route, path: str, body: bytes, token: str | None, record: Any
+    ) -> None:
+        user = self.fake.authenticate(token)
+        record.user = user
+        fault = self.fake.match_fault(route, path)
+        if fault is not None:
+            self._apply_fault(fault, route, user)
+            if fault.silent_watch and route.verb == "watch":
+                record.status = 200
+                self._silent_watch(route)
+                return
+        if route.resource is None:
+            self._serve_unrouted(path)
+            record.status = 200
+            return
+        self.fake.authorize(user, route)
+        if route.verb == "watch":
+            record.status = 200
+            self._watch(route)
+            return
+        code, result = self._call(route, body)
+        record.status = code
+        self.send_json(code, result)
+
+    def _serve_unrouted(self, path: str) -> None:
+        if path == "/version":
+            self.send_json(
+                200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0-fakekube"}
+            )
+            return
+        raise kubestatus.ApiError(
+            404, "NotFound", "the server could not find the requested resource", {}
+        )
+
+    def _apply_fault(self, fault: Any, route: Route, user: str) -> None:
+        if fault.latency:
+            time.sleep(fault.latency)
+        if fault.reset:
+            raise _Reset
+        if fault.status is not None:
+            raise fault.error(route, user)
+
+    def _call(self, route: Route, body: bytes) -> tuple[int, Object]:
+        store, resource = self.fake.store, route.resource
+        assert resource is not None
+        if route.verb == "get":
+            return 200, store.get(resource, route.namespace, route.name)
+        if route.verb == "list":
+            return 200, self._list(route)
+        if route.verb == "create":
+            return 201, store.create(resource, route.namespace, self._json(body))
+        if route.verb == "update":
+            return 200, store.update(
+                resource, route.namespace, route.name, self._json(body)
+            )
+        if route.verb == "patch":
+            return 200, self._patch(route, body)
+        if route.verb == "delete":
+            return self._delete(route, body)
+        if route.verb == "deletecollection":
+            return 200, self._delete_collection(route)
+        raise kubestatus.method_not_allowed(self.command)
+
+    def _list(self, route: Route) -> Object:
+        assert route.resource is not None
+        labels, fields = _selectors(route)
+        items, revision = self.fake.store.list_objects(
+            route.resource, route.namespace, labels, fields
+        )
+        for item in items:
+            # kube-apiserver leaves kind and apiVersion out of list items.
+            item.pop("kind", None)
+            item.pop("apiVersion", None)
+        return {
+            "kind": f"{route.resource.kind}List",
+            "apiVersion": route.resource.api_version,
+            "metadata": {"resourceVersion": str(revision)},
+            "items": items,
+        }
+
+    def _patch(self, route: Route, body: bytes) -> Object:
+        assert route.resource is not None
+        store = self.fake.store
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        with store.changed:
+            current = store.get(route.resource, route.namespace, route.name)
+            patched = apply_patch(current, content_type, body)
+            if not isinstance(patched, dict):
+                raise kubestatus.bad_request("the patch did not produce a JSON object")
+            # The version the patch leaves in metadata acts as a precondition.
+            if (
+                patched.get("metadata", {}).get("resourceVersion")
+                != current["metadata"]["resourceVersion"]
+            ):
+                if patched.get("metadata", {}).get("resourceVersion"):
+                    raise kubestatus.conflict(
+                        route.resource.group,
+                        route.resource.plural,
+                        route.name,
+                        kubestatus.MODIFIED,
+                    )
+                patched.setdefault("metadata", {})["resourceVersion"] = current[
+                    "metadata"
+                ]["resourceVersion"]
+            return store.update(route.resource, route.namespace, route.name, patched)
+
+    def _delete(self, route: Route, body: bytes) -> tuple[int, Object]:
+        assert route.resource is not None
+        options = self._json(body) if body.strip() else {}
+        obj, gone = self.fake.store.delete(
+            route.resource, route.namespace, route.name, options.get("preconditions")
+        )
+        if not gone or route.resource.kind in ("Namespace", "Pod"):
+            return 200, obj
+        meta = obj["metadata"]
+        return 200, kubestatus.success_body(
+            meta["name"], route.resource.group, route.resource.plural, meta["uid"]
+        )
+
+    def _delete_collection(self, route: Route) -> Object:
+        listed = self._list(route)
+        for item in listed["items"]:
+            assert route.resource is not None
+            self.fake.store.delete(
+                route.resource,
+                route.namespace or item["metadata"].get("namespace", ""),
+                item["metadata"]["name"],
+            )
+        return listed
+
+    def _watch(self, route: Route) -> None:
+        assert route.resource is not None
+        labels, fields = _selectors(route)
+        store, resource = self.fake.store, route.resource
+        timeout = float(route.query.get("timeoutSeconds") or self.fake.watch_timeout)
+        deadline = time.monotonic() + timeout
+        bookmarks = route.query.get("allowWatchBookmarks") in ("true", "1")
+        start = route.query.get("resourceVersion", "")
+        self._start_stream()
+
+        def wanted(obj: Object) -> bool:
+            in_namespace = (
+                not route.namespace
+                or obj["metadata"].get("namespace") == route.namespace
+            )
+            return in_namespace and _selected(obj, labels, fields)
+
+        if start in ("", "0"):
+            items, last = store.list_objects(resource, route.namespace, labels, fields)
+            for item in items:
+                self._send_event("ADDED", item)
+        else:
+            last = int(start) if start.isdigit() else 0
+        next_bookmark = time.monotonic() + self.fake.bookmark_interval
+        while not self.fake.stopping.is_set():
+            try:
+                events = store.events_after(last)
+            except ApiError as error:
+                self._send_event("ERROR", error.body())
+                break
+            for event in events:
+                last = event.resource_version
+                self._send_change(event, resource, wanted)
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            if bookmarks and now >= next_bookmark:
+                self._send_bookmark(resource, last)
+                next_bookmark = now + self.fake.bookmark_interval
+            wake = min(deadline, next_bookmark) if bookmarks else deadline
+            with store.changed:
+                if store.revision == last:
+                    # Wake at least twice a second to notice a stopping server.
+                    store.changed.wait(min(wake - now, 0.5))
+        self._end_stream()
+
+    def _send_change(self, event: WatchEvent, resource: Resource, wanted: Any) -> None:
+        if event.resource is not resource:
+            return
+        now_in = wanted(event.obj)
+        was_in = event.old is not None and wanted(event.old)
+        if event.type == "MODIFIED" and now_in != was_in:
+            # To this watch, an object entering or leaving the selection
+            # looks created or deleted.
+            self._send_event("ADDED" if now_in else "DELETED", event.obj)
+        elif now_in:
+            self._send_event(event.type, event.obj)
+
+    def _send_bookmark(self, resource: Resource, revision: int) -> None:
+        self._send_event(
+            "BOOKMARK",
+            {
+                "kind": resource.kind,
+                "apiVersion": resource.api_version,
+                "metadata": {"resourceVersion": str(revision)},
+            },
+        )
+
+    def _silent_watch(self, route: Route) -> None:
+        timeout = float(route.query.get("timeoutSeconds") or self.fake.watch_timeout)
+        self._start_stream()
+        self.fake.stopping.wait(timeout)
+        self._end_stream()
+
+    def _start_stream(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def _send_event(self, kind: str, obj: Object) -> None:
+        self._chunk(orjson.dumps({"type": kind, "object": obj}) + b"\n")
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def send_json(
+        self, code: int, body: Object, headers: dict[str, str] | None = None
+    ) -> None:
+        data = orjson.dumps(body)
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _reset(self) -> None:
+        # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+        self.request.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+        self.close_connection = True
+        self.request.close()
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _bearer_token(self) -> str | None:
+        header = self.headers.get("Authorization") or ""
+        return header[7:].strip() if header.startswith("Bearer ") else None
+
+    @staticmethod
+    def _json(body: bytes) -> Object:
+        try:
+            parsed = json.loads(body)
+        except ValueError as error:
+            raise kubestatus.bad_request(
+                f"error decoding request body: {error}"
+            ) from None
+        if not isinstance(parsed, dict):
+            raise kubestatus.bad_request("the request body is not a JSON object")
+        return parsed
+
+
+class _Reset(Exception):
+    """Raised by a fault rule to drop the connection with a TCP reset."""
+
+
+def _selectors(route: Route) -> tuple[Any, Any]:
+    assert route.resource is not None
+    try:
+        labels = parse_label_selector(route.query.get("labelSelector", ""))
+        fields = parse_field_selector(
+            route.query.get("fieldSelector", ""), route.resource.field_selectors
+        )
+    except SelectorError as error:
+        raise kubestatus.bad_request(str(error)) from None
+    return labels, fields
+
+
+def _selected(obj: Object, labels: Any, fields: Any) -> bool:
+    return matches_all(labels, obj["metadata"].get("labels") or {}) and bool(
+        fields(obj)
+    )

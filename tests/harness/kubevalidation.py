@@ -1,0 +1,114 @@
+"""Name checks that kube-apiserver runs on every write, with its own messages.
+
+Each check returns a list of error texts (empty when valid) in the form the
+apiserver puts after the field path, for example
+`Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain must ...`.
+Patterns and wording follow k8s.io/apimachinery/pkg/util/validation and
+k8s.io/kubernetes/pkg/apis/core/validation as of Kubernetes 1.30-1.33.
+"""
+
+from __future__ import annotations
+
+import re
+
+DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_SUBDOMAIN = rf"{DNS1123_LABEL}(\.{DNS1123_LABEL})*"
+CONFIG_KEY = r"[-._a-zA-Z0-9]+"
+ENV_VAR_NAME = r"[-._a-zA-Z][-._a-zA-Z0-9]*"
+
+# The relaxed env name rule (any printable ASCII but "=") is on by default
+# from Kubernetes 1.32, when the RelaxedEnvironmentVariableValidation gate
+# went to beta.
+RELAXED_ENV_NAMES_FROM = (1, 32)
+
+
+def _invalid(value: str, text: str) -> str:
+    return f'Invalid value: "{value}": {text}'
+
+
+def _too_long(value: str, limit: int) -> str:
+    return _invalid(value, f"must be no more than {limit} characters")
+
+
+def dns1123_subdomain(value: str) -> list[str]:
+    errors = []
+    if len(value) > 253:
+        errors.append(_too_long(value, 253))
+    if not re.fullmatch(DNS1123_SUBDOMAIN, value):
+        errors.append(
+            _invalid(
+                value,
+                "a lowercase RFC 1123 subdomain must consist of lower case "
+                "alphanumeric characters, '-' or '.', and must start and end with "
+                "an alphanumeric character (e.g. 'example.com', regex used for "
+                f"validation is '{DNS1123_SUBDOMAIN}')",
+            )
+        )
+    return errors
+
+
+def dns1123_label(value: str) -> list[str]:
+    errors = []
+    if len(value) > 63:
+        errors.append(_too_long(value, 63))
+    if not re.fullmatch(DNS1123_LABEL, value):
+        errors.append(
+            _invalid(
+                value,
+                "a lowercase RFC 1123 label must consist of lower case "
+                "alphanumeric characters or '-', and must start and end with an "
+                "alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
+                f"used for validation is '{DNS1123_LABEL}')",
+            )
+        )
+    return errors
+
+
+def config_key(value: str) -> list[str]:
+    """Check a Secret or ConfigMap data key, as `secretKeyRef.key` is checked too."""
+    errors = []
+    if len(value) > 253:
+        errors.append(_too_long(value, 253))
+    if not re.fullmatch(CONFIG_KEY, value):
+        errors.append(
+            _invalid(
+                value,
+                "a valid config key must consist of alphanumeric characters, "
+                "'-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or "
+                f"'key-name', regex used for validation is '{CONFIG_KEY}')",
+            )
+        )
+    if value == ".":
+        errors.append(_invalid(value, "must not be '.'"))
+    elif value == "..":
+        errors.append(_invalid(value, "must not be '..'"))
+    elif value.startswith(".."):
+        errors.append(_invalid(value, "must not start with '..'"))
+    return errors
+
+
+def env_var_name(value: str, version: tuple[int, int] = (1, 30)) -> list[str]:
+    """Check an env var name with the rule of the given Kubernetes minor version."""
+    if not value:
+        return ["Required value"]
+    if version >= RELAXED_ENV_NAMES_FROM:
+        if all(32 <= ord(char) <= 126 and char != "=" for char in value):
+            return []
+        return [
+            _invalid(
+                value,
+                "a valid environment variable name must consist only of "
+                "printable ASCII characters other than '='",
+            )
+        ]
+    if re.fullmatch(ENV_VAR_NAME, value):
+        return []
+    return [
+        _invalid(
+            value,
+            "a valid environment variable name must consist of alphabetic "
+            "characters, digits, '_', '-', or '.', and must not start with a "
+            "digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', "
+            f"regex used for validation is '{ENV_VAR_NAME}')",
+        )
+    ]

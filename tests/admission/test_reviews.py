@@ -17,7 +17,7 @@ from .builders import pod, review
 
 
 def envelope(**request: object) -> bytes:
-    base = {
+    base: dict[str, object] = {
         "uid": "u-1",
         "kind": {"group": "", "version": "v1", "kind": "Pod"},
         "resource": {"group": "", "version": "v1", "resource": "pods"},

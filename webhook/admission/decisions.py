@@ -13,6 +13,8 @@ from webhook.admission.errors import Denied
 # each warning at 256 characters (k8s.io/apiserver admission webhook
 # response handling), so warnings are made to fit before they are sent.
 MAX_WARNING_CHARS = 256
+# 15 warnings of 256 characters stay under the 4096-character total.
+MAX_WARNINGS = 15
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
 
 # Longest user-supplied value quoted in a message; a longer one is cut so a
@@ -48,7 +50,7 @@ def allow(
     return Decision(
         allowed=True,
         patch=tuple(patch),
-        warnings=tuple(fit_warning(warning) for warning in warnings),
+        warnings=fit_warnings(warnings),
         audit_annotations=dict(audit_annotations or {}),
     )
 
@@ -61,6 +63,19 @@ def deny(code: int, message: str) -> Decision:
 def from_denied(error: Denied) -> Decision:
     """Turn a `Denied` raised by the logic into a denying decision."""
     return deny(error.code, error.message)
+
+
+def fit_warnings(warnings: Sequence[str]) -> tuple[str, ...]:
+    """Make warnings safe to send: one line each, no repeats, bounded in total.
+
+    kube-apiserver keeps at most 4096 characters of warnings per response,
+    so at most `MAX_WARNINGS` are sent and the last one counts the rest.
+    """
+    unique = list(dict.fromkeys(fit_warning(warning) for warning in warnings))
+    if len(unique) <= MAX_WARNINGS:
+        return tuple(unique)
+    left_out = len(unique) - (MAX_WARNINGS - 1)
+    return (*unique[: MAX_WARNINGS - 1], f"{left_out} more warnings not shown")
 
 
 def fit_warning(text: str) -> str:

@@ -32,7 +32,8 @@ def replace_env_entry(
     """Replace env entry `index` of the container at `container_path`."""
     return {
         "op": "replace",
-        "path": join_pointer(container_path, "env", index),
+        # Neither "env" nor an index needs RFC 6901 escaping.
+        "path": f"{container_path}/env/{index}",
         "value": entry,
     }
 

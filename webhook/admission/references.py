@@ -103,8 +103,3 @@ def secret_key_ref_entry(name: str, ref: SecretRef) -> dict[str, Any]:
         "name": name,
         "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}},
     }
-
-
-def is_secret_key_ref_entry(entry: object, name: str, ref: SecretRef) -> bool:
-    """Tell whether `entry` is exactly what `secret_key_ref_entry` builds."""
-    return entry == secret_key_ref_entry(name, ref)

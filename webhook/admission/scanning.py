@@ -6,7 +6,7 @@ to check and which patch operations to send if every check passes.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from webhook.admission.additions import EnvAddition
 from webhook.admission.decisions import PatchOperation, quote
@@ -17,7 +17,6 @@ from webhook.admission.references import (
     InvalidReference,
     SecretRef,
     is_placeholder,
-    is_secret_key_ref_entry,
     parse_reference,
     secret_key_ref_entry,
 )
@@ -27,13 +26,12 @@ INIT_CONTAINERS = "initContainers"
 EPHEMERAL_CONTAINERS = "ephemeralContainers"
 
 
-@dataclass(frozen=True, slots=True)
-class ReferenceUse:
+class ReferenceUse(NamedTuple):
     """One env var that refers to a secret key, and where it sits.
 
     `container` is empty for a Run:AI v2 workload, whose env belongs to no
     container. `origin` is empty for the object's own env, else the origin
-    of the addition.
+    of the addition. A named tuple, because a large pod creates thousands.
     """
 
     ref: SecretRef
@@ -64,6 +62,8 @@ class Scan:
     operations: list[PatchOperation] = field(default_factory=list)
     injected: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Parsed placeholders of this object, since a large pod often repeats one.
+    _references: dict[str, SecretRef] = field(default_factory=dict)
 
     def scan_containers(
         self, containers: object, base_path: str, additions: Sequence[EnvAddition] = ()
@@ -87,38 +87,32 @@ class Scan:
         name = container.get("name")
         container_name = name if isinstance(name, str) else ""
         env = container.get("env")
-        defined: dict[str, Mapping[str, Any]] = {}
+        entries = env if isinstance(env, list) else []
 
-        if isinstance(env, list):
-            for index, entry in enumerate(env):
-                if isinstance(entry, Mapping):
-                    self._scan_entry(entry, index, path, container_name, defined)
+        # This loop runs once per env entry of every container, so it keeps
+        # to cheap checks; the request body is parsed JSON, hence `dict`.
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict) or "valueFrom" in entry:
+                # The author's own valueFrom entries, optional ones
+                # included, are never read or changed.
+                continue
+            value = entry.get("value")
+            if self.convert_literals and is_placeholder(value):
+                self._convert(entry, value, index, path, container_name)
+
         if additions:
+            defined = _defined_names(entries)
             self._add(additions, path, container_name, isinstance(env, list), defined)
 
-    def _scan_entry(
-        self,
-        entry: Mapping[str, Any],
-        index: int,
-        path: str,
-        container: str,
-        defined: dict[str, Mapping[str, Any]],
+    def _convert(
+        self, entry: dict[str, Any], value: str, index: int, path: str, container: str
     ) -> None:
         env_var = entry.get("name")
         if not isinstance(env_var, str):
             return
-        defined.setdefault(env_var, entry)
+        ref = self._references.get(value) or self.parse(value, env_var, container)
+        self._references[value] = ref
 
-        # The author's own valueFrom entries, optional ones included, are
-        # never read or changed.
-        value = entry.get("value")
-        if (
-            "valueFrom" in entry
-            or not self.convert_literals
-            or not is_placeholder(value)
-        ):
-            return
-        ref = self.parse(value, env_var, container)
         self.uses.append(ReferenceUse(ref, env_var, container))
         self.operations.append(
             replace_env_entry(path, index, secret_key_ref_entry(env_var, ref))
@@ -134,19 +128,22 @@ class Scan:
         defined: dict[str, Mapping[str, Any]],
     ) -> None:
         entries = []
+        added: dict[str, EnvAddition] = {}
         for addition in additions:
             entry, ref = self._addition_entry(addition, container)
             existing = defined.get(addition.name)
             if existing is not None:
-                self._check_override(existing, entry, addition, container, ref)
+                earlier = added.get(addition.name)
+                self._check_override(existing, entry, addition, container, earlier)
                 continue
+
             defined[addition.name] = entry
+            added[addition.name] = addition
             entries.append(entry)
             self.injected.append(f"{container}/{addition.name}")
             if ref is not None:
-                self.uses.append(
-                    ReferenceUse(ref, addition.name, container, addition.origin)
-                )
+                use = ReferenceUse(ref, addition.name, container, addition.origin)
+                self.uses.append(use)
         self.operations.extend(add_env_entries(path, has_env_array, entries))
 
     def _addition_entry(
@@ -163,19 +160,31 @@ class Scan:
         entry: dict[str, Any],
         addition: EnvAddition,
         container: str,
-        ref: SecretRef | None,
+        earlier: EnvAddition | None,
     ) -> None:
-        # A second pass (reinvocation) finds its own earlier result: silent.
-        if existing == entry or (
-            ref is not None and is_secret_key_ref_entry(existing, addition.name, ref)
-        ):
+        """Warn that an addition loses to an env var of the same name.
+
+        Equal entries are silent: a second pass (reinvocation) finds its own
+        earlier result, and a literal placeholder equal to the addition is
+        converted anyway.
+        """
+        if existing == entry:
             return
-        if existing.get("value") == addition.value and "valueFrom" not in existing:
+        if "valueFrom" not in existing and existing.get("value") == addition.value:
             return
-        self.warnings.append(
-            f"container {quote(container)} already defines env var "
-            f"{quote(addition.name)}; its own value wins over {addition.origin}"
-        )
+
+        name, where = quote(addition.name), quote(container)
+        if earlier is not None:
+            warning = (
+                f"env var {name} from {addition.origin} is not added to container "
+                f"{where} because {earlier.origin} sets it first"
+            )
+        else:
+            warning = (
+                f"container {where} already defines env var {name}, "
+                f"so its own value wins over {addition.origin}"
+            )
+        self.warnings.append(warning)
 
     def scan_environment_items(self, items: object) -> None:
         """Check a Run:AI v2 env map (`NAME: {value: ...}`) without rewriting it."""
@@ -203,3 +212,12 @@ class Scan:
                 f"reference because {error.reason}. Use the form {EXPECTED_FORM}, "
                 "for example SECRET:db-creds,password.",
             ) from None
+
+
+def _defined_names(entries: list[Any]) -> dict[str, Mapping[str, Any]]:
+    """Map each env name of a container to its first entry."""
+    defined: dict[str, Mapping[str, Any]] = {}
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            defined.setdefault(entry["name"], entry)
+    return defined

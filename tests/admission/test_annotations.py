@@ -1,0 +1,123 @@
+import pytest
+
+from webhook.admission.additions import EnvAddition
+from webhook.admission.annotations import (
+    AnnotationKeys,
+    annotations_of,
+    injection_disabled,
+    parse_container_names,
+    parse_env_annotation,
+)
+from webhook.admission.errors import Denied
+
+KEY = "runai-secrets-webhook/env"
+
+
+def test_keys_follow_prefix() -> None:
+    keys = AnnotationKeys.for_prefix("example.com/webhook")
+    assert keys.env == "example.com/webhook/env"
+    assert keys.containers == "example.com/webhook/containers"
+    assert keys.inject == "example.com/webhook/inject"
+    assert keys.injected == "example.com/webhook/injected"
+    assert keys.templates == "example.com/webhook/templates"
+
+
+def test_default_keys() -> None:
+    assert AnnotationKeys.for_prefix().env == KEY
+
+
+def test_env_annotation_lines() -> None:
+    text = "DB_USER=SECRET:db-creds,username\n\n  \nDB_PASS=SECRET:db-creds,password\n"
+    assert parse_env_annotation(text, KEY, 'Pod "train"') == [
+        EnvAddition("DB_USER", "SECRET:db-creds,username", f"annotation {KEY} line 1"),
+        EnvAddition("DB_PASS", "SECRET:db-creds,password", f"annotation {KEY} line 4"),
+    ]
+
+
+def test_env_annotation_strips_spaces_and_crlf() -> None:
+    additions = parse_env_annotation("  A=SECRET:s,k  \r\n", KEY, 'Pod "train"')
+    assert additions == [EnvAddition("A", "SECRET:s,k", f"annotation {KEY} line 1")]
+
+
+def denial(text: str) -> Denied:
+    with pytest.raises(Denied) as caught:
+        parse_env_annotation(text, KEY, 'Pod "train"')
+    return caught.value
+
+
+def test_line_without_equals_is_denied() -> None:
+    error = denial("A=SECRET:s,k\nSECRET:db-creds,password")
+    assert error.code == 400
+    assert error.message == (
+        f'Pod "train": annotation {KEY} line 2 "SECRET:db-creds,password" is invalid: '
+        "it has no '='. Expected one NAME=SECRET:<secret-name>,<secret-key> per line, "
+        "for example DB_PASSWORD=SECRET:db-creds,password."
+    )
+
+
+def test_invalid_env_name_is_denied() -> None:
+    assert denial("1PASS=SECRET:s,k").message == (
+        f'Pod "train": annotation {KEY} line 1 "1PASS=SECRET:s,k" is invalid: '
+        "env var name \"1PASS\" is not valid: use letters, digits, '-', '_' and '.', "
+        "not starting with a digit. Expected one "
+        "NAME=SECRET:<secret-name>,<secret-key> per line, "
+        "for example DB_PASSWORD=SECRET:db-creds,password."
+    )
+
+
+def test_empty_env_name_is_denied() -> None:
+    assert 'env var name "" is not valid' in denial("=SECRET:s,k").message
+
+
+def test_literal_value_is_denied() -> None:
+    assert denial("A=plain").message == (
+        f'Pod "train": annotation {KEY} line 1 "A=plain" is invalid: value "plain" is '
+        "not a secret reference because it does not start with 'SECRET:'. Expected one "
+        "NAME=SECRET:<secret-name>,<secret-key> per line, for example "
+        "DB_PASSWORD=SECRET:db-creds,password."
+    )
+
+
+def test_bad_reference_is_denied() -> None:
+    assert denial("A=SECRET:db-creds").message == (
+        f'Pod "train": annotation {KEY} line 1 "A=SECRET:db-creds" is invalid: value '
+        '"SECRET:db-creds" is not a secret reference because it has 0 commas, '
+        "but needs exactly one between secret and key. Expected one "
+        "NAME=SECRET:<secret-name>,<secret-key> per line, for example "
+        "DB_PASSWORD=SECRET:db-creds,password."
+    )
+
+
+def test_value_split_on_first_equals() -> None:
+    assert "the secret key may contain only" in denial("A=SECRET:s,k=v").message
+
+
+def test_container_names() -> None:
+    assert parse_container_names("main, sidecar,,") == ["main", "sidecar"]
+    assert parse_container_names("") == []
+
+
+def test_annotations_of_missing_or_null() -> None:
+    assert annotations_of({}) == {}
+    assert annotations_of({"metadata": None}) == {}
+    assert annotations_of({"metadata": {"annotations": None}}) == {}
+    assert annotations_of({"metadata": {"annotations": {"a": "b"}}}) == {"a": "b"}
+
+
+@pytest.mark.parametrize(
+    ("value", "disabled"),
+    [
+        ("false", True),
+        ("False", True),
+        (" false ", True),
+        ("true", False),
+        ("no", False),
+    ],
+)
+def test_opt_out_annotation(value: str, disabled: bool) -> None:
+    keys = AnnotationKeys.for_prefix()
+    assert injection_disabled({keys.inject: value}, keys) is disabled
+
+
+def test_no_opt_out_annotation() -> None:
+    assert not injection_disabled({}, AnnotationKeys.for_prefix())

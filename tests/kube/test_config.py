@@ -1,0 +1,61 @@
+"""Which client configuration is loaded, and that tests never reach a cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from webhook.kube.config import default_kubeconfig, load_configuration, runs_in_cluster
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: fake
+  cluster:
+    server: https://127.0.0.1:6443
+    insecure-skip-tls-verify: true
+contexts:
+- name: fake
+  context: {cluster: fake, user: fake}
+current-context: fake
+users:
+- name: fake
+  user: {token: test-token}
+"""
+
+
+def test_explicit_kubeconfig_wins(tmp_path: Path) -> None:
+    path = tmp_path / "config"
+    path.write_text(KUBECONFIG)
+
+    configuration = load_configuration(
+        str(path), environ={"KUBERNETES_SERVICE_HOST": "x"}
+    )
+
+    assert configuration.host == "https://127.0.0.1:6443"
+    assert configuration.retries == 0
+
+
+def test_default_is_kubeconfig_variable(tmp_path: Path) -> None:
+    assert default_kubeconfig({"KUBECONFIG": "/a:/b", "HOME": "/h"}) == "/a:/b"
+    assert default_kubeconfig({"HOME": str(tmp_path)}) == str(
+        tmp_path / ".kube" / "config"
+    )
+
+
+def test_in_cluster_needs_host_and_token(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+
+    assert not runs_in_cluster({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, token)
+    token.write_text("t")
+    assert runs_in_cluster({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, token)
+    assert not runs_in_cluster({}, token)
+
+
+def test_test_environment_has_no_cluster() -> None:
+    # The autouse fixture in tests/conftest.py points $KUBECONFIG at a file
+    # that does not exist, so a forgotten --kubeconfig fails loudly.
+    with pytest.raises(Exception, match=r"no-such-kubeconfig|Invalid kube-config"):
+        load_configuration(None)

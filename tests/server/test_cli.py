@@ -1,0 +1,95 @@
+"""The command line: flags, environment variables, help text."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from webhook.cli import build_parser
+from webhook.settings import SERVE_FLAGS, ServeSettings, env_name
+
+
+def serve_settings(argv: list[str]) -> ServeSettings:
+    return ServeSettings.from_namespace(build_parser().parse_args(["serve", *argv]))
+
+
+def test_defaults_match_contract() -> None:
+    settings = serve_settings([])
+
+    assert settings.host == "0.0.0.0"
+    assert settings.port == 8443
+    assert settings.log_format == "json"
+    assert settings.on_missing == "deny"
+    assert settings.annotation_prefix == "runai-secrets-webhook"
+    assert settings.cache_ttl == 5.0
+    assert settings.kubeconfig is None
+
+
+def test_environment_sets_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNAI_SECRETS_WEBHOOK_PORT", "9443")
+    monkeypatch.setenv("RUNAI_SECRETS_WEBHOOK_CACHE_TTL", "0.5")
+    monkeypatch.setenv("RUNAI_SECRETS_WEBHOOK_ON_MISSING", "warn")
+
+    settings = serve_settings([])
+
+    assert settings.port == 9443
+    assert settings.cache_ttl == 0.5
+    assert settings.on_missing == "warn"
+
+
+def test_command_line_wins_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNAI_SECRETS_WEBHOOK_PORT", "9443")
+
+    assert serve_settings(["--port", "10443"]).port == 10443
+
+
+def test_env_names_follow_flags() -> None:
+    assert env_name("--tls-cert-file") == "RUNAI_SECRETS_WEBHOOK_TLS_CERT_FILE"
+
+
+def test_invalid_values_rejected() -> None:
+    with pytest.raises(SystemExit):
+        serve_settings(["--log-format", "xml"])
+    with pytest.raises(SystemExit):
+        serve_settings(["--cache-ttl", "-1"])
+    with pytest.raises(SystemExit):
+        serve_settings(["--port", "70000"])
+
+
+def test_help_names_every_env_var() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"COLUMNS": "200", "PATH": ""},
+    )
+
+    for flag in SERVE_FLAGS:
+        assert flag.name in result.stdout
+        assert env_name(flag.name) in result.stdout
+    assert "Default: 8443" in result.stdout
+    assert "SECONDS" in result.stdout
+
+
+def test_cert_without_key_rejected() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook", "serve", "--tls-cert-file", "x.pem"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "", "KUBECONFIG": "/nonexistent"},
+    )
+
+    assert result.returncode == 2
+    assert "--tls-key-file" in result.stderr
+
+
+def test_readme_documents_every_flag(repository_root: Path) -> None:
+    readme = (repository_root / "README.md").read_text()
+
+    for flag in SERVE_FLAGS:
+        assert f"`{flag.name}`" in readme
+        assert f"`{env_name(flag.name)}`" in readme

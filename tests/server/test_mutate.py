@@ -1,0 +1,236 @@
+"""The /mutate edge: malformed calls, internal errors, envelope echo, metrics."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from webhook.admission.decisions import Decision
+from webhook.admission.reviews import MAX_REVIEW_BYTES, Review
+from webhook.server.app import create_app
+from webhook.server.logs import BoundLogger
+from webhook.server.metrics import Metrics, new_metrics
+from webhook.server.mutate import MutateEndpoint, Reviewer
+from webhook.server.readiness import Readiness
+
+JSON = {"Content-Type": "application/json"}
+
+
+def pod_review(
+    api_version: str = "admission.k8s.io/v1", **request: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "uid": str(uuid.uuid4()),
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "namespace": "runai-team-a",
+        "operation": "CREATE",
+        "userInfo": {"username": "alice"},
+        "object": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        },
+        "oldObject": None,
+        "dryRun": False,
+    }
+    body.update(request)
+    return {"apiVersion": api_version, "kind": "AdmissionReview", "request": body}
+
+
+async def allow_all(review: Review, deadline: float, log: BoundLogger) -> Decision:
+    return Decision(allowed=True)
+
+
+async def crash(review: Review, deadline: float, log: BoundLogger) -> Decision:
+    raise RuntimeError("boom in the logic")
+
+
+def client_for(reviewer: Reviewer, metrics: Metrics) -> httpx.AsyncClient:
+    readiness = Readiness(source_answered=lambda: True, certificate_loaded=True)
+    app = create_app(MutateEndpoint(reviewer, metrics), readiness, metrics)
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url="https://webhook.test")
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return new_metrics()
+
+
+@pytest.fixture
+async def client(metrics: Metrics) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(allow_all, metrics) as http:
+        yield http
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status", "fragment"),
+    [
+        (b"", JSON, 400, "empty"),
+        (b"{not json", JSON, 400, "not valid JSON"),
+        (
+            b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}',
+            JSON,
+            400,
+            "no request",
+        ),
+        (
+            orjson.dumps(pod_review()),
+            {"Content-Type": "text/plain"},
+            415,
+            "application/json",
+        ),
+        (orjson.dumps(pod_review()), {}, 415, "content type"),
+    ],
+)
+async def test_malformed_call_rejected(
+    client: httpx.AsyncClient,
+    content: bytes,
+    headers: dict[str, str],
+    status: int,
+    fragment: str,
+) -> None:
+    response = await client.post("/mutate", content=content, headers=headers)
+
+    assert response.status_code == status
+    assert fragment in response.json()["message"]
+
+
+async def test_declared_oversize_body_rejected(client: httpx.AsyncClient) -> None:
+    headers = {**JSON, "Content-Length": str(MAX_REVIEW_BYTES + 1)}
+
+    response = await client.post("/mutate", content=b"{}", headers=headers)
+
+    assert response.status_code == 413
+    assert str(MAX_REVIEW_BYTES) in response.json()["message"]
+
+
+async def test_streamed_oversize_body_rejected(client: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(8):
+            yield b" " * (1024 * 1024)
+
+    response = await client.post("/mutate", content=chunks(), headers=JSON)
+
+    assert response.status_code == 413
+
+
+async def test_internal_error_denies_with_uid(metrics: Metrics) -> None:
+    review = pod_review()
+
+    async with client_for(crash, metrics) as http:
+        response = await http.post(
+            "/mutate", content=orjson.dumps(review), headers=JSON
+        )
+    answer = response.json()["response"]
+
+    assert response.status_code == 200
+    assert answer["uid"] == review["request"]["uid"]
+    assert answer["allowed"] is False
+    assert answer["status"]["code"] == 500
+    assert review["request"]["uid"] in answer["status"]["message"]
+    assert "Traceback" not in response.text
+    assert "boom" not in response.text
+
+
+@pytest.mark.parametrize(
+    "api_version", ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"]
+)
+async def test_envelope_echoed(client: httpx.AsyncClient, api_version: str) -> None:
+    review = pod_review(api_version)
+
+    response = await client.post("/mutate", content=orjson.dumps(review), headers=JSON)
+    body = response.json()
+
+    assert body["apiVersion"] == api_version
+    assert body["kind"] == "AdmissionReview"
+    assert body["response"] == {"uid": review["request"]["uid"], "allowed": True}
+
+
+async def test_reviews_counted_by_outcome(
+    client: httpx.AsyncClient, metrics: Metrics
+) -> None:
+    await client.post("/mutate", content=orjson.dumps(pod_review()), headers=JSON)
+    await client.post("/mutate", content=b"", headers=JSON)
+
+    text = (await client.get("/metrics")).text
+
+    assert 'reviews_total{kind="Pod",operation="CREATE",outcome="allowed"} 1.0' in text
+    assert 'outcome="malformed"} 1.0' in text
+    assert "runai_secrets_webhook_review_duration_seconds_bucket" in text
+
+
+async def test_probes(metrics: Metrics) -> None:
+    answered = {"value": False}
+    readiness = Readiness(
+        source_answered=lambda: answered["value"], certificate_loaded=True
+    )
+    app = create_app(MutateEndpoint(allow_all, metrics), readiness, metrics)
+    transport = httpx.ASGITransport(app=app)
+
+    async with httpx.AsyncClient(
+        transport=transport, base_url="https://webhook.test"
+    ) as http:
+        assert (await http.get("/healthz")).status_code == 200
+        not_ready = await http.get("/readyz")
+        answered["value"] = True
+        ready = await http.get("/readyz")
+        readiness.stopping = True
+        stopping = await http.get("/readyz")
+
+    assert not_ready.status_code == 503
+    assert "Kubernetes API has not answered" in not_ready.text
+    assert ready.status_code == 200
+    assert stopping.status_code == 503
+    assert "shutting down" in stopping.text
+
+
+async def test_pipeline_patches_from_directory(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from webhook.kube.lookups import SecretKeyLookups
+    from webhook.kube.secrets import DirectorySecrets
+    from webhook.server.pipeline import build_reviewer
+    from webhook.settings import ServeSettings
+
+    (tmp_path / "s.yaml").write_text(
+        "kind: Secret\nmetadata: {name: db-creds, namespace: runai-team-a}\n"
+        "data: {username: YQ==}\n"
+    )
+    executor = ThreadPoolExecutor(2)
+    lookups = SecretKeyLookups(DirectorySecrets(tmp_path), executor, ttl=5)
+    reviewer = build_reviewer(ServeSettings(), lookups)
+    review = pod_review()
+    review["request"]["object"]["spec"]["containers"][0]["env"] = [
+        {"name": "U", "value": "SECRET:db-creds,username"}
+    ]
+
+    async with client_for(reviewer, metrics) as http:
+        response = await http.post(
+            "/mutate", content=orjson.dumps(review), headers=JSON
+        )
+    executor.shutdown()
+    answer = response.json()["response"]
+    patch = orjson.loads(base64.b64decode(answer["patch"]))
+
+    assert answer["allowed"] is True
+    assert answer["patchType"] == "JSONPatch"
+    assert {
+        "op": "replace",
+        "path": "/spec/containers/0/env/0",
+        "value": {
+            "name": "U",
+            "valueFrom": {"secretKeyRef": {"name": "db-creds", "key": "username"}},
+        },
+    } in patch

@@ -1,0 +1,265 @@
+"""Certificate reload while clients keep connecting."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.tls.inprocess import running_server
+from tests.tls.support import (
+    MountedSecret,
+    client_context,
+    get,
+    handshake,
+    new_ca,
+    new_leaf,
+    write_files,
+)
+from webhook.tls import pki
+from webhook.tls.pairs import InvalidPairError, ServingPair
+from webhook.tls.reload import FileReloader
+from webhook.tls.serving import ServingCertificates
+
+POLL_INTERVAL = 0.1
+# A new pair must be served within one poll interval plus the time to read,
+# check and load it; two seconds leave room for a loaded CI machine.
+MAX_DELAY = POLL_INTERVAL + 2.0
+
+
+@dataclass
+class Caller:
+    """Calls the server over a new connection each time, in a thread."""
+
+    port: int
+    ca_file: Path
+    calls: list[tuple[float, int]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        context = client_context(self.ca_file)
+        while not self.stop.is_set():
+            try:
+                status, serial = get(self.port, "/healthz", context)
+            except Exception as error:  # noqa: BLE001 - every failure counts
+                self.failures.append(repr(error))
+                continue
+            if status != 200:
+                self.failures.append(f"status {status}")
+            self.calls.append((time.monotonic(), serial))
+
+    def wait_for(self, serial: int, since: float) -> float:
+        """Return the seconds from since until a call saw serial."""
+        while time.monotonic() < since + MAX_DELAY + 1:
+            for at, seen in list(self.calls):
+                if at >= since and seen == serial:
+                    return at - since
+            time.sleep(0.01)
+        raise AssertionError(f"serial {serial:x} not served within {MAX_DELAY + 1} s")
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> pki.KeyPair:
+    ca = new_ca()
+    (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
+    return ca
+
+
+@pytest.fixture
+def caller_for(tmp_path: Path) -> Iterator[Callable[[int], Caller]]:
+    callers: list[tuple[Caller, threading.Thread]] = []
+
+    def start(port: int) -> Caller:
+        caller = Caller(port, tmp_path / "ca.crt")
+        thread = threading.Thread(target=caller.run, daemon=True)
+        thread.start()
+        callers.append((caller, thread))
+        return caller
+
+    yield start
+    for caller, thread in callers:
+        caller.stop.set()
+        thread.join(timeout=10)
+
+
+def _serve_files(cert_file: Path, key_file: Path) -> ServingCertificates:
+    return ServingCertificates.from_files(
+        cert_file, key_file, poll_interval=POLL_INTERVAL
+    )
+
+
+def _wait_until_served(port: int, context: ssl.SSLContext, leaf: pki.KeyPair) -> None:
+    deadline = time.monotonic() + MAX_DELAY
+    while handshake(port, context) != leaf.cert.serial_number:
+        assert time.monotonic() < deadline, f"not served within {MAX_DELAY} s"
+        time.sleep(POLL_INTERVAL)
+
+
+@pytest.mark.parametrize("layout", ["plain files", "mounted secret"])
+def test_replaced_pairs_served_without_failed_calls(
+    tmp_path: Path, ca: pki.KeyPair, caller_for: Callable[[int], Caller], layout: str
+) -> None:
+    mount = MountedSecret(tmp_path / "mount")
+    first = new_leaf(ca, lifetime=timedelta(minutes=2))
+    if layout == "mounted secret":
+        mount.update(first)
+    else:
+        write_files(mount.directory, first)
+
+    with running_server(_serve_files(mount.cert_file, mount.key_file)) as port:
+        caller = caller_for(port)
+        caller.wait_for(first.cert.serial_number, time.monotonic() - 1)
+        delays = []
+        for _ in range(5):
+            leaf = new_leaf(ca, lifetime=timedelta(minutes=2))
+            replaced_at = time.monotonic()
+            if layout == "mounted secret":
+                mount.update(leaf)
+            else:
+                write_files(mount.directory, leaf)
+            delays.append(caller.wait_for(leaf.cert.serial_number, replaced_at))
+        caller.stop.set()
+
+    assert caller.failures == []
+    assert max(delays) <= MAX_DELAY, delays
+    assert len(caller.calls) > 10
+
+
+def test_mismatched_pair_rejected_old_kept(
+    tmp_path: Path, ca: pki.KeyPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = new_leaf(ca), new_leaf(ca)
+    write_files(tmp_path, first)
+    context = client_context(tmp_path / "ca.crt")
+
+    with running_server(
+        _serve_files(tmp_path / "tls.crt", tmp_path / "tls.key")
+    ) as port:
+        with caplog.at_level(logging.INFO, logger="webhook.tls"):
+            (tmp_path / "tls.crt").write_bytes(second.cert_pem)
+            time.sleep(POLL_INTERVAL * 5)
+            assert handshake(port, context) == first.cert.serial_number
+
+            (tmp_path / "tls.key").write_bytes(second.key_pem)
+            _wait_until_served(port, context, second)
+
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].__dict__["cert_file"] == str(tmp_path / "tls.crt")
+    assert errors[0].__dict__["key_file"] == str(tmp_path / "tls.key")
+    assert "does not match" in errors[0].__dict__["reason"]
+    logged = " ".join(str(vars(record)) for record in caplog.records)
+    for key in (first, second):
+        assert key.key_pem.decode().splitlines()[1] not in logged
+    assert "PRIVATE KEY" not in logged
+
+
+def test_half_written_certificate_rejected(tmp_path: Path, ca: pki.KeyPair) -> None:
+    first, second = new_leaf(ca), new_leaf(ca)
+    write_files(tmp_path, first)
+    context = client_context(tmp_path / "ca.crt")
+
+    with running_server(
+        _serve_files(tmp_path / "tls.crt", tmp_path / "tls.key")
+    ) as port:
+        # Write in place, as a careless copy would: key first, then half a cert.
+        (tmp_path / "tls.key").write_bytes(second.key_pem)
+        (tmp_path / "tls.crt").write_bytes(second.cert_pem[: len(second.cert_pem) // 2])
+        time.sleep(POLL_INTERVAL * 5)
+        assert handshake(port, context) == first.cert.serial_number
+
+        (tmp_path / "tls.crt").write_bytes(second.cert_pem)
+        _wait_until_served(port, context, second)
+
+
+def test_open_connection_keeps_its_certificate(tmp_path: Path, ca: pki.KeyPair) -> None:
+    first, second = new_leaf(ca), new_leaf(ca)
+    write_files(tmp_path, first)
+    context = client_context(tmp_path / "ca.crt")
+
+    with running_server(
+        _serve_files(tmp_path / "tls.crt", tmp_path / "tls.key")
+    ) as port:
+        connection = http.client.HTTPSConnection("127.0.0.1", port, context=context)
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().read() == b"ok"
+        sock = connection.sock
+
+        write_files(tmp_path, second)
+        _wait_until_served(port, context, second)
+
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.read() == b"ok"
+        assert connection.sock is sock
+        connection.close()
+
+
+def test_startup_rejects_invalid_files(tmp_path: Path, ca: pki.KeyPair) -> None:
+    first, second = new_leaf(ca), new_leaf(ca)
+    (tmp_path / "tls.crt").write_bytes(first.cert_pem)
+    (tmp_path / "tls.key").write_bytes(second.key_pem)
+    with pytest.raises(InvalidPairError, match="does not match"):
+        _serve_files(tmp_path / "tls.crt", tmp_path / "tls.key")
+    with pytest.raises(FileNotFoundError):
+        _serve_files(tmp_path / "missing.crt", tmp_path / "tls.key")
+
+
+def test_expired_pair_rejected(tmp_path: Path, ca: pki.KeyPair) -> None:
+    installed: list[ServingPair] = []
+    expired = pki.issue_leaf(
+        ca,
+        dns_names=["localhost"],
+        now=datetime.now(UTC) - timedelta(hours=2),
+        lifetime=timedelta(hours=1),
+    )
+    write_files(tmp_path, expired)
+    reloader = FileReloader(
+        tmp_path / "tls.crt", tmp_path / "tls.key", installed.append
+    )
+
+    with pytest.raises(InvalidPairError, match="expired at"):
+        reloader.load()
+    assert reloader.poll() is False
+    assert installed == []
+
+
+def test_not_yet_valid_pair_accepted_later(tmp_path: Path, ca: pki.KeyPair) -> None:
+    now = datetime.now(UTC)
+    clock = [now - timedelta(hours=1)]
+    installed: list[ServingPair] = []
+    write_files(tmp_path, new_leaf(ca))
+    reloader = FileReloader(
+        tmp_path / "tls.crt",
+        tmp_path / "tls.key",
+        installed.append,
+        clock=lambda: clock[0],
+    )
+
+    assert reloader.poll() is False
+    clock[0] = now
+    assert reloader.poll() is True
+    assert reloader.poll() is False
+    assert len(installed) == 1
+
+
+def test_ready_follows_served_certificate(tmp_path: Path, ca: pki.KeyPair) -> None:
+    write_files(tmp_path, new_leaf(ca, lifetime=timedelta(hours=1)))
+    serving = _serve_files(tmp_path / "tls.crt", tmp_path / "tls.key")
+    assert serving.ready()
+    assert not ServingCertificates().ready()
+
+    late = ServingCertificates(clock=lambda: datetime.now(UTC) + timedelta(hours=2))
+    assert serving.served is not None
+    late.install(serving.served)
+    assert not late.ready()

@@ -1,0 +1,62 @@
+"""Configuration of the official Kubernetes client."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from kubernetes import client
+from kubernetes.config import incluster_config, kube_config
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def runs_in_cluster(
+    environ: Mapping[str, str], token_file: Path = SERVICE_ACCOUNT_DIR / "token"
+) -> bool:
+    """Tell whether the process runs in a pod with a service account token."""
+    return bool(environ.get("KUBERNETES_SERVICE_HOST")) and token_file.is_file()
+
+
+def default_kubeconfig(environ: Mapping[str, str]) -> str:
+    """Return $KUBECONFIG (possibly a colon-separated list) or ~/.kube/config."""
+    explicit = environ.get("KUBECONFIG", "")
+    if explicit:
+        return explicit
+    home = environ.get("HOME") or str(Path.home())
+    return str(Path(home) / ".kube" / "config")
+
+
+def load_configuration(
+    kubeconfig: str | None, environ: Mapping[str, str] | None = None
+) -> client.Configuration:
+    """Build a client configuration without touching the client's global default.
+
+    An explicit `kubeconfig` wins; otherwise the in-cluster service account is
+    used when present, else $KUBECONFIG or ~/.kube/config.
+    """
+    env = os.environ if environ is None else environ
+    configuration = client.Configuration()
+    if kubeconfig is None and runs_in_cluster(env):
+        loader = incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
+            token_filename=str(SERVICE_ACCOUNT_DIR / "token"),
+            cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
+            environ=env,
+        )
+        loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
+    else:
+        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig or default_kubeconfig(env),
+            client_configuration=configuration,
+            persist_config=False,
+        )
+
+    # A retry could outlive the review's deadline; the caller decides instead.
+    configuration.retries = 0
+    return configuration
+
+
+def new_api_client(kubeconfig: str | None) -> client.ApiClient:
+    """Return an API client for `kubeconfig` (see `load_configuration`)."""
+    return client.ApiClient(configuration=load_configuration(kubeconfig))

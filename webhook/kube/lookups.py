@@ -1,0 +1,152 @@
+"""Asynchronous secret key lookups: thread pool, single-flight and a short cache.
+
+The blocking client runs in a bounded thread pool so it never blocks the
+event loop. Concurrent lookups of the same (namespace, secret) share one
+call. A secret found in the API is reused for `ttl` seconds, so a positive
+answer is at most `ttl` seconds old (plus the duration of the call that
+produced it). A missing secret, a missing key, a 403 or an error is never
+taken from the cache: every denial rests on a live call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from webhook.admission.lookups import LookupStatus, SecretLookup
+from webhook.kube.secrets import KeySource
+
+# Called with one of: cached, fetched, not_found, forbidden, error (which
+# includes timeouts).
+ResultHook = Callable[[str], None]
+Clock = Callable[[], float]
+
+RESULT_LABELS = {
+    LookupStatus.FOUND: "fetched",
+    LookupStatus.NOT_FOUND: "not_found",
+    LookupStatus.FORBIDDEN: "forbidden",
+    LookupStatus.TIMEOUT: "error",
+    LookupStatus.ERROR: "error",
+}
+
+
+@dataclass(frozen=True)
+class _Entry:
+    keys: SecretLookup
+    expires_at: float
+
+
+class SecretKeyLookups:
+    """Look up secret key names in one namespace through a `KeySource`."""
+
+    def __init__(
+        self,
+        source: KeySource,
+        executor: Executor,
+        ttl: float,
+        on_result: ResultHook | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._executor = executor
+        self._ttl = ttl
+        self._on_result = on_result or (lambda result: None)
+        self._clock = clock
+        self._cache: dict[tuple[str, str], _Entry] = {}
+        self._in_flight: dict[tuple[str, str], asyncio.Future[SecretLookup]] = {}
+
+    async def lookup(
+        self, namespace: str, name: str, keys: Collection[str], deadline: float
+    ) -> SecretLookup:
+        """Return the key names of a secret, live unless a fresh entry has `keys`.
+
+        `deadline` is a `clock()` value; the lookup returns a TIMEOUT result
+        when it is reached.
+        """
+        cached = self._cached(namespace, name)
+        if cached is not None and all(key in cached.keys for key in keys):
+            self._on_result("cached")
+            return cached
+
+        result = await self._fetch_shared(namespace, name, deadline)
+        self._on_result(RESULT_LABELS[result.status])
+        return result
+
+    def _cached(self, namespace: str, name: str) -> SecretLookup | None:
+        entry = self._cache.get((namespace, name))
+        if entry is None:
+            return None
+        if entry.expires_at <= self._clock():
+            del self._cache[(namespace, name)]
+            return None
+        return entry.keys
+
+    async def _fetch_shared(
+        self, namespace: str, name: str, deadline: float
+    ) -> SecretLookup:
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            return SecretLookup.failed(
+                LookupStatus.TIMEOUT, "no time was left before the review's deadline"
+            )
+
+        key = (namespace, name)
+        future = self._in_flight.get(key)
+        if future is None:
+            future = self._start_fetch(namespace, name, remaining)
+
+        # shield: one caller giving up must not cancel the call others share.
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), remaining)
+        except TimeoutError:
+            return SecretLookup.failed(LookupStatus.TIMEOUT, "the API call timed out")
+
+    def _start_fetch(
+        self, namespace: str, name: str, timeout: float
+    ) -> asyncio.Future[SecretLookup]:
+        loop = asyncio.get_running_loop()
+        key = (namespace, name)
+        future = loop.run_in_executor(
+            self._executor, self._source.fetch, namespace, name, timeout
+        )
+        self._in_flight[key] = future
+
+        def finish(done: asyncio.Future[SecretLookup]) -> None:
+            if self._in_flight.get(key) is done:
+                del self._in_flight[key]
+            if done.cancelled() or done.exception() is not None:
+                return
+            result = done.result()
+            if result.status is LookupStatus.FOUND and self._ttl > 0:
+                self._cache[key] = _Entry(result, self._clock() + self._ttl)
+            else:
+                self._cache.pop(key, None)
+
+        future.add_done_callback(finish)
+        return future
+
+
+Resolver = Callable[[str, str, Collection[str], float], Awaitable[SecretLookup]]
+
+
+async def resolve_in_order(
+    resolvers: Sequence[Resolver],
+    namespace: str,
+    name: str,
+    keys: Collection[str],
+    deadline: float,
+) -> SecretLookup:
+    """Ask each resolver in turn; the first result other than NOT_FOUND wins.
+
+    The first resolver looks in the review's namespace. Later ones, such as
+    cluster-wide secrets, are only asked for secrets missing there.
+    """
+    result = SecretLookup.not_found()
+    for resolve in resolvers:
+        result = await resolve(namespace, name, keys, deadline)
+        if result.status is not LookupStatus.NOT_FOUND:
+            return result
+    return result

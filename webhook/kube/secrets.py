@@ -1,0 +1,193 @@
+"""Blocking sources of secret key names: the Kubernetes API and a directory.
+
+Both return a `SecretLookup` with key names only. Secret values pass through
+memory only while a response or manifest is parsed and are dropped at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+import urllib3
+import yaml
+from kubernetes import client
+
+from webhook.admission.lookups import LookupStatus, SecretLookup
+
+logger = logging.getLogger(__name__)
+
+# Foreign error text (API Status messages, exception strings) is cut to this
+# many characters before it reaches a log line or a denial message.
+MAX_DETAIL_CHARS = 200
+
+
+class KeySource(Protocol):
+    """A blocking lookup of the key names of one secret."""
+
+    def fetch(self, namespace: str, name: str, timeout: float) -> SecretLookup: ...
+
+
+def key_names(manifest: Any) -> frozenset[str]:
+    """Return the key names of a Secret object, from `data` and `stringData`."""
+    if not isinstance(manifest, dict):
+        return frozenset()
+    names: set[str] = set()
+    for field in ("data", "stringData"):
+        section = manifest.get(field)
+        if isinstance(section, dict):
+            names.update(str(key) for key in section)
+    return frozenset(names)
+
+
+def status_message(body: bytes | str | None) -> str:
+    """Return the `message` of a Kubernetes Status body, cut to a safe length."""
+    if not body:
+        return ""
+    try:
+        status = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ""
+    message = status.get("message", "") if isinstance(status, dict) else ""
+    return str(message)[:MAX_DETAIL_CHARS]
+
+
+class ClusterSecrets:
+    """Read secrets through the official client, keeping only key names."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._api = client.CoreV1Api(api_client)
+        self._answered = threading.Event()
+
+    @property
+    def answered(self) -> bool:
+        """Whether the API has returned any HTTP response, errors included."""
+        return self._answered.is_set()
+
+    def fetch(self, namespace: str, name: str, timeout: float) -> SecretLookup:
+        try:
+            # With _preload_content=False the client returns the raw urllib3
+            # response, so no model object ever contains the values.
+            response: Any = self._api.read_namespaced_secret(
+                name, namespace, _preload_content=False, _request_timeout=timeout
+            )
+        except client.ApiException as error:
+            return self._from_api_error(error)
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            return describe_transport_error(error)
+
+        self._answered.set()
+        try:
+            keys = key_names(orjson.loads(response.data))
+        except orjson.JSONDecodeError:
+            return SecretLookup.failed(
+                LookupStatus.ERROR, "the API returned a body that is not JSON"
+            )
+        finally:
+            response.release_conn()
+        return SecretLookup.found(keys)
+
+    def probe(self, timeout: float) -> bool:
+        """Call GET /api/v1 once; return whether any HTTP response came back."""
+        try:
+            response: Any = self._api.get_api_resources(
+                _preload_content=False, _request_timeout=timeout
+            )
+            response.release_conn()
+        except client.ApiException as error:
+            if error.status:
+                self._answered.set()
+        except (urllib3.exceptions.HTTPError, OSError):
+            return False
+        else:
+            self._answered.set()
+        return self.answered
+
+    def _from_api_error(self, error: client.ApiException) -> SecretLookup:
+        if not error.status:
+            # Status 0 is the client's wrapper around a TLS failure.
+            reason = str(error.reason or "")[:MAX_DETAIL_CHARS]
+            return SecretLookup.failed(LookupStatus.ERROR, f"TLS error: {reason}")
+
+        self._answered.set()
+        if error.status == 404:
+            return SecretLookup.not_found()
+        message = status_message(error.body)
+        if error.status == 403:
+            return SecretLookup.failed(LookupStatus.FORBIDDEN, message)
+        return SecretLookup.failed(
+            LookupStatus.ERROR, f"the API answered HTTP {error.status}: {message}"
+        )
+
+
+def describe_transport_error(error: BaseException) -> SecretLookup:
+    """Turn a connection failure or timeout into a failed lookup."""
+    if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason:
+        error = error.reason
+    if isinstance(error, urllib3.exceptions.TimeoutError | TimeoutError):
+        return SecretLookup.failed(LookupStatus.TIMEOUT, "the API call timed out")
+    return SecretLookup.failed(
+        LookupStatus.ERROR, f"the API call failed: {type(error).__name__}"
+    )
+
+
+class DirectorySecrets:
+    """Key names of the Secret manifests found in a directory.
+
+    Files ending in .yaml, .yml or .json are read once at start, several
+    documents per file allowed; other kinds of objects are skipped. A Secret
+    without `metadata.namespace` belongs to namespace `default`, as with
+    `kubectl apply`.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        if not directory.is_dir():
+            raise FileNotFoundError(f"secrets directory {directory} does not exist")
+        self.directory = directory
+        self._keys: dict[tuple[str, str], frozenset[str]] = {}
+        for path in sorted(directory.iterdir()):
+            if path.suffix in {".yaml", ".yml", ".json"}:
+                self._load(path)
+        logger.info(
+            "loaded secret manifests",
+            extra={"directory": str(directory), "secrets": len(self._keys)},
+        )
+
+    answered = True
+
+    def _load(self, path: Path) -> None:
+        with path.open(encoding="utf-8") as stream:
+            for document in iter_documents(stream.read(), path):
+                if not isinstance(document, dict) or document.get("kind") != "Secret":
+                    continue
+                metadata = document.get("metadata") or {}
+                name = metadata.get("name")
+                if not name:
+                    raise ValueError(f"{path}: a Secret has no metadata.name")
+                namespace = metadata.get("namespace") or "default"
+                self._keys[(namespace, name)] = key_names(document)
+
+    def fetch(self, namespace: str, name: str, timeout: float) -> SecretLookup:
+        keys = self._keys.get((namespace, name))
+        if keys is None:
+            return SecretLookup.not_found()
+        return SecretLookup.found(keys)
+
+    def probe(self, timeout: float) -> bool:
+        return True
+
+
+def iter_documents(text: str, path: Path) -> Iterator[Any]:
+    """Yield the YAML documents of one file, naming the file on a parse error."""
+    try:
+        yield from yaml.safe_load_all(text)
+    except yaml.YAMLError as error:
+        # The parser's own message quotes the offending line, which may hold
+        # a secret value, so only the position is reported.
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}: invalid YAML{where}") from None

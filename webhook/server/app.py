@@ -1,0 +1,50 @@
+"""The FastAPI application: /mutate, probes and metrics."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from webhook.server.metrics import Metrics
+from webhook.server.readiness import Readiness
+
+
+class ReviewEndpoint(Protocol):
+    """Handler of one HTTP call that carries an AdmissionReview."""
+
+    async def __call__(self, request: Request) -> Response: ...
+
+
+def create_app(
+    mutate: ReviewEndpoint, readiness: Readiness, metrics: Metrics
+) -> FastAPI:
+    """Build the application; its routes take raw bodies, no models."""
+    app = FastAPI(
+        title="runai-secrets-webhook",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+
+    app.add_api_route("/mutate", mutate, methods=["POST"])
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return Response("ok\n", media_type="text/plain")
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        problems = readiness.problems()
+        if problems:
+            return Response("\n".join(problems) + "\n", 503, media_type="text/plain")
+        return Response("ok\n", media_type="text/plain")
+
+    @app.get("/metrics")
+    async def export_metrics() -> Response:
+        return Response(
+            generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
+
+    return app

@@ -1,0 +1,130 @@
+"""Log setup: JSON or text lines, with per-review fields bound once.
+
+Extra fields passed with `extra=` appear as keys of the JSON line (or as
+`key=value` pairs in text). Callers pass ids, names and counts, never an
+object body, a patch value, secret data or key material.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, MutableMapping
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
+
+# Field names bound to every line about one review.
+UID = "uid"
+NAMESPACE = "namespace"
+KIND = "kind"
+# "name" is taken by LogRecord itself.
+NAME = "object_name"
+OPERATION = "operation"
+USER = "user"
+
+# Attributes every LogRecord has; anything else on a record is an extra field.
+_RECORD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+) | {"message", "asctime", "color_message", "taskName"}
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """Return the fields that a caller added to `record` with `extra=`."""
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
+    }
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    moment = datetime.fromtimestamp(record.created, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": _timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(extra_fields(record))
+        if record.exc_info and record.exc_info[0] is not None:
+            line["error_type"] = record.exc_info[0].__name__
+            line["traceback"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """Format a record as `time level logger: message key=value ...`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(
+            f"{key}={value!r}"
+            if isinstance(value, str) and " " in value
+            else f"{key}={value}"
+            for key, value in extra_fields(record).items()
+        )
+        message = record.getMessage()
+        text = f"{_timestamp(record)} {record.levelname} {record.name}: {message}"
+        if fields:
+            text = f"{text} {fields}"
+        if record.exc_info and record.exc_info[0] is not None:
+            text = f"{text}\n{self.formatException(record.exc_info)}"
+        return text
+
+
+def configure_logging(
+    log_format: str, level: str, stream: TextIO | None = None
+) -> None:
+    """Send every logger's lines to `stream` (stderr) in the chosen format."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # The client's own debug lines include request headers, bearer token too.
+    logging.getLogger("kubernetes").setLevel(max(logging.INFO, root.level))
+    logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
+
+
+class BoundLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger that adds the same fields to every line it writes."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        fields = dict(self.extra or {})
+        fields.update(kwargs.get("extra") or {})
+        kwargs["extra"] = fields
+        return msg, kwargs
+
+
+def bind(logger: logging.Logger, fields: Mapping[str, object]) -> BoundLogger:
+    """Return a logger that adds `fields` to every line."""
+    return BoundLogger(logger, dict(fields))
+
+
+def review_fields(request: Mapping[str, Any]) -> dict[str, object]:
+    """Pick the fields that identify one review from its request, no body."""
+    obj = request.get("object") or request.get("oldObject") or {}
+    metadata = obj.get("metadata") or {} if isinstance(obj, Mapping) else {}
+    name = request.get("name") or metadata.get("name") or ""
+    if not name and metadata.get("generateName"):
+        name = f"{metadata['generateName']}*"
+    kind = request.get("kind") or {}
+    user = request.get("userInfo") or {}
+    return {
+        UID: request.get("uid", ""),
+        NAMESPACE: request.get("namespace") or "",
+        KIND: kind.get("kind", "") if isinstance(kind, Mapping) else "",
+        NAME: name,
+        OPERATION: request.get("operation", ""),
+        USER: user.get("username", "") if isinstance(user, Mapping) else "",
+    }

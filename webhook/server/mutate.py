@@ -1,0 +1,131 @@
+"""POST /mutate: read, check and respond to one AdmissionReview.
+
+The call is checked in a fixed order before any admission logic runs: size
+limit (413), empty body, content type (415), JSON and envelope (400). After
+that every outcome, an internal error included, is an HTTP 200
+AdmissionReview that carries the request's uid.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import orjson
+from fastapi import Request, Response
+
+from webhook.admission.decisions import Decision, deny
+from webhook.admission.errors import MalformedReview
+from webhook.admission.reviews import (
+    MAX_REVIEW_BYTES,
+    Review,
+    encode_response,
+    parse_review,
+)
+from webhook.server import logs
+from webhook.server.deadlines import review_budget
+from webhook.server.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+JSON = "application/json"
+
+# Decides one parsed review before the absolute time.monotonic() deadline.
+Reviewer = Callable[[Review, float, logs.BoundLogger], Awaitable[Decision]]
+
+INTERNAL_ERROR_MESSAGE = (
+    "runai-secrets-webhook failed with an internal error while checking this "
+    "object, so it is denied rather than admitted with unchecked SECRET: "
+    "values. Retry; if it fails again, ask the cluster admin to look up "
+    "uid {uid} in the webhook's logs."
+)
+
+
+async def read_body(request: Request, limit: int = MAX_REVIEW_BYTES) -> bytes:
+    """Read the request body, raising a 413 as soon as it exceeds `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(int(declared), limit)
+
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large(len(body), limit)
+    return bytes(body)
+
+
+def too_large(size: int, limit: int) -> MalformedReview:
+    return MalformedReview(
+        413,
+        f"request body has at least {size} bytes, over the limit of {limit} "
+        "bytes for an AdmissionReview",
+    )
+
+
+class MutateEndpoint:
+    """The /mutate route: turns an HTTP call into a review and back."""
+
+    def __init__(self, reviewer: Reviewer, metrics: Metrics) -> None:
+        self._reviewer = reviewer
+        self._metrics = metrics
+
+    async def __call__(self, request: Request) -> Response:
+        started = time.monotonic()
+        try:
+            body = await read_body(request)
+            review = parse_review(body, request.headers.get("content-type", ""))
+        except MalformedReview as error:
+            return self._malformed(error)
+
+        deadline = started + review_budget(request.query_params.get("timeout"))
+        content, outcome = await self._answer(review, deadline)
+
+        kind = review["request"]["kind"]["kind"]
+        operation = review["request"]["operation"]
+        self._metrics.reviews.labels(
+            kind=kind, operation=operation, outcome=outcome
+        ).inc()
+        self._metrics.review_seconds.observe(time.monotonic() - started)
+        return Response(content, media_type=JSON)
+
+    async def _answer(self, review: Review, deadline: float) -> tuple[bytes, str]:
+        """Decide the review; return the encoded response and the outcome label."""
+        log = logs.bind(logger, logs.review_fields(review["request"]))
+        try:
+            log.debug("review received")
+            decision = await self._reviewer(review, deadline, log)
+        except Exception:
+            # Deny, because admitting after a crash could let an unchecked
+            # SECRET: value through.
+            log.exception("review failed with an internal error")
+            uid = review["request"]["uid"]
+            decision = deny(500, INTERNAL_ERROR_MESSAGE.format(uid=uid))
+            return encode_response(review, decision), "error"
+
+        if not decision.allowed:
+            log.info(
+                "review denied",
+                extra={"code": decision.code, "reason": decision.message},
+            )
+            return encode_response(review, decision), "denied"
+        log.debug(
+            "review allowed",
+            extra={
+                "patch_operations": len(decision.patch),
+                "warnings": len(decision.warnings),
+            },
+        )
+        return encode_response(
+            review, decision
+        ), "patched" if decision.patch else "allowed"
+
+    def _malformed(self, error: MalformedReview) -> Response:
+        logger.warning(
+            "malformed admission call rejected",
+            extra={"status": error.status, "reason": error.message},
+        )
+        self._metrics.reviews.labels(kind="", operation="", outcome="malformed").inc()
+        content = orjson.dumps({"message": error.message, "code": error.status})
+        return Response(content, status_code=error.status, media_type=JSON)

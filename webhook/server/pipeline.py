@@ -1,0 +1,105 @@
+"""One review from plan to decision: the admission logic plus live lookups."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+from webhook.admission.decisions import Decision
+from webhook.admission.injection import (
+    InjectionOptions,
+    OnMissing,
+    Plan,
+    decide,
+    plan_review,
+)
+from webhook.admission.lookups import LookupStatus, SecretLookup
+from webhook.admission.podspecs import WorkloadKind, load_workload_kinds
+from webhook.admission.reviews import Review
+from webhook.kube.lookups import Resolver, SecretKeyLookups, resolve_in_order
+from webhook.server.logs import BoundLogger
+from webhook.server.mutate import Reviewer
+from webhook.settings import ServeSettings
+
+
+def load_extra_kinds(path: str | None) -> tuple[WorkloadKind, ...]:
+    """Read the workload kinds file, if one is configured."""
+    if not path:
+        return ()
+    with Path(path).open(encoding="utf-8") as stream:
+        return load_workload_kinds(yaml.safe_load(stream))
+
+
+def injection_options(settings: ServeSettings) -> InjectionOptions:
+    on_missing: OnMissing = "warn" if settings.on_missing == "warn" else "deny"
+    return InjectionOptions(
+        annotation_prefix=settings.annotation_prefix,
+        on_missing=on_missing,
+        extra_kinds=load_extra_kinds(settings.workload_kinds_file),
+    )
+
+
+def keys_by_secret(plan: Plan) -> dict[str, set[str]]:
+    """Group the plan's references: each secret with the keys it must have."""
+    grouped: dict[str, set[str]] = defaultdict(set)
+    for reference in plan.references:
+        grouped[reference.secret].add(reference.key)
+    return grouped
+
+
+class ReviewPipeline:
+    """Plan a review, look up its secrets concurrently, decide.
+
+    `resolvers` are asked in order for each secret; the first looks in the
+    review's namespace, later ones may look elsewhere (cluster-wide secrets).
+    """
+
+    def __init__(self, options: InjectionOptions, resolvers: list[Resolver]) -> None:
+        self.options = options
+        self.resolvers = resolvers
+
+    async def __call__(
+        self, review: Review, deadline: float, log: BoundLogger
+    ) -> Decision:
+        planned = plan_review(review, self.options)
+        if isinstance(planned, Decision):
+            return planned
+
+        grouped = keys_by_secret(planned)
+        secrets = sorted(grouped)
+        answers = await asyncio.gather(
+            *(
+                resolve_in_order(
+                    self.resolvers, planned.namespace, secret, grouped[secret], deadline
+                )
+                for secret in secrets
+            )
+        )
+        lookups = dict(zip(secrets, answers, strict=True))
+        self._log_failures(lookups, log)
+        return decide(planned, lookups)
+
+    @staticmethod
+    def _log_failures(lookups: dict[str, SecretLookup], log: BoundLogger) -> None:
+        for secret, lookup in lookups.items():
+            if lookup.status in {
+                LookupStatus.FORBIDDEN,
+                LookupStatus.TIMEOUT,
+                LookupStatus.ERROR,
+            }:
+                log.error(
+                    "secret lookup failed",
+                    extra={
+                        "secret": secret,
+                        "result": lookup.status.value,
+                        "detail": lookup.detail,
+                    },
+                )
+
+
+def build_reviewer(settings: ServeSettings, lookups: SecretKeyLookups) -> Reviewer:
+    """Build the reviewer that /mutate calls for every parsed review."""
+    return ReviewPipeline(injection_options(settings), [lookups.lookup])

@@ -1,0 +1,31 @@
+"""What `/readyz` reports: a certificate is loaded and the secret source responded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Readiness:
+    """Conditions for taking traffic; all must hold.
+
+    `source_answered` returns whether the Kubernetes API (or the secrets
+    directory) has responded at least once. `stopping` turns true on SIGTERM
+    so that the endpoint is removed while in-flight reviews finish.
+    """
+
+    source_answered: Callable[[], bool]
+    certificate_loaded: bool = False
+    stopping: bool = False
+
+    def problems(self) -> list[str]:
+        """Return why the service is not ready; empty when it is."""
+        found: list[str] = []
+        if self.stopping:
+            found.append("the service is shutting down")
+        if not self.certificate_loaded:
+            found.append("no serving certificate is loaded")
+        if not self.source_answered():
+            found.append("the Kubernetes API has not answered yet")
+        return found

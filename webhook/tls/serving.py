@@ -1,0 +1,120 @@
+"""The serving certificates of one server process, as the HTTP edge uses them.
+
+`ServingCertificates` owns the SSLContext handed to uvicorn, the task that
+keeps its certificate current (file reload or the self-managed CA), the
+readiness value for /readyz and the expiry gauge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from webhook.tls.context import ContextSwitch
+from webhook.tls.metrics import ExpiryGauge
+from webhook.tls.pairs import ServingPair
+from webhook.tls.reload import DEFAULT_POLL_INTERVAL, Clock, FileReloader, utc_now
+
+logger = logging.getLogger(__name__)
+
+Runner = Callable[[], Coroutine[Any, Any, None]]
+
+
+class ServingCertificates:
+    """The server's SSLContext and the background work that keeps it valid."""
+
+    def __init__(
+        self, client_ca_file: Path | None = None, *, clock: Clock = utc_now
+    ) -> None:
+        self._switch = ContextSwitch(client_ca_file)
+        self._clock = clock
+        self._gauge = ExpiryGauge()
+        self._runners: list[Runner] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    def from_files(
+        cls,
+        cert_file: Path,
+        key_file: Path,
+        client_ca_file: Path | None = None,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> ServingCertificates:
+        """Serve the pair in the files and reload it when the files change.
+
+        Raises OSError or InvalidPairError if the files cannot be served now.
+        """
+        serving = cls(client_ca_file)
+        reloader = FileReloader(
+            cert_file, key_file, serving.install, poll_interval=poll_interval
+        )
+        reloader.load()
+        serving.add_runner(reloader.run)
+        return serving
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The context to give uvicorn (config.ssl after config.load())."""
+        return self._switch.ssl_context
+
+    @property
+    def served(self) -> ServingPair | None:
+        return self._switch.served
+
+    def add_runner(self, runner: Runner) -> None:
+        """Run runner as a task between start() and close()."""
+        self._runners.append(runner)
+
+    def install(
+        self, pair: ServingPair, *, ca_certs: Sequence[x509.Certificate] = ()
+    ) -> None:
+        """Serve pair to new connections and publish its expiry."""
+        self._switch.install(pair)
+        self._gauge.show("serving", [pair.leaf])
+        if ca_certs:
+            self._gauge.show("ca", ca_certs)
+
+    def ready(self) -> bool:
+        """Return whether a certificate that is valid now is being served."""
+        pair = self._switch.served
+        if pair is None:
+            return False
+        now = self._clock()
+        return pair.leaf.not_valid_before_utc <= now < pair.leaf.not_valid_after_utc
+
+    async def start(self) -> None:
+        """Start the background tasks; call once the event loop runs."""
+        for runner in self._runners:
+            self._tasks.append(asyncio.create_task(_logged(runner)))
+
+    async def close(self) -> None:
+        """Stop the background tasks; connections keep their certificate."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self._gauge.clear()
+
+
+async def _logged(runner: Runner) -> None:
+    try:
+        await runner()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        # A crashed runner leaves the last certificate in use until it
+        # expires, which /readyz then reports, so log the reason here.
+        logger.exception(
+            "certificate task stopped", extra={"task": runner.__qualname__}
+        )
+        raise

@@ -177,6 +177,26 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         positive_float,
         metavar="SECONDS",
     ),
+    Flag(
+        "--templates",
+        "Apply Run:AI templates (ConfigMaps labelled runai/template: \"true\") to "
+        "the objects reviewed, and serve /validate-template.",
+        False,
+        is_switch=True,
+    ),
+    Flag(
+        "--template-namespace",
+        "Namespace of the template ConfigMaps.",
+        "runai",
+        metavar="NAMESPACE",
+    ),
+    Flag(
+        "--webhook-configuration-name",
+        "Name of the webhook's MutatingWebhookConfiguration. With --templates, "
+        "an ERROR is logged when its match conditions would keep objects from "
+        "the admin template.",
+        metavar="NAME",
+    ),
 )
 
 
@@ -199,6 +219,9 @@ class ServeSettings:
     annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX
     workload_kinds_file: str | None = None
     cache_ttl: float = 5.0
+    templates: bool = False
+    template_namespace: str = "runai"
+    webhook_configuration_name: str | None = None
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> ServeSettings:

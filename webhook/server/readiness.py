@@ -11,13 +11,16 @@ class Readiness:
     """Conditions for taking traffic; all must hold.
 
     `source_answered` returns whether the Kubernetes API (or the secrets
-    directory) has responded at least once. `stopping` turns true on SIGTERM
-    so that the endpoint is removed while in-flight reviews finish.
+    directory) has responded at least once. `templates_loaded` returns
+    whether the templates have been listed, and is None without templates.
+    `stopping` turns true on SIGTERM so that the endpoint is removed while
+    in-flight reviews finish.
     """
 
     source_answered: Callable[[], bool]
     certificate_loaded: bool = False
     stopping: bool = False
+    templates_loaded: Callable[[], bool] | None = None
 
     def problems(self) -> list[str]:
         """Return why the service is not ready; empty when it is."""
@@ -28,4 +31,6 @@ class Readiness:
             found.append("no serving certificate is loaded")
         if not self.source_answered():
             found.append("the Kubernetes API has not answered yet")
+        if self.templates_loaded is not None and not self.templates_loaded():
+            found.append("the templates have not been listed yet")
         return found

@@ -19,11 +19,13 @@ from webhook.kube.secrets import ClusterSecrets, DirectorySecrets
 from webhook.server.app import create_app
 from webhook.server.certificates import server_ssl_context
 from webhook.server.logs import configure_logging
-from webhook.server.metrics import new_metrics
+from webhook.server.metrics import Metrics, new_metrics
 from webhook.server.mutate import MutateEndpoint
 from webhook.server.pipeline import build_reviewer
 from webhook.server.readiness import Readiness
+from webhook.server.templates_route import templates_router
 from webhook.settings import ServeSettings
+from webhook.templates.service import TemplateService
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,25 @@ def build_source(settings: ServeSettings) -> SecretSource:
     return ClusterSecrets(new_api_client(settings.kubeconfig))
 
 
+def build_templates(
+    settings: ServeSettings, metrics: Metrics
+) -> TemplateService | None:
+    """Set up templates when --templates is on; they need the Kubernetes API."""
+    if not settings.templates:
+        return None
+    if settings.secrets_dir:
+        raise ValueError(
+            "--templates reads template ConfigMaps from the Kubernetes API, so it "
+            "cannot be combined with --secrets-dir; drop one of the two flags"
+        )
+    return TemplateService(
+        new_api_client(settings.kubeconfig),
+        settings.template_namespace,
+        metrics.registry,
+        settings.webhook_configuration_name,
+    )
+
+
 async def probe_until_answered(
     source: SecretSource, executor: ThreadPoolExecutor
 ) -> None:
@@ -111,18 +132,22 @@ def run(settings: ServeSettings) -> int:
     try:
         source = build_source(settings)
         context = server_ssl_context(settings)
+        templates = build_templates(settings, metrics)
     except (OSError, ValueError) as error:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
 
     readiness = Readiness(
-        source_answered=lambda: source.answered, certificate_loaded=True
+        source_answered=lambda: source.answered,
+        certificate_loaded=True,
+        templates_loaded=(lambda: templates.loaded) if templates else None,
     )
     lookups = SecretKeyLookups(
         source, executor, settings.cache_ttl, metrics.count_lookup
     )
-    endpoint = MutateEndpoint(build_reviewer(settings, lookups), metrics)
-    app = create_app(endpoint, readiness, metrics)
+    endpoint = MutateEndpoint(build_reviewer(settings, lookups, templates), metrics)
+    routers = [templates_router(settings.template_namespace)] if templates else []
+    app = create_app(endpoint, readiness, metrics, routers)
 
     config = uvicorn.Config(
         app,
@@ -144,7 +169,11 @@ def run(settings: ServeSettings) -> int:
             "on_missing": settings.on_missing,
         },
     )
+    if templates:
+        templates.start()
     asyncio.run(serve(GracefulServer(config, readiness), source, executor))
+    if templates:
+        templates.stop()
     executor.shutdown(wait=False, cancel_futures=True)
     logger.info("stopped")
     return 0

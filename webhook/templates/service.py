@@ -40,13 +40,11 @@ class TemplateService:
         self,
         api_client: Any,
         namespace: str,
-        options: InjectionOptions,
         registry: CollectorRegistry,
         configuration_name: str | None = None,
     ) -> None:
         self.namespace = namespace
         self.store = TemplateStore()
-        self._options = options
         self._applications = new_application_counter(registry)
 
         scope_check = None
@@ -74,9 +72,9 @@ class TemplateService:
     def stop(self) -> None:
         self._watcher.stop()
 
-    def select(self, request: Request) -> TemplateSelection:
+    def select(self, request: Request, options: InjectionOptions) -> TemplateSelection:
         """Choose the templates for a review; raise Denied as `select_templates`."""
-        return select_templates(request, self._options, self.store, self.namespace)
+        return select_templates(request, options, self.store, self.namespace)
 
     def report(
         self,

@@ -1,16 +1,18 @@
-"""The serving TLS context: given certificate files, or development ones.
+"""The serving certificates: given files, or development ones made on start.
 
-`server_ssl_context` is the one place that builds the context handed to
-uvicorn, so that reloading certificates can be added here alone.
+`serving_certificates` is the one place that decides which certificate
+files the server uses. `webhook.tls.serving.ServingCertificates` builds the
+SSLContext handed to uvicorn and reloads the files when they change.
 """
 
 from __future__ import annotations
 
 import logging
-import ssl
 from pathlib import Path
 
 from webhook.settings import ServeSettings
+from webhook.tls.generate import generate_development_certificates
+from webhook.tls.serving import ServingCertificates
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +26,6 @@ def certificate_files(settings: ServeSettings) -> tuple[Path, Path]:
     if settings.tls_cert_file and settings.tls_key_file:
         return Path(settings.tls_cert_file), Path(settings.tls_key_file)
 
-    from webhook.tls.generate import generate_development_certificates
-
     paths = generate_development_certificates(
         DEVELOPMENT_CERTS_DIR, settings.service_name, settings.service_namespace
     )
@@ -36,18 +36,16 @@ def certificate_files(settings: ServeSettings) -> tuple[Path, Path]:
     return paths.cert, paths.key
 
 
-def server_ssl_context(settings: ServeSettings) -> ssl.SSLContext:
-    """Build the TLS context: TLS 1.2 or later, client certificates if a CA is set."""
+def serving_certificates(settings: ServeSettings) -> ServingCertificates:
+    """Load the serving pair (TLS 1.2 or later; client certificates if a CA is set).
+
+    Raises OSError or ValueError when the files cannot be served.
+    """
     cert_file, key_file = certificate_files(settings)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    # kube-apiserver speaks TLS 1.2 and 1.3; older versions have known attacks.
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file)
-    if settings.client_ca_file:
-        context.load_verify_locations(cafile=settings.client_ca_file)
-        context.verify_mode = ssl.CERT_REQUIRED
+    client_ca = Path(settings.client_ca_file) if settings.client_ca_file else None
+    serving = ServingCertificates.from_files(cert_file, key_file, client_ca)
     logger.info(
         "serving certificate loaded",
         extra={"cert_file": str(cert_file), "client_ca_file": settings.client_ca_file},
     )
-    return context
+    return serving

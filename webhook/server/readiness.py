@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass
 class Readiness:
-    """Conditions for taking traffic; all must hold.
+    """Conditions for taking traffic, all of which must hold.
 
     `source_answered` returns whether the Kubernetes API (or the secrets
     directory) has responded at least once. `templates_loaded` returns
@@ -18,7 +18,7 @@ class Readiness:
     """
 
     source_answered: Callable[[], bool]
-    certificate_loaded: bool = False
+    certificate_ready: Callable[[], bool]
     stopping: bool = False
     templates_loaded: Callable[[], bool] | None = None
 
@@ -27,8 +27,8 @@ class Readiness:
         found: list[str] = []
         if self.stopping:
             found.append("the service is shutting down")
-        if not self.certificate_loaded:
-            found.append("no serving certificate is loaded")
+        if not self.certificate_ready():
+            found.append("no serving certificate that is valid now is loaded")
         if not self.source_answered():
             found.append("the Kubernetes API has not answered yet")
         if self.templates_loaded is not None and not self.templates_loaded():

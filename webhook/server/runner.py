@@ -12,20 +12,22 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from webhook.kube.config import new_api_client
 from webhook.kube.lookups import SecretKeyLookups
 from webhook.kube.secrets import ClusterSecrets, DirectorySecrets
 from webhook.server.app import create_app
-from webhook.server.certificates import server_ssl_context
+from webhook.server.certificates import serving_certificates
 from webhook.server.logs import configure_logging
-from webhook.server.metrics import Metrics, new_metrics
+from webhook.server.metrics import new_metrics
 from webhook.server.mutate import MutateEndpoint
 from webhook.server.pipeline import build_reviewer
 from webhook.server.readiness import Readiness
 from webhook.server.templates_route import templates_router
 from webhook.settings import ServeSettings
 from webhook.templates.service import TemplateService
+from webhook.tls.serving import ServingCertificates
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ def build_source(settings: ServeSettings) -> SecretSource:
 
 
 def build_templates(
-    settings: ServeSettings, metrics: Metrics
+    settings: ServeSettings, registry: CollectorRegistry
 ) -> TemplateService | None:
     """Set up templates when --templates is on; they need the Kubernetes API."""
     if not settings.templates:
@@ -98,7 +100,7 @@ def build_templates(
     return TemplateService(
         new_api_client(settings.kubeconfig),
         settings.template_namespace,
-        metrics.registry,
+        registry,
         settings.webhook_configuration_name,
     )
 
@@ -109,37 +111,43 @@ async def probe_until_answered(
     """Call the API until it responds once, so that /readyz can turn true."""
     loop = asyncio.get_running_loop()
     while not await loop.run_in_executor(executor, source.probe, PROBE_TIMEOUT_SECONDS):
-        logger.warning("Kubernetes API not reachable, retrying")
+        logger.warning("secret source not reachable, retrying")
         await asyncio.sleep(PROBE_INTERVAL_SECONDS)
-    logger.info("Kubernetes API responded")
+    logger.info("secret source responded")
 
 
 async def serve(
-    server: GracefulServer, source: SecretSource, executor: ThreadPoolExecutor
+    server: GracefulServer,
+    certificates: ServingCertificates,
+    source: SecretSource,
+    executor: ThreadPoolExecutor,
 ) -> None:
+    """Serve until stopped, with certificate reloads and the API probe alongside."""
+    await certificates.start()
     probe = asyncio.create_task(probe_until_answered(source, executor))
     try:
         await server.serve()
     finally:
         probe.cancel()
+        await certificates.close()
 
 
 def run(settings: ServeSettings) -> int:
     """Run the service until SIGTERM or SIGINT; return the exit status."""
     configure_logging(settings.log_format, settings.log_level)
-    metrics = new_metrics()
-    executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
     try:
         source = build_source(settings)
-        context = server_ssl_context(settings)
-        templates = build_templates(settings, metrics)
+        certificates = serving_certificates(settings)
+        templates = build_templates(settings, REGISTRY)
     except (OSError, ValueError) as error:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
 
+    metrics = new_metrics(REGISTRY)
+    executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
     readiness = Readiness(
         source_answered=lambda: source.answered,
-        certificate_loaded=True,
+        certificate_ready=certificates.ready,
         templates_loaded=(lambda: templates.loaded) if templates else None,
     )
     lookups = SecretKeyLookups(
@@ -159,8 +167,9 @@ def run(settings: ServeSettings) -> int:
         access_log=False,
         server_header=False,
     )
+    # The contract with webhook.tls: load() first, then our own context.
     config.load()
-    config.ssl = context
+    config.ssl = certificates.ssl_context
     logger.info(
         "listening",
         extra={
@@ -169,9 +178,10 @@ def run(settings: ServeSettings) -> int:
             "on_missing": settings.on_missing,
         },
     )
+    server = GracefulServer(config, readiness)
     if templates:
         templates.start()
-    asyncio.run(serve(GracefulServer(config, readiness), source, executor))
+    asyncio.run(serve(server, certificates, source, executor))
     if templates:
         templates.stop()
     executor.shutdown(wait=False, cancel_futures=True)

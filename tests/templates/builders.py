@@ -46,12 +46,13 @@ def pod(
     env: list[dict[str, Any]] | None = None,
     templates: str | None = None,
     annotations: dict[str, str] | None = None,
+    namespace: str = "team-a",
 ) -> dict[str, Any]:
     """Build a pod with one container `main`, its env and annotations."""
     container: dict[str, Any] = {"name": "main", "image": "busybox"}
     if env is not None:
         container["env"] = env
-    metadata: dict[str, Any] = {"name": "job-0", "namespace": "team-a"}
+    metadata: dict[str, Any] = {"name": "job-0", "namespace": namespace}
     all_annotations = dict(annotations or {})
     if templates is not None:
         all_annotations[TEMPLATES_ANNOTATION] = templates

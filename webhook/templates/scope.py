@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import cel
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
@@ -81,6 +80,10 @@ def skipping_conditions(configuration: Mapping[str, Any]) -> list[SkippingCondit
 
 
 def _skip_reason(expression: str) -> str:
+    # Imported here: the package loads its command-line tools with it, which
+    # takes about half a second, and most configurations have no condition.
+    import cel
+
     variables = {"object": _PROBE_POD, "oldObject": None, "request": _PROBE_REQUEST}
     try:
         result = cel.evaluate(expression, variables)

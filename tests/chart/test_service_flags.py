@@ -38,11 +38,8 @@ MODES: dict[str, dict[str, Any]] = {
 PENDING_FLAGS = {
     "--workers",
     "--project-label",
-    "--webhook-configuration-name",
     "--self-managed-certs",
     "--ca-secret-name",
-    "--templates",
-    "--template-namespace",
     "--source-namespace",
 }
 

@@ -71,9 +71,23 @@ class ChartService(WebhookService):
         return response.status_code, response.content
 
 
-@pytest.fixture(scope="module")
-def manifests(helm: Path) -> list[Manifest]:  # noqa: F811
-    return render(helm)
+# The default install, and the one with templates on, which adds a watch on
+# template ConfigMaps, a read of the webhook configuration and a second
+# caBundle to publish.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "templates": {"templates": {"enabled": True}},
+}
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def manifests(helm: Path, request: pytest.FixtureRequest) -> list[Manifest]:  # noqa: F811
+    return render(helm, VARIANTS[request.param])
+
+
+def webhook_configurations(manifests: list[Manifest]) -> list[Manifest]:
+    kinds = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+    return [copy.deepcopy(doc) for doc in manifests if doc["kind"] in kinds]
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +95,10 @@ def cluster(manifests: list[Manifest]) -> Iterator[FakeKube]:
     with FakeKube() as kube:
         kube.add_namespace(NAMESPACE)
         kube.add_namespace(PROJECT, {"runai/queue": "team-a"})
+        kube.add_namespace("runai")
         kube.add_secret(PROJECT, "db-creds", {"username": "alice"})
-        # As `helm install` leaves it: no caBundle yet.
-        kube.preload([copy.deepcopy(find(manifests, "MutatingWebhookConfiguration"))])
+        # As `helm install` leaves them: no caBundle yet.
+        kube.preload(webhook_configurations(manifests))
         yield kube
 
 
@@ -107,12 +122,17 @@ def test_ca_secret_created(service: ChartService, cluster: FakeKube) -> None:
     assert "ca.crt" in secret["data"]
 
 
-def test_ca_published_in_configuration(
-    service: ChartService, cluster: FakeKube
+def test_ca_published_in_configurations(
+    service: ChartService, cluster: FakeKube, manifests: list[Manifest]
 ) -> None:
     secret = cluster.get("v1", "secrets", NAMESPACE, CA_SECRET)
-    published = base64.b64decode(service.published_bundle())
-    assert published == base64.b64decode(secret["data"]["ca.crt"])
+    expected = base64.b64decode(secret["data"]["ca.crt"])
+    for rendered in webhook_configurations(manifests):
+        plural = rendered["kind"].lower() + "s"
+        stored = cluster.get("admissionregistration.k8s.io/v1", plural, "", RELEASE)
+        for entry in stored["webhooks"]:
+            bundle = entry["clientConfig"].get("caBundle", "")
+            assert base64.b64decode(bundle) == expected, rendered["kind"]
 
 
 def test_pod_converted_over_published_ca(
@@ -168,13 +188,38 @@ def allowed_by(rule: dict[str, Any], record: RequestRecord) -> bool:
     return True
 
 
+def granted_rules(
+    manifests: list[Manifest], account: str
+) -> list[tuple[str | None, list[dict[str, Any]]]]:
+    """Return (namespace, rules) for each role bound to `account`.
+
+    The namespace is None for a ClusterRole bound cluster-wide.
+    """
+    roles = {
+        (doc["kind"], doc["metadata"].get("namespace"), doc["metadata"]["name"]): doc
+        for doc in manifests
+        if doc["kind"] in ("Role", "ClusterRole")
+    }
+    granted = []
+    for binding in manifests:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        if account not in [subject["name"] for subject in binding["subjects"]]:
+            continue
+        namespace = binding["metadata"].get("namespace")
+        ref = binding["roleRef"]
+        role_namespace = namespace if ref["kind"] == "Role" else None
+        role = roles[(ref["kind"], role_namespace, ref["name"])]
+        granted.append((namespace, role["rules"]))
+    return granted
+
+
 def test_requests_within_chart_rbac(
     service: ChartService, cluster: FakeKube, manifests: list[Manifest]
 ) -> None:
     # The tests above made the service create its CA, patch the caBundle and
     # read a secret. This test runs after them, so every kind is logged.
-    cluster_rules = find(manifests, "ClusterRole", RELEASE)["rules"]
-    role = find(manifests, "Role", RELEASE)
+    granted = granted_rules(manifests, RELEASE)
     made = cluster.requests
     assert {(record.verb, record.resource) for record in made} >= {
         ("create", "secrets"),
@@ -187,8 +232,9 @@ def test_requests_within_chart_rbac(
             # every authenticated user through system:discovery.
             assert record.path.startswith(("/api", "/apis")), record
             continue
-        granted = any(allowed_by(rule, record) for rule in cluster_rules) or (
-            record.namespace == role["metadata"]["namespace"]
-            and any(allowed_by(rule, record) for rule in role["rules"])
+        allowed = any(
+            namespace in (None, record.namespace)
+            and any(allowed_by(rule, record) for rule in rules)
+            for namespace, rules in granted
         )
-        assert granted, f"not allowed by the chart's RBAC: {record}"
+        assert allowed, f"not allowed by the chart's RBAC: {record}"

@@ -324,7 +324,10 @@ def chart_configuration(
     if binary is None:
         return None
     chosen: dict[str, Any] = {
-        "certificates": {"mode": "secret", "secret": {"caBundle": ca_bundle}}
+        "certificates": {
+            "mode": "secret",
+            "secret": {"name": "runai-secrets-webhook-tls", "caBundle": ca_bundle},
+        }
     }
     chosen.update(values or {})
     for manifest in chart_helm.render(binary, chosen, namespace=NAMESPACE):

@@ -503,8 +503,9 @@ def _certificates() -> tuple[trustme.CA, trustme.LeafCert]:
 
 def _write_atomically(path: Path, text: str) -> None:
     # Readers that re-read the file never see it half written.
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    with os.fdopen(handle, "w") as file:
+        file.write(text)
     os.replace(temporary, path)
 
 

@@ -1,4 +1,4 @@
-"""HTTP side of the fake API server: routing, verbs, watch streams and faults.
+"""HTTP side of the fake API server: verbs, watch streams and faults.
 
 The handler runs in one thread per connection (ThreadingHTTPServer) and
 speaks HTTP/1.1 with keep-alive, so clients reuse connections as they do
@@ -8,127 +8,36 @@ slow handshake never blocks the accept loop.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import socket
 import ssl
 import struct
 import time
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-import jsonpatch
 import orjson
 
 from tests.harness import kubestatus
-from tests.harness.kubestatus import ApiError
-from tests.harness.kubestore import Object, Resource, WatchEvent, find_resource
-from tests.harness.labels import (
-    SelectorError,
-    matches_all,
-    parse_field_selector,
-    parse_label_selector,
+from tests.harness.kuberoutes import (
+    Route,
+    apply_patch,
+    decode_continue,
+    encode_continue,
+    list_key,
+    parse_route,
+    selected,
+    selectors,
 )
+from tests.harness.kubestatus import ApiError
+from tests.harness.kubestore import Object, Resource, WatchEvent
 
 if TYPE_CHECKING:
     from tests.harness.fakekube import FakeKube
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Route:
-    """What a request addresses, parsed from its path, method and query."""
-
-    verb: str
-    resource: Resource | None
-    namespace: str
-    name: str
-    query: dict[str, str] = field(default_factory=dict)
-
-
-def parse_route(method: str, path: str, query: dict[str, str]) -> Route:
-    parts = [part for part in path.split("/") if part]
-    if parts[:2] == ["api", "v1"]:
-        group, version, rest = "", "v1", parts[2:]
-    elif parts[:1] == ["apis"] and len(parts) >= 3:
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:
-        return Route("", None, "", "", query)
-    namespace = ""
-    if len(rest) >= 3 and rest[0] == "namespaces":
-        namespace, rest = rest[1], rest[2:]
-    resource = find_resource(group, version, rest[0]) if rest else None
-    if (
-        resource is not None
-        and resource.namespaced != bool(namespace)
-        and len(rest) > 1
-    ):
-        resource = (
-            None  # a namespaced resource by name needs its namespace, and the reverse
-        )
-    name = rest[1] if len(rest) == 2 else ""
-    if len(rest) > 2:
-        resource = None  # subresources are not served
-    return Route(_verb(method, name, query), resource, namespace, name, query)
-
-
-def _verb(method: str, name: str, query: dict[str, str]) -> str:
-    if method == "GET":
-        if name:
-            return "get"
-        return "watch" if query.get("watch") in ("true", "1") else "list"
-    if method == "DELETE":
-        return "delete" if name else "deletecollection"
-    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(
-        method, method.lower()
-    )
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """Apply an RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def apply_patch(current: Object, content_type: str, body: bytes) -> Object:
-    """Apply a PATCH body; strategic merge is treated as a JSON merge patch.
-
-    NOTE: a real strategic merge patch merges lists such as `containers` or
-    `env` by their merge key; here every list in the patch replaces the old one.
-    """
-    try:
-        patch = json.loads(body)
-    except ValueError as error:
-        raise kubestatus.bad_request(f"error decoding patch: {error}") from None
-    if content_type == "application/json-patch+json":
-        try:
-            result: Object = jsonpatch.apply_patch(current, patch)
-        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
-            raise kubestatus.ApiError(
-                422,
-                "Invalid",
-                "the server rejected our request due to an error in our request: "
-                f"{error}",
-            ) from None
-        return result
-    if content_type in (
-        "application/merge-patch+json",
-        "application/strategic-merge-patch+json",
-    ):
-        merged: Object = merge_patch(current, patch)
-        return merged
-    raise kubestatus.unsupported_media_type(content_type)
 
 
 class KubeHandler(BaseHTTPRequestHandler):
@@ -262,7 +171,7 @@ class KubeHandler(BaseHTTPRequestHandler):
 
     def _list(self, route: Route) -> Object:
         assert route.resource is not None
-        labels, fields = _selectors(route)
+        labels, fields = selectors(route)
         items, revision = self.fake.store.list_objects(
             route.resource, route.namespace, labels, fields
         )
@@ -289,16 +198,16 @@ class KubeHandler(BaseHTTPRequestHandler):
         """
         token = route.query.get("continue", "")
         if token:
-            revision, after = _decode_continue(token)
+            revision, after = decode_continue(token)
             self.fake.store.events_after(revision)  # 410 once compacted
             metadata["resourceVersion"] = str(revision)
-            items = [item for item in items if _list_key(item) > after]
+            items = [item for item in items if list_key(item) > after]
         limit = int(route.query.get("limit") or 0)
         if limit <= 0 or len(items) <= limit:
             return items
         page = items[:limit]
         revision = int(metadata["resourceVersion"])
-        metadata["continue"] = _encode_continue(revision, _list_key(page[-1]))
+        metadata["continue"] = encode_continue(revision, list_key(page[-1]))
         metadata["remainingItemCount"] = len(items) - limit
         return page
 
@@ -354,7 +263,7 @@ class KubeHandler(BaseHTTPRequestHandler):
 
     def _watch(self, route: Route) -> None:
         assert route.resource is not None
-        labels, fields = _selectors(route)
+        labels, fields = selectors(route)
         store, resource = self.fake.store, route.resource
         timeout = float(route.query.get("timeoutSeconds") or self.fake.watch_timeout)
         deadline = time.monotonic() + timeout
@@ -367,7 +276,7 @@ class KubeHandler(BaseHTTPRequestHandler):
                 not route.namespace
                 or obj["metadata"].get("namespace") == route.namespace
             )
-            return in_namespace and _selected(obj, labels, fields)
+            return in_namespace and selected(obj, labels, fields)
 
         if start in ("", "0"):
             items, last = store.list_objects(resource, route.namespace, labels, fields)
@@ -484,40 +393,5 @@ class KubeHandler(BaseHTTPRequestHandler):
         return parsed
 
 
-def _list_key(item: Object) -> tuple[str, str]:
-    return (item["metadata"].get("namespace", ""), item["metadata"]["name"])
-
-
-def _encode_continue(revision: int, after: tuple[str, str]) -> str:
-    data = json.dumps({"rv": revision, "after": list(after)}).encode()
-    return base64.urlsafe_b64encode(data).decode()
-
-
-def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return int(data["rv"]), (str(data["after"][0]), str(data["after"][1]))
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise kubestatus.bad_request(f"invalid continue token {token!r}") from None
-
-
 class _Reset(Exception):
     """Raised by a fault rule to drop the connection with a TCP reset."""
-
-
-def _selectors(route: Route) -> tuple[Any, Any]:
-    assert route.resource is not None
-    try:
-        labels = parse_label_selector(route.query.get("labelSelector", ""))
-        fields = parse_field_selector(
-            route.query.get("fieldSelector", ""), route.resource.field_selectors
-        )
-    except SelectorError as error:
-        raise kubestatus.bad_request(str(error)) from None
-    return labels, fields
-
-
-def _selected(obj: Object, labels: Any, fields: Any) -> bool:
-    return matches_all(labels, obj["metadata"].get("labels") or {}) and bool(
-        fields(obj)
-    )

@@ -3,7 +3,7 @@
 kube-apiserver (client-go) sends `POST` over HTTP/1.1 with keep-alive,
 verifies the server certificate against the webhook's `caBundle` for the
 service DNS name, and enforces the webhook timeout on the whole call.
-It retries a 429 or 5xx answer that carries an integer `Retry-After`
+It retries a 429 or 5xx response that carries an integer `Retry-After`
 (client-go's rest client, up to 10 times), but never resends a POST after a
 broken connection: Go's transport only replays idempotent requests.
 """

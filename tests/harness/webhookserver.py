@@ -30,12 +30,12 @@ Object = dict[str, Any]
 
 @dataclass
 class Reply:
-    """What the test server answers: a JSON body (dict) or raw bytes."""
+    """The test server's reply: a JSON body (dict) or raw bytes."""
 
     body: Object | bytes = b""
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # seconds before answering
+    delay: float = 0.0  # seconds to wait before replying
 
 
 def allow_response(

@@ -91,13 +91,22 @@ class WebhookServer:
     """Serve `handler` over TLS on 127.0.0.1; a context manager."""
 
     def __init__(
-        self, handler: Callable[[Object], Reply], certificate: ServingCertificate
+        self,
+        handler: Callable[[Object], Reply],
+        certificate: ServingCertificate,
+        idle_timeout: float | None = None,
     ) -> None:
+        """Prepare the server.
+
+        With `idle_timeout`, the server closes a keep-alive connection that
+        stays idle for that many seconds.
+        """
         self.handler = handler
         self.reviews: list[Object] = []
         self.paths: list[str] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        handler_class = type("Handler", (_Handler,), {"timeout": idle_timeout})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
         self._server.daemon_threads = True
         self._server.owner = self  # type: ignore[attr-defined]
         self._server.socket = certificate.server_context().wrap_socket(

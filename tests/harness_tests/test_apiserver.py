@@ -991,3 +991,21 @@ def test_connections_are_reused(serve: Any) -> None:
         assert caller.admit(pod(), namespace="team-a").allowed
 
     assert caller.transport.connections_opened == 1
+
+
+def test_idle_connection_closed_by_server(serve: Any) -> None:
+    # A server with a short keep-alive timeout (uvicorn's default is 5 s)
+    # closes the idle connection; the caller notices, as Go's transport does,
+    # and opens a new one instead of failing the next call.
+    server = WebhookServer(allow, CERTIFICATE, idle_timeout=0.2).__enter__()
+    try:
+        caller = caller_for(server, configuration(webhook()))
+        first = caller.admit(pod(), namespace="team-a")
+        time.sleep(0.6)
+        second = caller.admit(pod(), namespace="team-a")
+    finally:
+        server.__exit__()
+
+    assert first.allowed, first.message
+    assert second.allowed, second.message
+    assert caller.transport.connections_opened == 2

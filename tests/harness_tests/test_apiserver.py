@@ -1009,3 +1009,21 @@ def test_idle_connection_closed_by_server(serve: Any) -> None:
     assert first.allowed, first.message
     assert second.allowed, second.message
     assert caller.transport.connections_opened == 2
+
+
+def test_url_client_config_on_loopback() -> None:
+    certificate = certs.issue("127.0.0.1")
+    with WebhookServer(allow, certificate) as server:
+        hook = webhook(timeoutSeconds=3)
+        hook["clientConfig"] = {
+            "url": f"https://127.0.0.1:{server.port}/inject",
+            "caBundle": certificate.ca_bundle,
+        }
+        caller = AdmissionCaller(
+            mutating=[configuration(hook)], namespaces={"team-a": {}}
+        )
+
+        result = caller.admit(pod(), namespace="team-a")
+
+    assert result.allowed, result.message
+    assert server.paths == ["/inject?timeout=3s"]

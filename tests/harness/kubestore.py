@@ -248,6 +248,11 @@ class Store:
                     resource.group, resource.plural, name, kubestatus.MODIFIED
                 )
             _keep_system_fields(current, obj)
+            if resource == NAMESPACES:
+                # kube-apiserver sets this label on every write of a namespace.
+                obj["metadata"].setdefault("labels", {})[
+                    "kubernetes.io/metadata.name"
+                ] = name
             _validate(resource, obj, namespace)
             _check_immutable(resource, current, obj)
             if obj == current:

@@ -730,3 +730,16 @@ def test_continue_after_compaction_is_410(fake_kube: FakeKube, core: Any) -> Non
 
     assert caught.value.status == 410
     assert status_of(caught.value)["reason"] == "Expired"
+
+
+def test_namespace_name_label_survives_update(fake_kube: FakeKube, core: Any) -> None:
+    fake_kube.add_namespace("team-a", {"runai/queue": "a"})
+    namespace = core.read_namespace("team-a")
+    namespace.metadata.labels = {"other": "x"}
+
+    updated = core.replace_namespace("team-a", namespace)
+
+    assert updated.metadata.labels == {
+        "other": "x",
+        "kubernetes.io/metadata.name": "team-a",
+    }

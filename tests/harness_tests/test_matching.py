@@ -7,7 +7,11 @@ from typing import Any
 import pytest
 
 from tests.harness import kubevalidation
-from tests.harness.admissionmatch import Attributes, rule_matches
+from tests.harness.admissionmatch import (
+    Attributes,
+    check_match_conditions,
+    rule_matches,
+)
 from tests.harness.labels import (
     SelectorError,
     matches_all,
@@ -189,3 +193,20 @@ def test_warnings_truncate_after_total() -> None:
     # Additions stop once the cut texts fill 4096 characters again.
     assert sum(len(text) for text in headers[:-1]) < 4096
     assert len(headers) < 23
+
+
+def test_condition_variables_are_checked() -> None:
+    def hook(expression: str) -> dict[str, Any]:
+        return {
+            "name": "h.example.com",
+            "matchConditions": [{"name": "c", "expression": expression}],
+        }
+
+    check_match_conditions(hook("object.metadata.annotations['variables'] == 'x'"))
+    check_match_conditions(hook("has(object.spec.params)"))
+    with pytest.raises(ValueError, match="uses 'namespaceObject'"):
+        check_match_conditions(hook("namespaceObject.metadata.name == 'a'"))
+    with pytest.raises(ValueError, match="does not emulate"):
+        check_match_conditions(
+            hook("authorizer.requestResource.check('get').allowed()")
+        )

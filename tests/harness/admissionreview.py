@@ -231,7 +231,7 @@ def decode_patch(patch: bytes, patch_type: str) -> list[Object]:
 def apply_patch(obj: Object, operations: list[Object]) -> Object:
     """Apply a JSON patch; a failure is 500 InternalError regardless of `failurePolicy`.
 
-    NOTE: python-jsonpatch stands in for evanphx/json-patch v4. Both reject
+    NOTE: python-jsonpatch replaces evanphx/json-patch v4 here. Both reject
     `add` under a missing parent and `remove` or `replace` of a missing path;
     their error texts differ.
     """

@@ -44,7 +44,7 @@ class Fault:
             (self.namespace, route.namespace),
             (self.name, route.name),
         )
-        if any(wanted not in ("*", actual) for wanted, actual in pairs):
+        if any(expected not in ("*", actual) for expected, actual in pairs):
             return False
         return self.path is None or re.search(self.path, path) is not None
 
@@ -86,7 +86,7 @@ class Deny:
             (self.namespace, route.namespace),
             (self.user, user),
         )
-        return all(wanted in ("*", actual) for wanted, actual in pairs)
+        return all(expected in ("*", actual) for expected, actual in pairs)
 
 
 @dataclass

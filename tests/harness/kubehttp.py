@@ -240,10 +240,10 @@ class KubeHandler(BaseHTTPRequestHandler):
     def _delete(self, route: Route, body: bytes) -> tuple[int, Object]:
         assert route.resource is not None
         options = self._json(body) if body.strip() else {}
-        obj, gone = self.fake.store.delete(
+        obj, deleted = self.fake.store.delete(
             route.resource, route.namespace, route.name, options.get("preconditions")
         )
-        if not gone or route.resource.kind in ("Namespace", "Pod"):
+        if not deleted or route.resource.kind in ("Namespace", "Pod"):
             return 200, obj
         meta = obj["metadata"]
         return 200, kubestatus.success_body(
@@ -271,7 +271,7 @@ class KubeHandler(BaseHTTPRequestHandler):
         start = route.query.get("resourceVersion", "")
         self._start_stream()
 
-        def wanted(obj: Object) -> bool:
+        def selects(obj: Object) -> bool:
             in_namespace = (
                 not route.namespace
                 or obj["metadata"].get("namespace") == route.namespace
@@ -293,7 +293,7 @@ class KubeHandler(BaseHTTPRequestHandler):
                 break
             for event in events:
                 last = event.resource_version
-                self._send_change(event, resource, wanted)
+                self._send_change(event, resource, selects)
             now = time.monotonic()
             if now >= deadline:
                 break
@@ -307,11 +307,11 @@ class KubeHandler(BaseHTTPRequestHandler):
                     store.changed.wait(min(wake - now, 0.5))
         self._end_stream()
 
-    def _send_change(self, event: WatchEvent, resource: Resource, wanted: Any) -> None:
+    def _send_change(self, event: WatchEvent, resource: Resource, selects: Any) -> None:
         if event.resource is not resource:
             return
-        now_in = wanted(event.obj)
-        was_in = event.old is not None and wanted(event.old)
+        now_in = selects(event.obj)
+        was_in = event.old is not None and selects(event.old)
         if event.type == "MODIFIED" and now_in != was_in:
             # To this watch, an object entering or leaving the selection
             # looks created or deleted.

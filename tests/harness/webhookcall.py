@@ -145,8 +145,9 @@ class Transport:
             ) from None
         except (OSError, http.client.HTTPException) as error:
             connection.close()
-            what = "EOF" if reused else str(error) or type(error).__name__
-            raise CallError(f'Post "{endpoint.url}": {what}') from None
+            # Go reports a connection the server closed under it as EOF.
+            detail = "EOF" if reused else str(error) or type(error).__name__
+            raise CallError(f'Post "{endpoint.url}": {detail}') from None
         if time.monotonic() > deadline:
             connection.close()
             raise CallError(f'Post "{endpoint.url}": context deadline exceeded')

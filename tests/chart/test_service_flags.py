@@ -38,8 +38,6 @@ MODES: dict[str, dict[str, Any]] = {
 PENDING_FLAGS = {
     "--workers",
     "--project-label",
-    "--templates",
-    "--template-namespace",
     "--source-namespace",
 }
 

@@ -36,7 +36,10 @@ def review_version(webhook: Object) -> str:
     for version in webhook.get("admissionReviewVersions") or []:
         if version in KNOWN_REVIEW_VERSIONS:
             return str(version)
-    raise WebhookCallFailed("webhook does not accept v1 or v1beta1 AdmissionReview")
+    raise WebhookCallFailed(
+        "could not create admission objects: "
+        "webhook does not accept v1 or v1beta1 AdmissionReview"
+    )
 
 
 def build_request(base: Object, obj: Object | None, old: Object | None) -> Object:

@@ -379,7 +379,8 @@ def test_timeout_fails_call_in_time(serve: Any) -> None:
         'Post "https://hook.webhooks.svc:443/mutate?timeout=1s": '
         "context deadline exceeded"
     )
-    assert 0.9 < elapsed < 1.8
+    # The upper bound leaves room for a loaded CI machine.
+    assert 0.9 < elapsed < 2.5
 
 
 def test_retry_after_is_honoured(serve: Any) -> None:
@@ -1027,3 +1028,17 @@ def test_url_client_config_on_loopback() -> None:
 
     assert result.allowed, result.message
     assert server.paths == ["/inject?timeout=3s"]
+
+
+def test_unknown_review_versions_fail_call(serve: Any) -> None:
+    server = serve(allow)
+    hook = webhook(admissionReviewVersions=["v2"])
+
+    result = caller_for(server, configuration(hook)).admit(pod(), namespace="team-a")
+
+    assert result.code == 500
+    assert result.message.endswith(
+        "could not create admission objects: "
+        "webhook does not accept v1 or v1beta1 AdmissionReview"
+    )
+    assert server.reviews == []

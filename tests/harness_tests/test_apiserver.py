@@ -996,8 +996,8 @@ def test_connections_are_reused(serve: Any) -> None:
 
 def test_idle_connection_closed_by_server(serve: Any) -> None:
     # A server with a short keep-alive timeout (uvicorn's default is 5 s)
-    # closes the idle connection; the caller notices, as Go's transport does,
-    # and opens a new one instead of failing the next call.
+    # closes the idle connection. The caller notices, as Go's transport does,
+    # so the next call opens a new connection instead of failing.
     server = WebhookServer(allow, CERTIFICATE, idle_timeout=0.2).__enter__()
     try:
         caller = caller_for(server, configuration(webhook()))

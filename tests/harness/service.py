@@ -233,9 +233,10 @@ def mutating_configuration(
 ) -> dict[str, Any]:
     """Build the MutatingWebhookConfiguration that the Helm chart installs by default.
 
-    NOTE: written by hand from the chart's template; `chart_configuration`
-    renders the chart itself when helm and the chart are present, and a test
-    compares the two.
+    NOTE: this copy is written by hand from the chart's template and leaves
+    out the chart's Run:AI rules and match conditions. `chart_configuration`
+    renders the chart itself when helm is present, and a test compares the
+    shared fields of the two.
     """
     rule_sets = [
         (["CREATE"], "", ["pods"]),

@@ -114,18 +114,18 @@ async def serve(
 def run(settings: ServeSettings) -> int:
     """Run the service until SIGTERM or SIGINT; return the exit status."""
     configure_logging(settings.log_format, settings.log_level)
+    metrics = new_metrics(REGISTRY)
     try:
         source = build_source(settings)
-        certificates = serving_certificates(settings)
+        certificates = serving_certificates(settings, metrics.registry)
     except (OSError, ValueError) as error:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
 
-    metrics = new_metrics(REGISTRY)
     executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
     readiness = Readiness(
         source_answered=lambda: source.answered,
-        certificate_ready=certificates.ready,
+        certificate_loaded=certificates.ready,
     )
     lookups = SecretKeyLookups(
         source, executor, settings.cache_ttl, metrics.count_lookup

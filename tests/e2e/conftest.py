@@ -2,7 +2,7 @@
 
 Each module gets one fake Kubernetes API server and one webhook process, so
 a test file starts the service once. The webhook runs with `--cache-ttl 0`
-unless a test starts its own, so every review asks the API and the request
+unless a test starts its own, so every review calls the API and the request
 log shows exactly which secrets were read.
 """
 

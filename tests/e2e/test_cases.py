@@ -1,7 +1,7 @@
 """Cases from public bug reports against injection webhooks, end to end.
 
 The webhook runs as a subprocess with real certificates, the fake API
-server holds secret `db-creds` (keys `username`, `password`) in namespaces
+server contains secret `db-creds` (keys `username`, `password`) in namespaces
 `runai-team-a` and `runai-team-b`, and the harness's caller plays
 kube-apiserver: TLS verified for the Service name, `?timeout=`, response
 checks, the patch applied and the result validated against the schema.

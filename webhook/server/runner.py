@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from webhook.kube.config import new_api_client
 from webhook.kube.lookups import SecretKeyLookups
@@ -24,7 +24,9 @@ from webhook.server.metrics import new_metrics
 from webhook.server.mutate import MutateEndpoint
 from webhook.server.pipeline import build_reviewer
 from webhook.server.readiness import Readiness
+from webhook.server.templates_route import templates_router
 from webhook.settings import ServeSettings
+from webhook.templates.service import TemplateService
 from webhook.tls.serving import ServingCertificates
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,25 @@ def build_source(settings: ServeSettings) -> SecretSource:
     return ClusterSecrets(new_api_client(settings.kubeconfig))
 
 
+def build_templates(
+    settings: ServeSettings, registry: CollectorRegistry
+) -> TemplateService | None:
+    """Set up templates when --templates is on; they need the Kubernetes API."""
+    if not settings.templates:
+        return None
+    if settings.secrets_dir:
+        raise ValueError(
+            "--templates reads template ConfigMaps from the Kubernetes API, so it "
+            "cannot be combined with --secrets-dir; drop one of the two flags"
+        )
+    return TemplateService(
+        new_api_client(settings.kubeconfig),
+        settings.template_namespace,
+        registry,
+        settings.webhook_configuration_name,
+    )
+
+
 async def probe_until_answered(
     source: SecretSource, executor: ThreadPoolExecutor
 ) -> None:
@@ -97,9 +118,9 @@ async def probe_until_answered(
 
 async def serve(
     server: GracefulServer,
-    certificates: ServingCertificates,
     source: SecretSource,
     executor: ThreadPoolExecutor,
+    certificates: ServingCertificates,
 ) -> None:
     """Serve until stopped, with certificate reloads and the API probe alongside."""
     await certificates.start()
@@ -118,6 +139,7 @@ def run(settings: ServeSettings) -> int:
     try:
         source = build_source(settings)
         certificates = serving_certificates(settings, metrics.registry)
+        templates = build_templates(settings, REGISTRY)
     except (OSError, ValueError) as error:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
@@ -125,13 +147,15 @@ def run(settings: ServeSettings) -> int:
     executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
     readiness = Readiness(
         source_answered=lambda: source.answered,
-        certificate_loaded=certificates.ready,
+        certificate_ready=certificates.ready,
+        templates_loaded=(lambda: templates.loaded) if templates else None,
     )
     lookups = SecretKeyLookups(
         source, executor, settings.cache_ttl, metrics.count_lookup
     )
-    endpoint = MutateEndpoint(build_reviewer(settings, lookups), metrics)
-    app = create_app(endpoint, readiness, metrics)
+    endpoint = MutateEndpoint(build_reviewer(settings, lookups, templates), metrics)
+    routers = [templates_router(settings.template_namespace)] if templates else []
+    app = create_app(endpoint, readiness, metrics, routers)
 
     config = uvicorn.Config(
         app,
@@ -155,7 +179,11 @@ def run(settings: ServeSettings) -> int:
         },
     )
     server = GracefulServer(config, readiness)
-    asyncio.run(serve(server, certificates, source, executor))
+    if templates:
+        templates.start()
+    asyncio.run(serve(server, source, executor, certificates))
+    if templates:
+        templates.stop()
     executor.shutdown(wait=False, cancel_futures=True)
     logger.info("stopped")
     return 0

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
 from webhook import __version__
+from webhook.propagation.command import add_propagate_command
 from webhook.server import runner
 from webhook.settings import ServeSettings, add_serve_flags
-from webhook.propagation.command import add_propagate_command
 from webhook.tls.command import add_certs_command
 
 # A string, because argparse._SubParsersAction is not subscriptable at run time.

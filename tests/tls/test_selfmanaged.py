@@ -10,90 +10,27 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 
 from tests.harness.fakekube import FakeKube
-from tests.harness.fixtures import fake_kube  # noqa: F401
 from tests.tls.inprocess import running_server
-from tests.tls.support import client_context, handshake
+from tests.tls.support import (
+    MUTATING,
+    NAMESPACE,
+    SECRET,
+    VALIDATING,
+    bundle_certs,
+    ca_bundles,
+    client_context,
+    handshake,
+    issued_by_bundle,
+    issuing_ca,
+)
 from webhook.tls.authority import CAPolicy
 from webhook.tls.cluster import ClusterClient
 from webhook.tls.pairs import ServingPair
 from webhook.tls.selfmanaged import SelfManagedCertificates, SelfManagedOptions
 from webhook.tls.serving import ServingCertificates
-
-NAMESPACE = "runai-secrets-webhook"
-SECRET = "runai-secrets-webhook-ca"
-MUTATING = "runai-secrets-webhook"
-VALIDATING = "runai-secrets-webhook-templates"
-
-
-def _configuration(kind: str, name: str, webhooks: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": kind,
-        "metadata": {"name": name},
-        "webhooks": [
-            {
-                "name": webhook,
-                "clientConfig": {
-                    "service": {"name": "runai-secrets-webhook", "namespace": NAMESPACE}
-                },
-                "admissionReviewVersions": ["v1"],
-                "sideEffects": "None",
-            }
-            for webhook in webhooks
-        ],
-    }
-
-
-@pytest.fixture
-def kube(fake_kube: FakeKube) -> FakeKube:  # noqa: F811
-    fake_kube.add_namespace(NAMESPACE)
-    fake_kube.preload(
-        [
-            _configuration(
-                "MutatingWebhookConfiguration",
-                MUTATING,
-                ["pods.secrets.run.ai", "workloads.secrets.run.ai"],
-            ),
-            _configuration(
-                "ValidatingWebhookConfiguration",
-                VALIDATING,
-                ["templates.secrets.run.ai"],
-            ),
-        ]
-    )
-    return fake_kube
-
-
-def _bundles(
-    kube: FakeKube, plural: str = "mutatingwebhookconfigurations"
-) -> list[str]:
-    name = MUTATING if plural.startswith("mutating") else VALIDATING
-    config = kube.get("admissionregistration.k8s.io/v1", plural, "", name)
-    return [w["clientConfig"].get("caBundle", "") for w in config["webhooks"]]
-
-
-def _bundle_certs(bundle_b64: str) -> list[x509.Certificate]:
-    return x509.load_pem_x509_certificates(base64.b64decode(bundle_b64))
-
-
-def _issuing_ca(leaf: x509.Certificate, bundle_b64: str) -> x509.Certificate | None:
-    """Return the CA in the bundle that signed leaf, or None."""
-    for ca in _bundle_certs(bundle_b64):
-        try:
-            leaf.verify_directly_issued_by(ca)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return ca
-    return None
-
-
-def _issued_by_bundle(leaf: x509.Certificate, bundle_b64: str) -> bool:
-    return _issuing_ca(leaf, bundle_b64) is not None
 
 
 class Clock:
@@ -141,7 +78,7 @@ def _replica(
     )
 
     def install(pair: ServingPair, ca_certs: Any, trusted: bool) -> None:
-        replica.installs.append((pair, trusted, _bundles(kube)))
+        replica.installs.append((pair, trusted, ca_bundles(kube)))
         replica.install_steps.append(replica.step)
         serving.install(pair, ca_certs, trusted)
 
@@ -149,7 +86,7 @@ def _replica(
     return replica
 
 
-def test_first_start_creates_ca_and_patches_bundles(kube: FakeKube) -> None:
+def test_first_start_creates_ca_and_patchesbundles(kube: FakeKube) -> None:
     replica = _replica(kube)
     replica.manager.install_bootstrap()
     assert not replica.serving.ready()
@@ -162,13 +99,13 @@ def test_first_start_creates_ca_and_patches_bundles(kube: FakeKube) -> None:
     assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == (
         "runai-secrets-webhook"
     )
-    bundles = _bundles(kube) + _bundles(kube, "validatingwebhookconfigurations")
+    bundles = ca_bundles(kube) + ca_bundles(kube, "validatingwebhookconfigurations")
     assert bundles == [secret["data"]["ca.crt"]] * 3
 
     served = replica.serving.served
     assert served is not None
     assert replica.serving.ready()
-    assert _issued_by_bundle(served.leaf, bundles[0])
+    assert issued_by_bundle(served.leaf, bundles[0])
     san = served.leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert (
         "runai-secrets-webhook.runai-secrets-webhook.svc"
@@ -190,7 +127,7 @@ def test_bundle_patched_only_when_it_differs(kube: FakeKube) -> None:
 def test_bundle_changed_by_hand_is_restored(kube: FakeKube) -> None:
     replica = _replica(kube)
     replica.manager.reconcile()
-    expected = _bundles(kube)
+    expected = ca_bundles(kube)
     config = kube.get(
         "admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", "", MUTATING
     )
@@ -201,7 +138,7 @@ def test_bundle_changed_by_hand_is_restored(kube: FakeKube) -> None:
 
     replica.manager.reconcile()
 
-    assert _bundles(kube) == expected
+    assert ca_bundles(kube) == expected
     assert len(replica.installs) == 1
 
 
@@ -226,14 +163,14 @@ def test_two_replicas_end_with_one_ca(kube: FakeKube) -> None:
     assert errors == []
     assert kube.count(verb="create", resource="secrets") == 2
     secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
-    ca_certs = _bundle_certs(secret["data"]["ca.crt"])
+    ca_certs = bundle_certs(secret["data"]["ca.crt"])
     assert len(ca_certs) == 1
-    bundle = _bundles(kube)[0]
+    bundle = ca_bundles(kube)[0]
     for replica in replicas:
         served = replica.serving.served
         assert served is not None
         assert served.leaf.issuer == ca_certs[0].subject
-        assert _issued_by_bundle(served.leaf, bundle)
+        assert issued_by_bundle(served.leaf, bundle)
     first, second = (r.serving.served for r in replicas)
     assert first is not None and second is not None
     assert first.leaf.serial_number != second.leaf.serial_number
@@ -249,7 +186,7 @@ def test_two_served_replicas_verify_over_tls(kube: FakeKube, tmp_path: Path) -> 
     with running_server(servers[0]) as port_a, running_server(servers[1]) as port_b:
         for serving in servers:
             _wait(serving.ready, "replica not ready")
-        bundle = _bundles(kube)[0]
+        bundle = ca_bundles(kube)[0]
         ca_file = tmp_path / "bundle.pem"
         ca_file.write_bytes(base64.b64decode(bundle))
         serials = {
@@ -257,7 +194,7 @@ def test_two_served_replicas_verify_over_tls(kube: FakeKube, tmp_path: Path) -> 
         }
 
     assert len(serials) == 2
-    assert len(_bundle_certs(bundle)) == 1
+    assert len(bundle_certs(bundle)) == 1
 
 
 def test_ca_rotation_publishes_before_signing(kube: FakeKube) -> None:
@@ -270,7 +207,7 @@ def test_ca_rotation_publishes_before_signing(kube: FakeKube) -> None:
         replica.step = step
         replica.manager.reconcile()
         bundle_serials.append(
-            [c.serial_number for c in _bundle_certs(_bundles(kube)[0])]
+            [c.serial_number for c in bundle_certs(ca_bundles(kube)[0])]
         )
         clock.now += timedelta(hours=12)
 
@@ -282,8 +219,8 @@ def test_ca_rotation_publishes_before_signing(kube: FakeKube) -> None:
         # Every served leaf was signed by a CA that every caBundle held then,
         # and it ends no later than that CA.
         for bundle in bundles:
-            assert _issued_by_bundle(pair.leaf, bundle)
-        issuer = _issuing_ca(pair.leaf, bundles[0])
+            assert issued_by_bundle(pair.leaf, bundle)
+        issuer = issuing_ca(pair.leaf, bundles[0])
         assert issuer is not None
         assert pair.leaf.not_valid_after_utc <= issuer.not_valid_after_utc
         if issuers and issuers[-1] == issuer.serial_number:

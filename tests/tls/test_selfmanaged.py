@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,7 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.harness.fakekube import FakeKube
 from tests.tls.inprocess import running_server
@@ -28,6 +32,7 @@ from tests.tls.support import (
 )
 from webhook.tls.authority import CAPolicy
 from webhook.tls.cluster import ClusterClient
+from webhook.tls.metrics import EXPIRY_METRIC as EXPIRY
 from webhook.tls.pairs import ServingPair
 from webhook.tls.selfmanaged import SelfManagedCertificates, SelfManagedOptions
 from webhook.tls.serving import ServingCertificates
@@ -250,3 +255,126 @@ def _wait(condition: Callable[[], bool], message: str, timeout: float = 10) -> N
     while not condition():
         assert time.monotonic() < deadline, message
         time.sleep(0.05)
+
+
+def test_promoted_ca_waits_for_bundle(
+    kube: FakeKube, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock(datetime.now(UTC))
+    policy = CAPolicy(ca_lifetime=timedelta(days=6), leaf_lifetime=timedelta(days=1))
+    leader = _replica(kube, clock, policy=policy)
+    follower = _replica(kube, clock, policy=policy)
+    leader.manager.reconcile()
+    follower.manager.reconcile()
+    first_ca = bundle_certs(ca_bundles(kube)[0])[0]
+
+    # The leader publishes the next CA at day 4 and promotes it at day 5;
+    # the follower renews its leaf from the first CA in between.
+    clock.now += timedelta(days=4, hours=1)
+    leader.manager.reconcile()
+    clock.now += timedelta(hours=12)
+    follower.manager.reconcile()
+    clock.now += timedelta(hours=12)
+    leader.manager.reconcile()
+    secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
+    promoted = x509.load_pem_x509_certificate(
+        base64.b64decode(secret["data"]["tls.crt"])
+    )
+    assert promoted != first_ca
+
+    # A stale writer leaves only the first CA in the bundle, and patches fail.
+    config = kube.get(
+        "admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", "", MUTATING
+    )
+    for webhook in config["webhooks"]:
+        webhook["clientConfig"]["caBundle"] = base64.b64encode(
+            first_ca.public_bytes(serialization.Encoding.PEM)
+        ).decode()
+    kube.preload([config])
+    fault = kube.add_fault(
+        verb="patch", resource="mutatingwebhookconfigurations", status=500
+    )
+    installs_before = len(follower.installs)
+
+    with caplog.at_level(logging.WARNING, logger="webhook.tls"):
+        follower.manager.reconcile()
+
+    assert len(follower.installs) == installs_before
+    served = follower.serving.served
+    assert served is not None
+    served.leaf.verify_directly_issued_by(first_ca)
+    assert follower.serving.ready()
+    assert "waiting for every caBundle to trust the signing CA" in caplog.text
+
+    kube.clear_faults()
+    assert fault.hits > 0
+    follower.manager.reconcile()
+    pair, trusted, bundles = follower.installs[-1]
+    assert trusted
+    pair.leaf.verify_directly_issued_by(promoted)
+    for bundle in bundles:
+        assert promoted in bundle_certs(bundle)
+
+
+def test_invalid_ca_secret_replaced(
+    kube: FakeKube, caplog: pytest.LogCaptureFixture
+) -> None:
+    kube.add_secret(
+        NAMESPACE, SECRET, {"tls.crt": "garbage"}, type_="kubernetes.io/tls"
+    )
+    replica = _replica(kube)
+
+    with caplog.at_level(logging.ERROR, logger="webhook.tls"):
+        replica.manager.reconcile()
+
+    assert "CA Secret is invalid; replacing it with a new CA" in caplog.text
+    secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
+    assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
+    served = replica.serving.served
+    assert served is not None
+    assert issued_by_bundle(served.leaf, ca_bundles(kube)[0])
+
+
+def test_missing_configuration_does_not_block(
+    kube: FakeKube, caplog: pytest.LogCaptureFixture
+) -> None:
+    replica = _replica(kube, validating_webhook_configuration="not-installed")
+
+    with caplog.at_level(logging.WARNING, logger="webhook.tls"):
+        replica.manager.reconcile()
+
+    assert "webhook configuration not found" in caplog.text
+    assert replica.serving.ready()
+    assert all(ca_bundles(kube))
+
+
+def test_expiry_gauge_shows_leaf_and_ca(kube: FakeKube) -> None:
+    registry = CollectorRegistry()
+    serving = ServingCertificates(registry=registry)
+    cluster = ClusterClient(kube.api_client(), NAMESPACE, SECRET)
+    manager = SelfManagedCertificates(_options(), cluster, serving.install)
+    manager.install_bootstrap()
+    assert registry.get_sample_value(
+        EXPIRY, {"role": "serving", "serial": _serial(serving)}
+    )
+
+    manager.reconcile()
+
+    served = serving.served
+    assert served is not None
+    leaf_expiry = registry.get_sample_value(
+        EXPIRY, {"role": "serving", "serial": _serial(serving)}
+    )
+    assert leaf_expiry == served.leaf.not_valid_after_utc.timestamp()
+    ca = bundle_certs(ca_bundles(kube)[0])[0]
+    ca_expiry = registry.get_sample_value(
+        EXPIRY, {"role": "ca", "serial": f"{ca.serial_number:x}"}
+    )
+    assert ca_expiry == ca.not_valid_after_utc.timestamp()
+    exported = generate_latest(registry).decode()
+    assert exported.count(f"{EXPIRY}{{") == 2
+
+
+def _serial(serving: ServingCertificates) -> str:
+    assert serving.served is not None
+    return f"{serving.served.leaf.serial_number:x}"

@@ -15,7 +15,7 @@ A CA with validity from B to E moves through these steps:
 
 1. At B + 2/3 (E - B) the next CA is made and added to `ca.crt`, so that it
    reaches the caBundle of the webhook configuration.
-2. At B + 5/6 (E - B), once every caBundle holds the next CA, it becomes
+2. At B + 5/6 (E - B), once every caBundle contains the next CA, it becomes
    the signing CA. Leaves of the old CA stay valid and trusted.
 3. After E the old CA leaves `ca.crt`. Every leaf it signed has expired by
    then, because a leaf never outlives its CA.
@@ -139,7 +139,7 @@ def advance(
 ) -> CAState:
     """Return the state after the rotation steps due at now, or state itself.
 
-    next_published tells whether every caBundle already holds the next CA;
+    next_published is whether every caBundle already contains the next CA;
     without it the next CA is not promoted.
     """
     signing = state.signing.cert

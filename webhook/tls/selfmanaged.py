@@ -10,7 +10,7 @@ Each reconcile, which runs at start and then every resync interval:
    the Secret's `ca.crt`;
 4. issues this replica a new serving certificate if it has none, if the
    signing CA changed, or at two thirds of the certificate's lifetime, but
-   only once every caBundle holds the signing CA. Until then the previous
+   only once every caBundle contains the signing CA. Until then the previous
    certificate stays in use.
 
 The serving key lives only in memory. Until the first certificate signed by
@@ -45,7 +45,7 @@ from webhook.tls.reload import Clock, utc_now
 logger = logging.getLogger(__name__)
 
 # Seconds between reconciles. Rotation steps are days apart, so a minute is
-# plenty; it also bounds how long a caBundle changed by hand stays wrong.
+# plenty. It also bounds how long a caBundle changed by hand stays wrong.
 DEFAULT_RESYNC_INTERVAL = 60.0
 # Seconds before a failed reconcile (API down, RBAC missing) is retried.
 DEFAULT_RETRY_INTERVAL = 5.0
@@ -58,7 +58,7 @@ Install = Callable[[ServingPair, Sequence[x509.Certificate], bool], None]
 
 @dataclass(frozen=True)
 class SelfManagedOptions:
-    """Where the CA lives, which configurations to patch, and the lifetimes."""
+    """Options of the self-managed mode: CA Secret, configurations, lifetimes."""
 
     service_name: str
     service_namespace: str
@@ -136,11 +136,13 @@ class SelfManagedCertificates:
             await asyncio.sleep(delay)
 
     def _read_configurations(self) -> list[WebhookConfiguration]:
-        wanted = [(MUTATING, self.options.mutating_webhook_configuration)]
+        configured = [(MUTATING, self.options.mutating_webhook_configuration)]
         if self.options.validating_webhook_configuration:
-            wanted.append((VALIDATING, self.options.validating_webhook_configuration))
+            configured.append(
+                (VALIDATING, self.options.validating_webhook_configuration)
+            )
         configs = []
-        for kind, name in wanted:
+        for kind, name in configured:
             config = self._cluster.read_webhook_configuration(kind, name)
             if config is None:
                 # Nothing can call the webhook through a configuration that

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,28 @@ class Service:
     def log_text(self) -> str:
         return self.log_file.read_text()
 
+    def wait_listening(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited early:\n{self.log_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(
+            f"serve did not listen within {timeout} s:\n{self.log_text()}"
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
 
 def _environment(home: Path) -> dict[str, str]:
     # Nothing from the caller's shell: no kubeconfig, proxy or in-cluster
@@ -50,9 +72,8 @@ def _environment(home: Path) -> dict[str, str]:
     }
 
 
-@contextmanager
-def running_service(workdir: Path, *flags: str) -> Iterator[Service]:
-    """Start `serve` on a free loopback port in workdir; stop it afterwards."""
+def start_service(workdir: Path, *flags: str) -> Service:
+    """Start `serve` on a free loopback port in workdir, without waiting."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "secrets").mkdir(exist_ok=True)
     port = free_port()
@@ -69,29 +90,24 @@ def running_service(workdir: Path, *flags: str) -> Iterator[Service]:
         process = subprocess.Popen(
             command, cwd=workdir, env=_environment(workdir), stdout=log, stderr=log
         )
-    service = Service(process, port, log_file)
+    return Service(process, port, log_file)
+
+
+@contextmanager
+def running_services(*specs: tuple[Path, Sequence[str]]) -> Iterator[list[Service]]:
+    """Start one `serve` per (workdir, flags) at once; stop them afterwards."""
+    services = [start_service(workdir, *flags) for workdir, flags in specs]
     try:
-        _wait_for_port(service)
-        yield service
+        for service in services:
+            service.wait_listening()
+        yield services
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for service in services:
+            service.stop()
 
 
-def _wait_for_port(service: Service, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            raise AssertionError(f"serve exited early:\n{service.log_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", service.port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(
-        f"serve did not listen within {timeout} s:\n{service.log_text()}"
-    )
+@contextmanager
+def running_service(workdir: Path, *flags: str) -> Iterator[Service]:
+    """Start `serve` in workdir and wait until it listens; stop it afterwards."""
+    with running_services((workdir, flags)) as services:
+        yield services[0]

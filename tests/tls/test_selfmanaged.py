@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,7 +92,7 @@ def _replica(
     return replica
 
 
-def test_first_start_creates_ca_and_patchesbundles(kube: FakeKube) -> None:
+def test_first_start_creates_ca_and_patches_bundles(kube: FakeKube) -> None:
     replica = _replica(kube)
     replica.manager.install_bootstrap()
     assert not replica.serving.ready()
@@ -378,3 +379,16 @@ def test_expiry_gauge_shows_leaf_and_ca(kube: FakeKube) -> None:
 def _serial(serving: ServingCertificates) -> str:
     assert serving.served is not None
     return f"{serving.served.leaf.serial_number:x}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"service_name": "Bad_Name"}, "invalid service name 'Bad_Name'"),
+        ({"extra_ip_addresses": ("10.0.0.300",)}, "invalid IP address '10.0.0.300'"),
+        ({"resync_interval": 0}, "invalid resync_interval 0 s"),
+    ],
+)
+def test_options_reject_invalid_values(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _options(**overrides)

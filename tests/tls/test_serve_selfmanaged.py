@@ -6,13 +6,12 @@ import base64
 import ssl
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from pathlib import Path
 
 from cryptography import x509
 
 from tests.harness.fakekube import FakeKube
-from tests.tls.service import running_service
+from tests.tls.service import running_service, running_services
 from tests.tls.support import MUTATING, NAMESPACE, SECRET, ca_bundles, call
 
 SERVICE_NAME = "runai-secrets-webhook"
@@ -43,11 +42,10 @@ def _wait_for_bundle(kube: FakeKube, timeout: float = 20) -> str:
 
 def test_two_processes_share_one_ca(kube: FakeKube, tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    with ExitStack() as stack:
-        services = [
-            stack.enter_context(running_service(tmp_path / name, *_flags(kubeconfig)))
-            for name in ("replica-a", "replica-b")
-        ]
+    specs = [
+        (tmp_path / name, _flags(kubeconfig)) for name in ("replica-a", "replica-b")
+    ]
+    with running_services(*specs) as services:
         bundle = _wait_for_bundle(kube)
         ca_file = tmp_path / "bundle.pem"
         ca_file.write_bytes(base64.b64decode(bundle))
@@ -116,9 +114,13 @@ def test_readyz_false_until_certificate_issued(kube: FakeKube, tmp_path: Path) -
         )
 
     errors = [line for line in service.log_lines() if line.get("level") == "ERROR"]
-    assert len(errors) == 1
+    assert errors
+    assert [line["retry_seconds"] for line in errors] == [
+        2.0**i for i in range(len(errors))
+    ]
     assert errors[0]["status"] == 403
-    assert errors[0]["retry_seconds"] == 5.0
+    assert errors[0]["error"].startswith("HTTP 403 Forbidden: ")
+    assert 'cannot get resource "secrets"' in errors[0]["error"]
     bundle = ca_bundles(kube)[0]
     assert bundle
     issued = [

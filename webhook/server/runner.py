@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from webhook.kube.config import new_api_client
 from webhook.kube.lookups import SecretKeyLookups
@@ -23,7 +24,9 @@ from webhook.server.metrics import new_metrics
 from webhook.server.mutate import MutateEndpoint
 from webhook.server.pipeline import build_reviewer
 from webhook.server.readiness import Readiness
+from webhook.server.templates_route import templates_router
 from webhook.settings import ServeSettings
+from webhook.templates.service import TemplateService
 from webhook.tls.serving import ServingCertificates
 
 logger = logging.getLogger(__name__)
@@ -83,15 +86,34 @@ def build_source(settings: ServeSettings) -> SecretSource:
     return ClusterSecrets(new_api_client(settings.kubeconfig))
 
 
+def build_templates(
+    settings: ServeSettings, registry: CollectorRegistry
+) -> TemplateService | None:
+    """Set up templates when --templates is on; they need the Kubernetes API."""
+    if not settings.templates:
+        return None
+    if settings.secrets_dir:
+        raise ValueError(
+            "--templates reads template ConfigMaps from the Kubernetes API, so it "
+            "cannot be combined with --secrets-dir; drop one of the two flags"
+        )
+    return TemplateService(
+        new_api_client(settings.kubeconfig),
+        settings.template_namespace,
+        registry,
+        settings.webhook_configuration_name,
+    )
+
+
 async def probe_until_answered(
     source: SecretSource, executor: ThreadPoolExecutor
 ) -> None:
     """Call the API until it responds once, so that /readyz can turn true."""
     loop = asyncio.get_running_loop()
     while not await loop.run_in_executor(executor, source.probe, PROBE_TIMEOUT_SECONDS):
-        logger.warning("Kubernetes API not reachable, retrying")
+        logger.warning("secret source not reachable, retrying")
         await asyncio.sleep(PROBE_INTERVAL_SECONDS)
-    logger.info("Kubernetes API responded")
+    logger.info("secret source responded")
 
 
 async def serve(
@@ -100,8 +122,9 @@ async def serve(
     executor: ThreadPoolExecutor,
     certificates: ServingCertificates,
 ) -> None:
-    probe = asyncio.create_task(probe_until_answered(source, executor))
+    """Serve until stopped, with certificate reloads and the API probe alongside."""
     await certificates.start()
+    probe = asyncio.create_task(probe_until_answered(source, executor))
     try:
         await server.serve()
     finally:
@@ -112,24 +135,27 @@ async def serve(
 def run(settings: ServeSettings) -> int:
     """Run the service until SIGTERM or SIGINT; return the exit status."""
     configure_logging(settings.log_format, settings.log_level)
-    metrics = new_metrics()
-    executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
+    metrics = new_metrics(REGISTRY)
     try:
         source = build_source(settings)
         certificates = serving_certificates(settings, metrics.registry)
+        templates = build_templates(settings, REGISTRY)
     except (OSError, ValueError) as error:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
 
+    executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
     readiness = Readiness(
         source_answered=lambda: source.answered,
-        certificate_loaded=certificates.ready,
+        certificate_ready=certificates.ready,
+        templates_loaded=(lambda: templates.loaded) if templates else None,
     )
     lookups = SecretKeyLookups(
         source, executor, settings.cache_ttl, metrics.count_lookup
     )
-    endpoint = MutateEndpoint(build_reviewer(settings, lookups), metrics)
-    app = create_app(endpoint, readiness, metrics)
+    endpoint = MutateEndpoint(build_reviewer(settings, lookups, templates), metrics)
+    routers = [templates_router(settings.template_namespace)] if templates else []
+    app = create_app(endpoint, readiness, metrics, routers)
 
     config = uvicorn.Config(
         app,
@@ -141,6 +167,7 @@ def run(settings: ServeSettings) -> int:
         access_log=False,
         server_header=False,
     )
+    # The contract with webhook.tls: load() first, then our own context.
     config.load()
     config.ssl = certificates.ssl_context
     logger.info(
@@ -151,9 +178,12 @@ def run(settings: ServeSettings) -> int:
             "on_missing": settings.on_missing,
         },
     )
-    asyncio.run(
-        serve(GracefulServer(config, readiness), source, executor, certificates)
-    )
+    server = GracefulServer(config, readiness)
+    if templates:
+        templates.start()
+    asyncio.run(serve(server, source, executor, certificates))
+    if templates:
+        templates.stop()
     executor.shutdown(wait=False, cancel_futures=True)
     logger.info("stopped")
     return 0

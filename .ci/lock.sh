@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Regenerate requirements.lock (the service's runtime dependencies from
-# pyproject.toml) and requirements-build.lock (the build backend from
-# [build-system] requires), every version pinned with its hashes, for
-# Python 3.11 on any platform. The Dockerfile and .ci/image-steps.sh install
-# from these files only. Needs uv (pip install uv) and access to PyPI.
+# Regenerate requirements.lock from the service's runtime dependencies in
+# pyproject.toml, and requirements-build.lock from [build-system] requires.
+# Every version is pinned with its hashes, for Python 3.11 on any platform.
+# The Dockerfile and .ci/image-steps.sh install from these files only.
+# Needs uv (pip install uv) and access to PyPI.
 #
 # Usage: bash .ci/lock.sh [extra uv pip compile flags, e.g. --upgrade]
 set -euo pipefail

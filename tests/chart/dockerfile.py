@@ -89,8 +89,8 @@ def _copy(arguments: str, workdir: Path) -> None:
 
 
 def _python_shim(scratch: Path) -> Path:
-    # RUN steps call `python`, which in the image is Python 3.11; point it at
-    # the interpreter running this replay (its base, when run from a venv).
+    # RUN steps call `python`, which is Python 3.11 in the image. Here it is
+    # the interpreter running this replay, or its base when run from a venv.
     bin_dir = scratch / "bin"
     bin_dir.mkdir()
     base = getattr(sys, "_base_executable", sys.executable)

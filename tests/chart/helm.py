@@ -1,4 +1,4 @@
-"""Run the real helm binary on the chart, for the tests and the CI script.
+"""Run the real helm binary on the chart, for the tests.
 
 helm is only ever run as `helm template` and `helm lint`, which read the
 chart and never contact a cluster. KUBECONFIG points at an empty file all

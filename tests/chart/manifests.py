@@ -4,8 +4,8 @@ Built-in kinds are checked with kubernetes-validate in strict mode (unknown
 fields rejected) against Kubernetes 1.30, the oldest release whose
 matchConditions are stable, and against the newest schema the package
 ships. Custom resources (cert-manager, Prometheus Operator) have no schema
-there; each is checked against a small schema below that covers the fields
-the chart uses and rejects any other.
+there. Each is checked against a small schema below instead, which covers
+the fields the chart uses and rejects any other.
 
 Run as `python -m tests.chart.manifests FILE...` on `helm template` output.
 """

@@ -97,7 +97,9 @@ def test_templates_named_component_kind() -> None:
     for path in templates.glob("*.yaml"):
         component, _, kind = path.stem.partition("-")
         assert component in components, path.name
-        assert kind and kind.isalpha() and kind.islower(), path.name
+        assert kind, path.name
+        assert kind.isalpha(), path.name
+        assert kind.islower(), path.name
 
 
 @pytest.mark.parametrize(

@@ -113,9 +113,31 @@ def test_propagation_has_own_account(helm: Path) -> None:
     rules = rules_of(manifests, "ClusterRole", PROPAGATION)
     assert {"create", "update", "delete", "watch"} <= verbs_on(rules, "secrets")
     assert verbs_on(rules, "namespaces") == {"get", "list", "watch"}
+    assert "patch" not in verbs_on(rules, "secrets")
+    assert verbs_on(rules, "events") == set()
+
+
+def test_propagation_lease_by_name(helm: Path) -> None:
+    manifests = render(helm, {"propagation": {"enabled": True}})
     lease_role = find(manifests, "Role", PROPAGATION)
     assert lease_role["metadata"]["namespace"] == NAMESPACE
-    assert verbs_on(lease_role["rules"], "leases") == {"get", "create", "update"}
+    by_verbs = {frozenset(rule["verbs"]): rule for rule in lease_role["rules"]}
+    assert "resourceNames" not in by_verbs[frozenset({"create"})]
+    assert by_verbs[frozenset({"get", "update"})]["resourceNames"] == [PROPAGATION]
+    args = find(manifests, "Deployment", PROPAGATION)["spec"]["template"]["spec"][
+        "containers"
+    ][0]["args"]
+    assert f"--lease-name={PROPAGATION}" in args
+    assert f"--lease-namespace={NAMESPACE}" in args
+
+
+def test_propagation_events_in_source_namespace(helm: Path) -> None:
+    manifests = render(helm, {"propagation": {"enabled": True}})
+    events_role = find(manifests, "Role", f"{PROPAGATION}-events")
+    assert events_role["metadata"]["namespace"] == "runai"
+    assert events_role["rules"] == [
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}
+    ]
 
 
 def test_webhook_never_lists_secrets(helm: Path) -> None:
@@ -123,6 +145,18 @@ def test_webhook_never_lists_secrets(helm: Path) -> None:
     rules = rules_of(render(helm, values), "ClusterRole", RELEASE)
     # Propagation adds create for on-the-spot copies, never list or watch.
     assert verbs_on(rules, "secrets") == {"get", "create"}
+    assert verbs_on(rules, "namespaces") == {"get"}
+
+
+def test_template_reads_own_configuration(helm: Path) -> None:
+    values = {
+        "templates": {"enabled": True},
+        "certificates": {"mode": "certManager"},
+    }
+    rules = rules_of(render(helm, values), "ClusterRole", RELEASE)
+    (rule,) = [r for r in rules if "mutatingwebhookconfigurations" in r["resources"]]
+    assert rule["resourceNames"] == [RELEASE]
+    assert rule["verbs"] == ["get"]
 
 
 def test_template_rights_in_template_namespace(helm: Path) -> None:

@@ -1,5 +1,5 @@
-"""values.yaml documents every key, the README table is current, the schema
-knows every key."""
+"""values.yaml documents every key, the README table is current, and the
+schema covers every key."""
 
 from __future__ import annotations
 

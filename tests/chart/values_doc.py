@@ -1,7 +1,7 @@
 """Read the comments of the chart's values.yaml and build the README's table.
 
 Every key in values.yaml is either a section (a comment saying what it groups,
-followed by documented keys) or a setting, whose comment says what it sets,
+followed by documented keys) or a setting, whose comment states what it sets,
 when to change it ("Change it ...") and gives an example ("Example: ...").
 The nested keys of a setting's default (resources.requests.cpu, say) are
 part of that default and need no comment of their own.

@@ -17,7 +17,7 @@ import select
 import ssl
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Idle connections are kept this long, as kube-apiserver's webhook client does.
 IDLE_CONNECTION_SECONDS = 90.0
@@ -65,14 +65,33 @@ class _Idle:
     since: float
 
 
-@dataclass
 class Transport:
-    """A keep-alive connection pool for webhook calls, safe to share between threads."""
+    """A keep-alive connection pool for webhook calls, safe to share between threads.
 
-    idle_seconds: float = IDLE_CONNECTION_SECONDS
-    _idle: dict[tuple[str, int, str], list[_Idle]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    connections_opened: int = 0
+    Like Go's transport, which keeps reading every idle connection, a
+    background thread closes idle connections that the server has closed,
+    so a server's graceful shutdown is never held up by this pool.
+    """
+
+    def __init__(self, idle_seconds: float = IDLE_CONNECTION_SECONDS) -> None:
+        self.idle_seconds = idle_seconds
+        self.connections_opened = 0
+        self._idle: dict[tuple[str, int, str], list[_Idle]] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._reaper = threading.Thread(
+            target=self._reap, name="webhook-idle-reaper", daemon=True
+        )
+        self._reaper.start()
+
+    def _reap(self) -> None:
+        while not self._closed.wait(0.05):
+            with self._lock:
+                for pool in self._idle.values():
+                    for idle in list(pool):
+                        if not _usable(idle, self.idle_seconds):
+                            pool.remove(idle)
+                            idle.connection.close()
 
     def post(
         self, endpoint: Endpoint, path: str, body: bytes, timeout: float
@@ -91,6 +110,7 @@ class Transport:
         return status, headers, data
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
             pools = list(self._idle.values())
             self._idle.clear()

@@ -1,8 +1,7 @@
-"""The serving certificates: given files, or development ones made on start.
+"""The serving certificates: given files, development ones, or self-managed.
 
-`serving_certificates` is the one place that decides which certificate
-files the server uses. `webhook.tls.serving.ServingCertificates` builds the
-SSLContext handed to uvicorn and reloads the files when they change.
+`serving_certificates` is the one place that chooses how the server gets its
+certificate; webhook.tls does the work and keeps it current.
 """
 
 from __future__ import annotations
@@ -10,8 +9,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
+from webhook.kube.config import new_api_client
 from webhook.settings import ServeSettings
 from webhook.tls.generate import generate_development_certificates
+from webhook.tls.selfmanaged import SelfManagedOptions
 from webhook.tls.serving import ServingCertificates
 
 logger = logging.getLogger(__name__)
@@ -36,16 +39,42 @@ def certificate_files(settings: ServeSettings) -> tuple[Path, Path]:
     return paths.cert, paths.key
 
 
-def serving_certificates(settings: ServeSettings) -> ServingCertificates:
-    """Load the serving pair (TLS 1.2 or later; client certificates if a CA is set).
+def serving_certificates(
+    settings: ServeSettings, registry: CollectorRegistry
+) -> ServingCertificates:
+    """Build the serving certificates; raise OSError or ValueError if impossible."""
+    client_ca_file = Path(settings.client_ca_file) if settings.client_ca_file else None
+    if settings.self_managed_certs:
+        if settings.tls_cert_file or settings.tls_key_file:
+            raise ValueError(
+                "--self-managed-certs cannot be combined with --tls-cert-file or "
+                "--tls-key-file: drop one of them"
+            )
+        options = SelfManagedOptions(
+            service_name=settings.service_name,
+            service_namespace=settings.service_namespace,
+            ca_secret_name=settings.ca_secret_name,
+            mutating_webhook_configuration=settings.webhook_configuration_name,
+            validating_webhook_configuration=settings.validating_webhook_configuration_name,
+        )
+        logger.info(
+            "using self-managed certificates",
+            extra={
+                "ca_secret": f"{settings.service_namespace}/{settings.ca_secret_name}"
+            },
+        )
+        return ServingCertificates.self_managed(
+            options,
+            new_api_client(settings.kubeconfig),
+            client_ca_file,
+            registry=registry,
+        )
 
-    Raises OSError or ValueError when the files cannot be served.
-    """
     cert_file, key_file = certificate_files(settings)
-    client_ca = Path(settings.client_ca_file) if settings.client_ca_file else None
-    serving = ServingCertificates.from_files(cert_file, key_file, client_ca)
-    logger.info(
-        "serving certificate loaded",
-        extra={"cert_file": str(cert_file), "client_ca_file": settings.client_ca_file},
+    return ServingCertificates.from_files(
+        cert_file,
+        key_file,
+        client_ca_file,
+        poll_interval=settings.cert_reload_interval,
+        registry=registry,
     )
-    return serving

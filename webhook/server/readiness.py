@@ -11,10 +11,12 @@ class Readiness:
     """Conditions for taking traffic, all of which must hold.
 
     `source_answered` returns whether the Kubernetes API (or the secrets
-    directory) has responded at least once. `templates_loaded` returns
-    whether the templates have been listed, and is None without templates.
-    `stopping` turns true on SIGTERM so that the endpoint is removed while
-    in-flight reviews finish.
+    directory) has responded at least once. `certificate_ready` returns
+    whether a valid certificate that clients can verify is served (false
+    in self-managed mode until the CA's caBundle is published and its first
+    certificate issued). `templates_loaded` returns whether the templates
+    have been listed, and is None without templates. `stopping` turns true
+    on SIGTERM so that the endpoint is removed while in-flight reviews finish.
     """
 
     source_answered: Callable[[], bool]

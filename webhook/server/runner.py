@@ -118,9 +118,9 @@ async def probe_until_answered(
 
 async def serve(
     server: GracefulServer,
-    certificates: ServingCertificates,
     source: SecretSource,
     executor: ThreadPoolExecutor,
+    certificates: ServingCertificates,
 ) -> None:
     """Serve until stopped, with certificate reloads and the API probe alongside."""
     await certificates.start()
@@ -135,15 +135,15 @@ async def serve(
 def run(settings: ServeSettings) -> int:
     """Run the service until SIGTERM or SIGINT; return the exit status."""
     configure_logging(settings.log_format, settings.log_level)
+    metrics = new_metrics(REGISTRY)
     try:
         source = build_source(settings)
-        certificates = serving_certificates(settings)
-        templates = build_templates(settings, REGISTRY)
+        certificates = serving_certificates(settings, metrics.registry)
+        templates = build_templates(settings, metrics.registry)
     except (OSError, ValueError) as error:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
 
-    metrics = new_metrics(REGISTRY)
     executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
     readiness = Readiness(
         source_answered=lambda: source.answered,
@@ -178,10 +178,11 @@ def run(settings: ServeSettings) -> int:
             "on_missing": settings.on_missing,
         },
     )
-    server = GracefulServer(config, readiness)
     if templates:
         templates.start()
-    asyncio.run(serve(server, certificates, source, executor))
+    asyncio.run(
+        serve(GracefulServer(config, readiness), source, executor, certificates)
+    )
     if templates:
         templates.stop()
     executor.shutdown(wait=False, cancel_futures=True)

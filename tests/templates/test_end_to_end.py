@@ -36,8 +36,10 @@ CONFIGMAPS = resource("", "v1", "configmaps")
 # The value of the secret key that the admin template refers to. It must
 # never appear in a response or a log line.
 SENTINEL = "sentinel-template-secret-7c2e"
+# A literal value in a template, which the logs must not show either.
+LITERAL = "sentinel-literal-token-41d9"
 ADMIN_ENTRIES = ["MYPASSWORD=SECRET:my-secret,cred-pass", "LOG_LEVEL=info"]
-VERBOSE_ENTRIES = ["LOG_LEVEL=debug", "OPTS=a=b"]
+VERBOSE_ENTRIES = ["LOG_LEVEL=debug", "OPTS=a=b", f"API_TOKEN={LITERAL}"]
 
 # docs/templates.md promises that an edit applies about a second after it is
 # saved. The test allows more, so that a loaded CI machine does not fail it.
@@ -284,6 +286,18 @@ def test_invalid_template_is_rejected_when_saved(
     assert entry in result.message
 
 
+def test_rejected_entry_stays_out_of_logs(cluster: Cluster) -> None:
+    values = f"environments:\n- {LITERAL}-typed-without-name\n"
+
+    result = cluster.caller.admit(
+        template_configmap("typo", values=values), namespace="runai"
+    )
+
+    assert not result.allowed
+    assert f"'{LITERAL}-typed-without-name' has no '='" in result.message
+    assert LITERAL not in cluster.service.logs_text()
+
+
 def test_valid_template_is_saved(cluster: Cluster) -> None:
     result = cluster.caller.admit(
         template_configmap("fine", ["A=b=c"]), namespace="runai"
@@ -411,6 +425,7 @@ def test_metrics_and_logs(cluster: Cluster) -> None:
     assert debug
     assert debug[-1]["templates"] == ["template-admin"]
     assert SENTINEL not in cluster.service.logs_text()
+    assert LITERAL not in cluster.service.logs_text()
 
 
 def wait_for_log(
@@ -435,7 +450,7 @@ def test_not_ready_until_templates_listed(
         try:
             with pytest.raises(RuntimeError, match="not ready"):
                 service.start(ready_within=2.0)
-            status, text = service.get("/readyz")
+            status, text = readyz_once_listening(service)
             kube.clear_denials()
             service.wait_ready(15.0)
         finally:
@@ -450,3 +465,17 @@ def test_not_ready_until_templates_listed(
     assert "the templates have not been listed yet" in text
     assert failures
     assert failures[0]["error"] == "HTTP 403 Forbidden"
+
+
+def readyz_once_listening(
+    service: ServiceProcess, seconds: float = 15.0
+) -> tuple[int, str]:
+    """GET /readyz as soon as the service accepts connections."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return service.get("/readyz")
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -141,9 +141,9 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     ),
     Flag(
         "--webhook-configuration-name",
-        "MutatingWebhookConfiguration whose caBundle the self-managed mode sets. "
-        "With --templates, an ERROR is logged when its match conditions would "
-        "keep objects from the admin template.",
+        "Name of the webhook's MutatingWebhookConfiguration: the self-managed "
+        "mode sets its caBundle, and with --templates an ERROR is logged when its "
+        "match conditions would keep objects from the admin template.",
         "runai-secrets-webhook",
         metavar="NAME",
     ),

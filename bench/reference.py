@@ -11,7 +11,6 @@ TLS context as `serve`, so the gap between the two is the cost of our code.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -19,7 +18,7 @@ import orjson
 import uvicorn
 
 from webhook.server.certificates import server_ssl_context
-from webhook.server.runner import GRACEFUL_SHUTDOWN_SECONDS, KEEP_ALIVE_SECONDS
+from webhook.server.listener import run_on_loop, uvicorn_config
 from webhook.settings import ServeSettings
 
 Scope = MutableMapping[str, Any]
@@ -87,19 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         tls_cert_file=args.tls_cert_file,
         tls_key_file=args.tls_key_file,
     )
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-    )
-    config.load()
-    config.ssl = server_ssl_context(settings)
-    asyncio.run(uvicorn.Server(config).serve())
+    context = server_ssl_context(settings)
+    config = uvicorn_config(app, settings.host, settings.port, context)
+    run_on_loop(config, uvicorn.Server(config).serve())
     return 0
 
 

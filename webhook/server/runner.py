@@ -19,6 +19,7 @@ from webhook.kube.lookups import SecretKeyLookups
 from webhook.kube.secrets import ClusterSecrets, DirectorySecrets
 from webhook.server.app import create_app
 from webhook.server.certificates import server_ssl_context
+from webhook.server.listener import run_on_loop, uvicorn_config
 from webhook.server.logs import configure_logging
 from webhook.server.metrics import new_metrics
 from webhook.server.mutate import MutateEndpoint
@@ -27,14 +28,6 @@ from webhook.server.readiness import Readiness
 from webhook.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
-
-# kube-apiserver keeps idle connections for up to 90 s and does not retry a
-# POST on a connection the server closed, so the server waits longer.
-KEEP_ALIVE_SECONDS = 120
-
-# On SIGTERM in-flight reviews may run this long; kube-apiserver's largest
-# webhook timeoutSeconds is 30 s.
-GRACEFUL_SHUTDOWN_SECONDS = 35
 
 # Threads for blocking Kubernetes API calls; at most this many calls run at
 # once, more wait in the pool's queue.
@@ -137,18 +130,7 @@ def run(settings: ServeSettings) -> int:
     endpoint = MutateEndpoint(build_reviewer(settings, lookups), metrics)
     app = create_app(endpoint, readiness, metrics)
 
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-    )
-    config.load()
-    config.ssl = context
+    config = uvicorn_config(app, settings.host, settings.port, context)
     logger.info(
         "listening",
         extra={
@@ -158,7 +140,7 @@ def run(settings: ServeSettings) -> int:
         },
     )
     freeze_startup_objects()
-    asyncio.run(serve(GracefulServer(config, readiness), source, executor))
+    run_on_loop(config, serve(GracefulServer(config, readiness), source, executor))
     executor.shutdown(wait=False, cancel_futures=True)
     logger.info("stopped")
     return 0

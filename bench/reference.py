@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import orjson
 import uvicorn
+from prometheus_client import CollectorRegistry
 
-from webhook.server.certificates import server_ssl_context
 from webhook.server.listener import run_on_loop, uvicorn_config
-from webhook.settings import ServeSettings
+from webhook.tls.serving import ServingCertificates
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -80,14 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-key-file", required=True)
     args = parser.parse_args(argv)
 
-    settings = ServeSettings(
-        host=args.host,
-        port=args.port,
-        tls_cert_file=args.tls_cert_file,
-        tls_key_file=args.tls_key_file,
+    # The same context as `serve --tls-cert-file --tls-key-file` builds; the
+    # reference never reloads it.
+    certificates = ServingCertificates.from_files(
+        Path(args.tls_cert_file),
+        Path(args.tls_key_file),
+        registry=CollectorRegistry(),
     )
-    context = server_ssl_context(settings)
-    config = uvicorn_config(app, settings.host, settings.port, context)
+    config = uvicorn_config(app, args.host, args.port, certificates.ssl_context)
     run_on_loop(config, uvicorn.Server(config).serve())
     return 0
 

@@ -118,6 +118,42 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         metavar="FILE",
     ),
     Flag(
+        "--cert-reload-interval",
+        "Seconds between reads of --tls-cert-file and --tls-key-file; a new "
+        "valid pair is served to new connections without a restart.",
+        5.0,
+        positive_float,
+        metavar="SECONDS",
+    ),
+    Flag(
+        "--self-managed-certs",
+        "Keep a CA in the Secret --ca-secret-name, serve a certificate it "
+        "signs, rotate both, and keep the caBundle of the webhook "
+        "configurations current. Excludes --tls-cert-file.",
+        False,
+        is_switch=True,
+    ),
+    Flag(
+        "--ca-secret-name",
+        "Secret in --service-namespace that holds the self-managed CA.",
+        "runai-secrets-webhook-ca",
+        metavar="NAME",
+    ),
+    Flag(
+        "--webhook-configuration-name",
+        "Name of the webhook's MutatingWebhookConfiguration: the self-managed "
+        "mode sets its caBundle, and with --templates an ERROR is logged when its "
+        "match conditions would keep objects from the admin template.",
+        "runai-secrets-webhook",
+        metavar="NAME",
+    ),
+    Flag(
+        "--validating-webhook-configuration-name",
+        "ValidatingWebhookConfiguration whose caBundle the self-managed mode "
+        "also sets; unset: none.",
+        metavar="NAME",
+    ),
+    Flag(
         "--service-name",
         "Name of the Service in front of the webhook; development certificates "
         "are issued for <service-name>.<service-namespace>.svc.",
@@ -177,6 +213,19 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         positive_float,
         metavar="SECONDS",
     ),
+    Flag(
+        "--templates",
+        'Apply Run:AI templates (ConfigMaps labelled runai/template: "true") to '
+        "the objects reviewed, and serve /validate-template.",
+        False,
+        is_switch=True,
+    ),
+    Flag(
+        "--template-namespace",
+        "Namespace of the template ConfigMaps.",
+        "runai",
+        metavar="NAMESPACE",
+    ),
 )
 
 
@@ -189,6 +238,11 @@ class ServeSettings:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     client_ca_file: str | None = None
+    cert_reload_interval: float = 5.0
+    self_managed_certs: bool = False
+    ca_secret_name: str = "runai-secrets-webhook-ca"  # noqa: S105 - a name, not a secret
+    webhook_configuration_name: str = "runai-secrets-webhook"
+    validating_webhook_configuration_name: str | None = None
     service_name: str = "runai-secrets-webhook"
     service_namespace: str = "runai-secrets-webhook"
     kubeconfig: str | None = None
@@ -199,6 +253,8 @@ class ServeSettings:
     annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX
     workload_kinds_file: str | None = None
     cache_ttl: float = 5.0
+    templates: bool = False
+    template_namespace: str = "runai"
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> ServeSettings:

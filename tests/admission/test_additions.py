@@ -225,3 +225,14 @@ def test_opt_out_still_applies_annotation_form() -> None:
         env("RAW", "SECRET:db-creds,password"),
         USER_REF,
     ]
+
+
+def test_empty_containers_annotation_means_all() -> None:
+    rv = review(
+        annotated(container("app"), container("side"), annotations={CONTAINERS: " , "})
+    )
+    admitted = apply(rv, run(rv))
+    assert [c["env"] for c in admitted["spec"]["containers"]] == [
+        [USER_REF],
+        [USER_REF],
+    ]

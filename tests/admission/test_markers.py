@@ -20,11 +20,11 @@ def test_long_marker_is_cut_with_count() -> None:
     names = [f"app/VARIABLE_{index:05d}" for index in range(10_000)]
     value = marker_value(None, names)
     assert len(value) <= MAX_MARKER_CHARS
-    kept = value.split(",")
-    left_out = int(kept[-1].removeprefix("+"))
-    assert kept[-1].startswith("+")
-    assert len(kept) - 1 + left_out == 10_000
-    assert kept[:-1] == sorted(names)[: len(kept) - 1]
+    listed = value.split(",")
+    left_out = int(listed[-1].removeprefix("+"))
+    assert listed[-1].startswith("+")
+    assert len(listed) - 1 + left_out == 10_000
+    assert listed[:-1] == sorted(names)[: len(listed) - 1]
 
 
 def test_cut_marker_merges_without_count_token() -> None:

@@ -14,8 +14,9 @@ def test_missing_secret_is_denied() -> None:
     assert decision.code == 403
     assert decision.message == (
         'Pod "train": Secret "db-creds" was not found in namespace "runai-team-a". '
-        'It is used by env var "DB_PASS" in container "app". Create the secret in '
-        'namespace "runai-team-a" or fix the secret name in the reference.'
+        'It is used by env var "DB_PASS" in container "app" with key "password". '
+        'Create the secret in namespace "runai-team-a" or fix the secret name in '
+        "the reference."
     )
     assert decision.patch == ()
 
@@ -45,9 +46,9 @@ def test_forbidden_names_rbac_rule() -> None:
         'Pod "train": The webhook could not check secret "db-creds" in namespace '
         '"runai-team-a" because its service account may not read secrets there '
         '("secrets \\"db-creds\\" is forbidden"). It is used by env var "DB_PASS" in '
-        'container "app". A cluster admin must grant the webhook\'s service account '
-        'the RBAC rule apiGroups [""], resources ["secrets"], verbs ["get"] in '
-        'namespace "runai-team-a".'
+        'container "app" with key "password". A cluster admin must grant the '
+        'webhook\'s service account the RBAC rule apiGroups [""], resources '
+        '["secrets"], verbs ["get"] in namespace "runai-team-a".'
     )
 
 
@@ -58,8 +59,8 @@ def test_timeout_is_retryable() -> None:
     assert decision.message == (
         'Pod "train": The webhook could not check secret "db-creds" in namespace '
         '"runai-team-a" because the Kubernetes API did not answer in time. It is used '
-        'by env var "DB_PASS" in container "app". Nothing was changed, so retrying the '
-        "request is safe."
+        'by env var "DB_PASS" in container "app" with key "password". Nothing was '
+        "changed, so retrying the request is safe."
     )
 
 
@@ -72,8 +73,8 @@ def test_api_error_is_retryable() -> None:
     assert decision.message == (
         'Pod "train": The webhook could not check secret "db-creds" in namespace '
         '"runai-team-a" because the Kubernetes API failed ("HTTP 500 from the API"). '
-        'It is used by env var "DB_PASS" in container "app". Nothing was changed, so '
-        "retrying the request is safe."
+        'It is used by env var "DB_PASS" in container "app" with key "password". '
+        "Nothing was changed, so retrying the request is safe."
     )
 
 
@@ -125,8 +126,9 @@ def test_missing_secret_grouped_across_keys_and_places() -> None:
     message = run(review(obj), {"db-creds": SecretLookup.not_found()}).message
     assert message.count("was not found") == 1
     assert (
-        'It is used by env var "U" in container "app", env var "P" in container "app", '
-        'env var "U" in container "side", 2 more.'
+        'It is used by env var "U" in container "app" with key "username", env var '
+        '"P" in container "app" with key "password", env var "U" in container "side" '
+        'with key "username", 2 more.'
     ) in message
 
 
@@ -146,7 +148,7 @@ def test_warn_mode_converts_missing_secret() -> None:
     assert decision.warnings == (
         'secret "db-creds" was not found in namespace "runai-team-a", so containers '
         "using it wait in CreateContainerConfigError until it exists: env var "
-        '"DB_PASS" in container "app"',
+        '"DB_PASS" in container "app" with key "password"',
     )
     assert decision.audit_annotations == {
         "injected-env-count": "1",
@@ -194,3 +196,19 @@ def test_warnings_fit_api_server_limits() -> None:
     assert decision.warnings[-1] == "26 more warnings not shown"
     assert all(len(warning) <= 256 for warning in decision.warnings)
     assert sum(len(warning) for warning in decision.warnings) <= 4096
+
+
+def test_cluster_wide_secret_is_allowed_with_warning() -> None:
+    lookups = {"db-creds": SecretLookup.found({"password"}, namespace="runai")}
+    decision = run(review(ONE_REF), lookups)
+    assert decision.allowed
+    assert decision.warnings == (
+        'secret "db-creds" is not in namespace "runai-team-a" yet but is a '
+        'cluster-wide secret in namespace "runai", so containers using it wait '
+        "until its copy arrives",
+    )
+
+
+def test_secret_found_in_own_namespace_has_no_warning() -> None:
+    lookups = {"db-creds": SecretLookup.found({"password"}, namespace="runai-team-a")}
+    assert run(review(ONE_REF), lookups).warnings == ()

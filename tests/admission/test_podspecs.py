@@ -149,8 +149,8 @@ def load_error(config: object) -> str:
         ),
         (
             {"kinds": [{**VALID_ENTRY, "podSpec": []}]},
-            "kinds[0] has unknown field 'podSpec'; "
-            "allowed: group, kind, onUpdate, podSpecs, version",
+            "kinds[0] has unknown field 'podSpec'. "
+            "Allowed fields: group, kind, onUpdate, podSpecs, version.",
         ),
         (
             {"kinds": [{**VALID_ENTRY, "kind": ""}]},
@@ -163,7 +163,7 @@ def load_error(config: object) -> str:
         (
             {"kinds": [{**VALID_ENTRY, "podSpecs": []}]},
             "kinds[0].podSpecs must be a non-empty list of JSON Pointers, "
-            "e.g. /spec/template/spec",
+            "e.g. /spec/template/spec.",
         ),
         (
             {
@@ -172,8 +172,8 @@ def load_error(config: object) -> str:
                     {**VALID_ENTRY, "podSpecs": ["/a", "spec/template"]},
                 ]
             },
-            "kinds[1].podSpecs[1] 'spec/template' is not a JSON Pointer; "
-            "it must start with '/', e.g. /spec/template/spec",
+            "kinds[1].podSpecs[1] 'spec/template' is not a JSON Pointer. "
+            "It must start with '/', e.g. /spec/template/spec.",
         ),
         (
             {"kinds": [{**VALID_ENTRY, "onUpdate": "yes"}]},
@@ -181,8 +181,8 @@ def load_error(config: object) -> str:
         ),
         (
             {"kinds": [VALID_ENTRY, VALID_ENTRY]},
-            "kinds[1]: kubeflow.org/v1 PyTorchJob is listed twice or is built in; "
-            "remove this entry",
+            "kinds[1]: kubeflow.org/v1 PyTorchJob is listed twice or is built in. "
+            "Remove this entry.",
         ),
         (
             {
@@ -195,8 +195,8 @@ def load_error(config: object) -> str:
                     }
                 ]
             },
-            "kinds[0]: apps/v1 Deployment is listed twice or is built in; "
-            "remove this entry",
+            "kinds[0]: apps/v1 Deployment is listed twice or is built in. "
+            "Remove this entry.",
         ),
     ],
 )

@@ -55,7 +55,7 @@ def test_parse_accepts_json_with_charset() -> None:
 def test_empty_body_is_400() -> None:
     error = malformed(b"")
     assert error.status == 400
-    assert str(error) == "request body is empty; expected an AdmissionReview"
+    assert str(error) == "request body is empty. Send an AdmissionReview."
 
 
 def test_body_over_limit_is_413() -> None:
@@ -78,7 +78,7 @@ def test_wrong_content_type_is_415() -> None:
     assert error.status == 415
     assert (
         str(error)
-        == "content type 'text/plain' is not supported; send application/json"
+        == "content type 'text/plain' is not supported. Send application/json."
     )
 
 
@@ -95,11 +95,11 @@ def test_invalid_json_is_400() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"[]", "request body is not a JSON object; expected an AdmissionReview"),
+        (b"[]", "request body is not a JSON object. Send an AdmissionReview."),
         (
             b'{"apiVersion": "v1", "kind": "AdmissionReview", "request": {}}',
-            "apiVersion 'v1' is not supported; expected one of "
-            "admission.k8s.io/v1, admission.k8s.io/v1beta1",
+            "apiVersion 'v1' is not supported. Use one of "
+            "admission.k8s.io/v1, admission.k8s.io/v1beta1.",
         ),
         (
             b'{"apiVersion": "admission.k8s.io/v1", "kind": "Pod", "request": {}}',
@@ -170,3 +170,8 @@ def test_warnings_and_audit_annotations_are_sent() -> None:
     response = build_response(review(pod()), decision)["response"]
     assert response["warnings"] == ["careful"]
     assert response["auditAnnotations"] == {"injected-env-count": "2"}
+
+
+def test_warnings_lose_control_characters() -> None:
+    decision = allow(warnings=["line one\nline two\x85end\x7f", "tab\there"])
+    assert decision.warnings == ("line one line two end", "tab here")

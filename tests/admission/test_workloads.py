@@ -297,3 +297,21 @@ def test_containers_annotation_checks_all_pod_specs() -> None:
     assert replicas["Worker"]["template"]["spec"]["containers"][0]["env"] == [
         secret_env("A", "db-creds", "username")
     ]
+
+
+def test_unknown_container_listed_once_per_name() -> None:
+    spec = {
+        "pytorchReplicaSpecs": {
+            "Master": {"template": template(container("pytorch"))},
+            "Worker": {"template": template(container("pytorch"))},
+        }
+    }
+    obj = workload("PyTorchJob", "kubeflow.org/v1", spec)
+    obj["metadata"]["annotations"] = {"runai-secrets-webhook/containers": "trainer"}
+    rv = review(obj, kind="PyTorchJob")
+    decision = run(rv, {}, InjectionOptions(extra_kinds=PYTORCH))
+    assert decision.message == (
+        'PyTorchJob "train": annotation runai-secrets-webhook/containers names '
+        'container "trainer", which is not one of its containers ("pytorch"). Fix the '
+        "name or remove it from the annotation."
+    )

@@ -32,7 +32,7 @@ async def allow_all(review: Review, deadline: float, log: BoundLogger) -> Decisi
 
 def client_for(endpoint: CountingEndpoint) -> httpx.AsyncClient:
     metrics = new_metrics()
-    readiness = Readiness(source_answered=lambda: True, certificate_loaded=True)
+    readiness = Readiness(source_answered=lambda: True, certificate_ready=lambda: True)
     app = create_app(endpoint, readiness, metrics)
     transport = httpx.ASGITransport(app=app)
     return httpx.AsyncClient(transport=transport, base_url="https://webhook.test")

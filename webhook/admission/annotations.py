@@ -11,6 +11,7 @@ from webhook.admission.errors import Denied
 from webhook.admission.references import (
     EXPECTED_FORM,
     InvalidReference,
+    is_dns_subdomain,
     parse_reference,
 )
 
@@ -19,6 +20,20 @@ DEFAULT_PREFIX = "runai-secrets-webhook"
 # Env var names valid on every Kubernetes version; 1.32 relaxed this to any
 # printable ASCII except '=', but older API servers still reject the rest.
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+
+
+def check_prefix(prefix: str) -> None:
+    """Raise `ValueError` unless `prefix` is a valid annotation key prefix.
+
+    Kubernetes requires the prefix of an annotation or label key to be a
+    DNS-1123 subdomain of at most 253 characters.
+    """
+    if not is_dns_subdomain(prefix):
+        raise ValueError(
+            f"annotation prefix {prefix!r} is not valid: use a DNS-1123 subdomain "
+            "of at most 253 characters, such as runai-secrets-webhook or "
+            "secrets.example.com"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,16 +9,18 @@ import orjson
 
 from webhook.admission.errors import Denied
 
-# kube-apiserver drops a warning that contains a control character and cuts
-# each warning at 256 characters (k8s.io/apiserver admission webhook
-# response handling), so warnings are made to fit before they are sent.
+# kube-apiserver drops a warning that contains a control character (Go's
+# unicode.IsControl: U+0000-U+001F and U+007F-U+009F). Once the warnings of
+# a response pass 4096 characters in total, it cuts each one to 256
+# (k8s.io/apiserver pkg/endpoints/filters/warning.go). Warnings are made to
+# fit both limits before they are sent, so none is dropped or cut.
 MAX_WARNING_CHARS = 256
 # 15 warnings of 256 characters stay under the 4096-character total.
 MAX_WARNINGS = 15
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
-# Longest user-supplied value quoted in a message; a longer one is cut so a
-# denial stays readable.
+# Maximum length of a user-supplied value quoted in a message. A longer one
+# is cut so that a denial stays readable.
 MAX_QUOTED_CHARS = 120
 
 # JSON Patch operation as sent in the response (RFC 6902).
@@ -27,7 +29,7 @@ PatchOperation = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to answer for one AdmissionReview.
+    """The decision to send back for one AdmissionReview.
 
     `code` and `message` matter only when `allowed` is false. `patch` is the
     RFC 6902 operation list, empty when nothing changes.
@@ -68,8 +70,8 @@ def from_denied(error: Denied) -> Decision:
 def fit_warnings(warnings: Sequence[str]) -> tuple[str, ...]:
     """Make warnings safe to send: one line each, no repeats, bounded in total.
 
-    kube-apiserver keeps at most 4096 characters of warnings per response,
-    so at most `MAX_WARNINGS` are sent and the last one counts the rest.
+    At most `MAX_WARNINGS` are sent, and the last one then counts the rest,
+    so the total stays under kube-apiserver's 4096 characters.
     """
     unique = list(dict.fromkeys(fit_warning(warning) for warning in warnings))
     if len(unique) <= MAX_WARNINGS:

@@ -1,14 +1,14 @@
 """Errors of the admission logic.
 
-Two kinds of failure are kept apart because the HTTP edge answers them
+Two kinds of failure are kept apart because the HTTP edge responds to them
 differently:
 
 - `MalformedReview`: the webhook call itself is broken (not JSON, too large,
-  wrong content type, no `request`). It is answered with an HTTP error status
-  before any admission logic runs.
-- `Denied`: the call is fine but the object under review is not allowed. It is
-  answered with HTTP 200 and an AdmissionReview whose response carries
-  `allowed: false`, a status code and a message for the author.
+  wrong content type, no `request`). The response is an HTTP error status,
+  sent before any admission logic runs.
+- `Denied`: the call is fine but the object under review is not allowed. The
+  response is HTTP 200 with an AdmissionReview that carries `allowed: false`,
+  a status code and a message for the author.
 """
 
 
@@ -26,7 +26,7 @@ class AdmissionError(Exception):
 class MalformedReview(AdmissionError):
     """A webhook call that is not a valid AdmissionReview request.
 
-    `status` is the HTTP status to answer with: 400 (bad body), 413 (body over
+    `status` is the HTTP status to respond with: 400 (bad body), 413 (body over
     the size limit) or 415 (content type other than JSON).
     """
 

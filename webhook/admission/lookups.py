@@ -1,6 +1,6 @@
 """Results of secret lookups, as the Kubernetes client layer reports them.
 
-A result holds key names only. Secret values never reach this package.
+A result contains key names only. Secret values never reach this package.
 """
 
 from dataclasses import dataclass
@@ -8,21 +8,21 @@ from enum import StrEnum
 
 
 class LookupStatus(StrEnum):
-    """How a lookup of one secret in the request's namespace ended."""
+    """Outcome of a lookup of one secret in the request's namespace."""
 
     FOUND = "found"
     NOT_FOUND = "not_found"
     # The webhook's service account may not `get` secrets in the namespace.
     FORBIDDEN = "forbidden"
-    # The API did not answer within the review's deadline.
+    # The API did not respond within the review's deadline.
     TIMEOUT = "timeout"
-    # Any other failure: 5xx, connection error, unreadable answer.
+    # Any other failure: 5xx, connection error, unreadable response.
     ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True)
 class SecretLookup:
-    """What the webhook learned about one secret.
+    """Result of looking up one secret.
 
     `keys` are the secret's data key names when `status` is FOUND, else
     empty. `detail` explains a failure for logs and messages and must not

@@ -6,9 +6,10 @@ from typing import Any
 from webhook.admission.decisions import PatchOperation
 from webhook.admission.patches import set_annotation
 
-# Longest marker value written. Annotations of one object share a 256 KiB
-# limit, and a pod with thousands of converted env vars must not spend it
-# on this list, so a longer list is cut and ends with the count left out.
+# Maximum length of the marker value, in characters. All annotations of
+# one object share a 256 KiB limit, and a pod with thousands of converted env
+# vars must not spend it on this list. A longer list is cut and ends with
+# the count of names left out, for example "+42".
 MAX_MARKER_CHARS = 1024
 _SEPARATOR = ","
 _MORE = "+"
@@ -28,18 +29,18 @@ def marker_value(previous: object, injected: Iterable[str]) -> str:
             if name and not name.startswith(_MORE)
         )
 
-    kept: list[str] = []
+    listed: list[str] = []
     length = 0
     ordered = sorted(names)
     for index, name in enumerate(ordered):
         left_out = len(ordered) - index
         suffix_chars = len(f"{_SEPARATOR}{_MORE}{left_out}")
         if length + len(name) + 1 + suffix_chars > MAX_MARKER_CHARS:
-            kept.append(f"{_MORE}{left_out}")
+            listed.append(f"{_MORE}{left_out}")
             break
-        kept.append(name)
+        listed.append(name)
         length += len(name) + 1
-    return _SEPARATOR.join(kept)
+    return _SEPARATOR.join(listed)
 
 
 def marker_operation(

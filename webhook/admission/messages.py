@@ -33,9 +33,18 @@ class Problem:
         return self.key is not None or self.status is LookupStatus.NOT_FOUND
 
 
-def describe_places(uses: Sequence[ReferenceUse]) -> str:
-    """List where a secret is used, at most `MAX_PLACES` of them."""
-    places = [use.describe() for use in uses[:MAX_PLACES]]
+def describe_places(uses: Sequence[ReferenceUse], with_keys: bool = False) -> str:
+    """List where a secret is used, at most `MAX_PLACES` of them.
+
+    `with_keys` adds the key each place reads, for problems that concern the
+    whole secret.
+    """
+    places = [
+        f"{use.describe()} with key {quote(use.ref.key)}"
+        if with_keys
+        else use.describe()
+        for use in uses[:MAX_PLACES]
+    ]
     if len(uses) > MAX_PLACES:
         places.append(f"{len(uses) - MAX_PLACES} more")
     return ", ".join(places)
@@ -44,7 +53,8 @@ def describe_places(uses: Sequence[ReferenceUse]) -> str:
 def problem_sentences(problem: Problem, namespace: str) -> str:
     """Describe one problem, where it is used and the fix, for a denial."""
     secret, ns = quote(problem.secret), quote(namespace)
-    used_by = f"It is used by {describe_places(problem.uses)}."
+    places = describe_places(problem.uses, with_keys=problem.key is None)
+    used_by = f"It is used by {places}."
     if problem.key is not None:
         # The other keys stay unnamed: the author may not be allowed to read them.
         key = quote(problem.key)
@@ -93,12 +103,21 @@ def missing_warning(problem: Problem, namespace: str) -> str:
     """Warn that a reference was converted although its secret or key is missing."""
     secret, ns = quote(problem.secret), quote(namespace)
     if problem.key is not None:
-        what = f"secret {secret} in namespace {ns} has no key {quote(problem.key)}"
+        summary = f"secret {secret} in namespace {ns} has no key {quote(problem.key)}"
     else:
-        what = f"secret {secret} was not found in namespace {ns}"
+        summary = f"secret {secret} was not found in namespace {ns}"
     return (
-        f"{what}, so containers using it wait in CreateContainerConfigError "
-        f"until it exists: {describe_places(problem.uses)}"
+        f"{summary}, so containers using it wait in CreateContainerConfigError "
+        f"until it exists: {describe_places(problem.uses, problem.key is None)}"
+    )
+
+
+def found_elsewhere_warning(secret: str, found_in: str, namespace: str) -> str:
+    """Warn that a secret exists only as a cluster-wide secret in another namespace."""
+    return (
+        f"secret {quote(secret)} is not in namespace {quote(namespace)} yet but is a "
+        f"cluster-wide secret in namespace {quote(found_in)}, so containers using it "
+        "wait until its copy arrives"
     )
 
 

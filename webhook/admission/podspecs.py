@@ -1,10 +1,10 @@
-"""Where pod specs sit in the workload kinds the webhook handles.
+"""Locations of pod specs in the workload kinds the webhook handles.
 
-Each kind names JSON Pointers (RFC 6901) to its pod specs; a `*` token
+Each kind names JSON Pointers (RFC 6901) to its pod specs. A `*` token
 matches every key of a map or every index of a list, as in Kubeflow's
 `/spec/pytorchReplicaSpecs/*/template/spec`. Run:AI's v2 workloads keep env
-in a map instead (`spec.environment.items.<NAME>.value`) and are only
-checked: Run:AI's own controller turns them into pods.
+in a map instead (`spec.environment.items.<NAME>.value`). They are only
+checked, because Run:AI's own controller turns them into pods.
 """
 
 from collections.abc import Iterator, Mapping
@@ -19,7 +19,7 @@ WILDCARD = "*"
 
 
 class EnvLayout(StrEnum):
-    """How a kind stores env vars at its pointers."""
+    """Layout of the env vars found at a kind's pointers."""
 
     # A core/v1 PodSpec: containers[].env, initContainers[].env.
     POD_SPEC = "podSpec"
@@ -92,7 +92,10 @@ def _walk(node: Any, path: str, tokens: list[str]) -> Iterator[tuple[str, Any]]:
     token, rest = tokens[0], tokens[1:]
 
     if isinstance(node, Mapping):
-        keys = list(node) if token == WILDCARD else [token] if token in node else []
+        if token == WILDCARD:
+            keys = list(node)
+        else:
+            keys = [token] if token in node else []
         for key in keys:
             yield from _walk(node[key], join_pointer(path, key), rest)
     elif isinstance(node, list):
@@ -131,16 +134,16 @@ def load_workload_kinds(config: object) -> tuple[WorkloadKind, ...]:
         raise InvalidWorkloadKinds(
             "workload kinds configuration must be a mapping with a list under 'kinds'"
         )
-    taken = {kind.key() for kind in BUILTIN_KINDS}
+    known_keys = {kind.key() for kind in BUILTIN_KINDS}
     kinds = []
     for index, entry in enumerate(config["kinds"]):
         kind = _load_entry(f"kinds[{index}]", entry)
-        if kind.key() in taken:
+        if kind.key() in known_keys:
             raise InvalidWorkloadKinds(
-                f"kinds[{index}]: {_describe(kind)} is listed twice or is built in; "
-                "remove this entry"
+                f"kinds[{index}]: {_describe(kind)} is listed twice or is built in. "
+                "Remove this entry."
             )
-        taken.add(kind.key())
+        known_keys.add(kind.key())
         kinds.append(kind)
     return tuple(kinds)
 
@@ -153,8 +156,8 @@ def _load_entry(where: str, entry: object) -> WorkloadKind:
     unknown = sorted(set(map(str, entry)) - _FIELDS)
     if unknown:
         raise InvalidWorkloadKinds(
-            f"{where} has unknown field {unknown[0]!r}; "
-            f"allowed: {', '.join(sorted(_FIELDS))}"
+            f"{where} has unknown field {unknown[0]!r}. "
+            f"Allowed fields: {', '.join(sorted(_FIELDS))}."
         )
     group = _string_field(where, entry, "group", allow_empty=True)
     version = _string_field(where, entry, "version")
@@ -183,13 +186,13 @@ def _pointer_list(where: str, pointers: object) -> tuple[str, ...]:
     if not isinstance(pointers, list) or not pointers:
         raise InvalidWorkloadKinds(
             f"{where}.podSpecs must be a non-empty list of JSON Pointers, "
-            f"e.g. /spec/template/spec"
+            "e.g. /spec/template/spec."
         )
     for index, pointer in enumerate(pointers):
         if not isinstance(pointer, str) or not pointer.startswith("/"):
             raise InvalidWorkloadKinds(
-                f"{where}.podSpecs[{index}] {pointer!r} is not a JSON Pointer; "
-                "it must start with '/', e.g. /spec/template/spec"
+                f"{where}.podSpecs[{index}] {pointer!r} is not a JSON Pointer. "
+                "It must start with '/', e.g. /spec/template/spec."
             )
     return tuple(pointers)
 

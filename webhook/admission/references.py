@@ -49,7 +49,7 @@ def is_placeholder(value: object) -> TypeGuard[str]:
 
 
 def parse_reference(value: str) -> SecretRef:
-    """Parse `SECRET:<secret>,<key>`; raise `InvalidReference` with the reason."""
+    """Parse `SECRET:<secret>,<key>`, raising `InvalidReference` with the reason."""
     if not value.startswith(PREFIX):
         raise InvalidReference(f"it does not start with {PREFIX!r}")
     body = value[len(PREFIX) :]
@@ -62,6 +62,13 @@ def parse_reference(value: str) -> SecretRef:
     check_secret_name(secret)
     check_secret_key(key)
     return SecretRef(secret, key)
+
+
+def is_dns_subdomain(text: str) -> bool:
+    """Tell whether `text` is a DNS-1123 subdomain of at most 253 characters."""
+    return (
+        len(text) <= MAX_NAME_CHARS and _DNS1123_SUBDOMAIN.fullmatch(text) is not None
+    )
 
 
 def check_secret_name(secret: str) -> None:

@@ -17,9 +17,9 @@ API_VERSIONS = frozenset({"admission.k8s.io/v1", "admission.k8s.io/v1beta1"})
 REVIEW_KIND = "AdmissionReview"
 
 # Largest request body accepted, in bytes. kube-apiserver rejects request
-# bodies over 3 MiB (its default max request body size), so an object and the
-# old object in one review take at most 2 x 3 MiB. 1 MiB more covers the
-# envelope, userInfo and options.
+# bodies over 3 MiB (MaxRequestBodyBytes in k8s.io/apiserver
+# pkg/server/config.go), so an object and the old object in one review take
+# at most 2 x 3 MiB. 1 MiB more covers the envelope, userInfo and options.
 MAX_REVIEW_BYTES = 7 * 1024 * 1024
 
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
@@ -98,10 +98,10 @@ def parse_review(body: bytes, content_type: str = "application/json") -> Review:
 
     Checks run in the order of a careful webhook server: empty body, size,
     content type, JSON, then the envelope fields the logic relies on.
-    Raises `MalformedReview` with the HTTP status to answer.
+    Raises `MalformedReview` with the HTTP status to respond with.
     """
     if not body:
-        raise MalformedReview(400, "request body is empty; expected an AdmissionReview")
+        raise MalformedReview(400, "request body is empty. Send an AdmissionReview.")
     if len(body) > MAX_REVIEW_BYTES:
         raise MalformedReview(
             413,
@@ -112,7 +112,7 @@ def parse_review(body: bytes, content_type: str = "application/json") -> Review:
     if media_type != "application/json":
         raise MalformedReview(
             415,
-            f"content type {content_type!r} is not supported; send application/json",
+            f"content type {content_type!r} is not supported. Send application/json.",
         )
 
     try:
@@ -125,14 +125,14 @@ def parse_review(body: bytes, content_type: str = "application/json") -> Review:
 def _check_envelope(document: object) -> Review:
     if not isinstance(document, dict):
         raise MalformedReview(
-            400, "request body is not a JSON object; expected an AdmissionReview"
+            400, "request body is not a JSON object. Send an AdmissionReview."
         )
     api_version = document.get("apiVersion")
     if api_version not in API_VERSIONS:
         raise MalformedReview(
             400,
-            f"apiVersion {api_version!r} is not supported; expected one of "
-            f"{', '.join(sorted(API_VERSIONS))}",
+            f"apiVersion {api_version!r} is not supported. Use one of "
+            f"{', '.join(sorted(API_VERSIONS))}.",
         )
     if document.get("kind") != REVIEW_KIND:
         raise MalformedReview(

@@ -41,17 +41,22 @@ class ReferenceUse(NamedTuple):
 
     def describe(self) -> str:
         """Describe the place for a message, e.g. `env var "A" in container "app"`."""
-        text = f"env var {quote(self.env_var)}"
-        if self.container:
-            text += f" in container {quote(self.container)}"
-        if self.origin:
-            text += f" from {self.origin}"
-        return text
+        return describe_place(self.env_var, self.container, self.origin)
+
+
+def describe_place(env_var: str, container: str = "", origin: str = "") -> str:
+    """Name an env var, its container and its origin for a message."""
+    text = f"env var {quote(env_var)}"
+    if container:
+        text += f" in container {quote(container)}"
+    if origin:
+        text += f" from {origin}"
+    return text
 
 
 @dataclass(slots=True)
 class Scan:
-    """What one pass over an object found.
+    """Findings of one pass over an object.
 
     `subject` names the object in messages, for example `Pod "web"`.
     """
@@ -90,7 +95,7 @@ class Scan:
         entries = env if isinstance(env, list) else []
 
         # This loop runs once per env entry of every container, so it keeps
-        # to cheap checks; the request body is parsed JSON, hence `dict`.
+        # to cheap checks. The request body is parsed JSON, so entries are dicts.
         for index, entry in enumerate(entries):
             if not isinstance(entry, dict) or "valueFrom" in entry:
                 # The author's own valueFrom entries, optional ones
@@ -199,13 +204,11 @@ class Scan:
     def parse(
         self, value: str, env_var: str, container: str, origin: str = ""
     ) -> SecretRef:
-        """Parse a placeholder; raise `Denied` (400) naming where it sits."""
+        """Parse a placeholder, raising `Denied` (400) that names where it sits."""
         try:
             return parse_reference(value)
         except InvalidReference as error:
-            place = ReferenceUse(
-                SecretRef("", ""), env_var, container, origin
-            ).describe()
+            place = describe_place(env_var, container, origin)
             raise Denied(
                 400,
                 f"{self.subject}, {place}: value {quote(value)} is not a valid secret "

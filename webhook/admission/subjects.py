@@ -1,4 +1,4 @@
-"""How messages name the object under review."""
+"""Names of objects under review, as messages show them."""
 
 from collections.abc import Mapping
 from typing import Any

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -44,9 +45,15 @@ class MutateFastPath:
 
 
 def create_app(
-    mutate: ReviewEndpoint, readiness: Readiness, metrics: Metrics
+    mutate: ReviewEndpoint,
+    readiness: Readiness,
+    metrics: Metrics,
+    routers: Sequence[APIRouter] = (),
 ) -> MutateFastPath:
-    """Build the application; its routes take raw bodies, no models."""
+    """Build the application; its routes take raw bodies, no models.
+
+    `routers` add further endpoints, such as `/validate-template`.
+    """
     app = FastAPI(
         title="runai-secrets-webhook",
         docs_url=None,
@@ -55,6 +62,8 @@ def create_app(
     )
 
     app.add_api_route("/mutate", mutate, methods=["POST"])
+    for router in routers:
+        app.include_router(router)
 
     @app.get("/healthz")
     async def healthz() -> Response:

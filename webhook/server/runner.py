@@ -13,19 +13,27 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from webhook.kube.config import new_api_client
 from webhook.kube.lookups import SecretKeyLookups
 from webhook.kube.secrets import ClusterSecrets, DirectorySecrets
 from webhook.server.app import create_app
-from webhook.server.certificates import server_ssl_context
-from webhook.server.listener import run_on_loop, uvicorn_config
+from webhook.server.certificates import serving_certificates
+from webhook.server.listener import (
+    GRACEFUL_SHUTDOWN_SECONDS,
+    run_on_loop,
+    uvicorn_config,
+)
 from webhook.server.logs import configure_logging
 from webhook.server.metrics import new_metrics
 from webhook.server.mutate import MutateEndpoint
 from webhook.server.pipeline import build_reviewer
 from webhook.server.readiness import Readiness
+from webhook.server.templates_route import templates_router
 from webhook.settings import ServeSettings
+from webhook.templates.service import TemplateService
+from webhook.tls.serving import ServingCertificates
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +59,10 @@ class GracefulServer(uvicorn.Server):
         if not self.readiness.stopping:
             logger.info(
                 "stopping: finishing in-flight reviews",
-                extra={"signal": signal.Signals(sig).name},
+                extra={
+                    "signal": signal.Signals(sig).name,
+                    "grace_seconds": GRACEFUL_SHUTDOWN_SECONDS,
+                },
             )
         self.readiness.stopping = True
         super().handle_exit(sig, frame)
@@ -76,15 +87,34 @@ def build_source(settings: ServeSettings) -> SecretSource:
     return ClusterSecrets(new_api_client(settings.kubeconfig))
 
 
+def build_templates(
+    settings: ServeSettings, registry: CollectorRegistry
+) -> TemplateService | None:
+    """Set up templates when --templates is on; they need the Kubernetes API."""
+    if not settings.templates:
+        return None
+    if settings.secrets_dir:
+        raise ValueError(
+            "--templates reads template ConfigMaps from the Kubernetes API, so it "
+            "cannot be combined with --secrets-dir; drop one of the two flags"
+        )
+    return TemplateService(
+        new_api_client(settings.kubeconfig),
+        settings.template_namespace,
+        registry,
+        settings.webhook_configuration_name,
+    )
+
+
 async def probe_until_answered(
     source: SecretSource, executor: ThreadPoolExecutor
 ) -> None:
     """Call the API until it responds once, so that /readyz can turn true."""
     loop = asyncio.get_running_loop()
     while not await loop.run_in_executor(executor, source.probe, PROBE_TIMEOUT_SECONDS):
-        logger.warning("Kubernetes API not reachable, retrying")
+        logger.warning("secret source not reachable, retrying")
         await asyncio.sleep(PROBE_INTERVAL_SECONDS)
-    logger.info("Kubernetes API responded")
+    logger.info("secret source responded")
 
 
 def freeze_startup_objects() -> None:
@@ -100,37 +130,49 @@ def freeze_startup_objects() -> None:
 
 
 async def serve(
-    server: GracefulServer, source: SecretSource, executor: ThreadPoolExecutor
+    server: GracefulServer,
+    source: SecretSource,
+    executor: ThreadPoolExecutor,
+    certificates: ServingCertificates,
 ) -> None:
+    """Serve until stopped, with certificate reloads and the API probe alongside."""
+    await certificates.start()
     probe = asyncio.create_task(probe_until_answered(source, executor))
     try:
         await server.serve()
     finally:
         probe.cancel()
+        await certificates.close()
 
 
 def run(settings: ServeSettings) -> int:
     """Run the service until SIGTERM or SIGINT; return the exit status."""
     configure_logging(settings.log_format, settings.log_level)
-    metrics = new_metrics()
-    executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
+    metrics = new_metrics(REGISTRY)
     try:
         source = build_source(settings)
-        context = server_ssl_context(settings)
+        certificates = serving_certificates(settings, metrics.registry)
+        templates = build_templates(settings, REGISTRY)
     except (OSError, ValueError) as error:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
 
+    executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
     readiness = Readiness(
-        source_answered=lambda: source.answered, certificate_loaded=True
+        source_answered=lambda: source.answered,
+        certificate_ready=certificates.ready,
+        templates_loaded=(lambda: templates.loaded) if templates else None,
     )
     lookups = SecretKeyLookups(
         source, executor, settings.cache_ttl, metrics.count_lookup
     )
-    endpoint = MutateEndpoint(build_reviewer(settings, lookups), metrics)
-    app = create_app(endpoint, readiness, metrics)
+    endpoint = MutateEndpoint(build_reviewer(settings, lookups, templates), metrics)
+    routers = [templates_router(settings.template_namespace)] if templates else []
+    app = create_app(endpoint, readiness, metrics, routers)
 
-    config = uvicorn_config(app, settings.host, settings.port, context)
+    # The contract with webhook.tls: load() first, then our own context;
+    # uvicorn_config does both.
+    config = uvicorn_config(app, settings.host, settings.port, certificates.ssl_context)
     logger.info(
         "listening",
         extra={
@@ -139,8 +181,13 @@ def run(settings: ServeSettings) -> int:
             "on_missing": settings.on_missing,
         },
     )
+    server = GracefulServer(config, readiness)
+    if templates:
+        templates.start()
     freeze_startup_objects()
-    run_on_loop(config, serve(GracefulServer(config, readiness), source, executor))
+    run_on_loop(config, serve(server, source, executor, certificates))
+    if templates:
+        templates.stop()
     executor.shutdown(wait=False, cancel_futures=True)
     logger.info("stopped")
     return 0

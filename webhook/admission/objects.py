@@ -1,0 +1,181 @@
+"""One reviewed object: whether it is in scope, and the scan of its pod specs."""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from webhook.admission.additions import EnvAddition
+from webhook.admission.annotations import (
+    AnnotationKeys,
+    annotations_of,
+    injection_disabled,
+    parse_container_names,
+    parse_env_annotation,
+)
+from webhook.admission.decisions import quote
+from webhook.admission.errors import Denied
+from webhook.admission.podspecs import EnvLayout, WorkloadKind, find_pointer_targets
+from webhook.admission.reviews import Request
+from webhook.admission.scanning import (
+    APP_CONTAINERS,
+    EPHEMERAL_CONTAINERS,
+    INIT_CONTAINERS,
+    Scan,
+)
+from webhook.admission.subjects import describe_subject
+
+
+def kind_in_scope(
+    request: Request, kinds: Mapping[tuple[str, str, str], WorkloadKind]
+) -> WorkloadKind | None:
+    """Return the kind to review the request as, or None when it is out of scope."""
+    gvk = request["kind"]
+    kind = kinds.get((gvk["group"], gvk["version"], gvk["kind"]))
+    operation = request["operation"]
+    if kind is None or operation not in ("CREATE", "UPDATE"):
+        return None
+
+    sub_resource = request.get("subResource") or ""
+    if is_ephemeral(request):
+        return kind if operation == "UPDATE" else None
+    if sub_resource or (operation == "UPDATE" and not kind.on_update):
+        return None
+    return kind
+
+
+def is_ephemeral(request: Request) -> bool:
+    """Tell whether the request adds ephemeral containers to a Pod."""
+    gvk = request["kind"]
+    is_pod = gvk["group"] == "" and gvk["kind"] == "Pod"
+    return is_pod and request.get("subResource") == "ephemeralcontainers"
+
+
+def scan_object(
+    request: Request,
+    obj: dict[str, Any],
+    kind: WorkloadKind,
+    keys: AnnotationKeys,
+    extra_additions: Sequence[EnvAddition],
+) -> Scan:
+    """Scan the pod specs of a reviewed object, raising `Denied` for bad input."""
+    annotations = annotations_of(obj)
+    scan = Scan(
+        describe_subject(request, obj), not injection_disabled(annotations, keys)
+    )
+
+    if is_ephemeral(request):
+        _scan_new_ephemeral(scan, obj, request.get("oldObject"))
+        return scan
+    if kind.layout is EnvLayout.ENVIRONMENT_ITEMS:
+        for pointer in kind.pointers:
+            for _, items in find_pointer_targets(obj, pointer):
+                scan.scan_environment_items(items)
+        return scan
+
+    additions = _annotation_additions(annotations, keys, scan.subject)
+    additions.extend(extra_additions)
+    specs = [
+        target
+        for pointer in kind.pointers
+        for target in find_pointer_targets(obj, pointer)
+    ]
+    selected = _selected_containers(annotations, keys, scan.subject, specs)
+    for path, spec in specs:
+        if isinstance(spec, Mapping):
+            _scan_pod_spec(scan, path, spec, additions, selected)
+    return scan
+
+
+def _annotation_additions(
+    annotations: Mapping[str, Any], keys: AnnotationKeys, subject: str
+) -> list[EnvAddition]:
+    text = annotations.get(keys.env)
+    return (
+        parse_env_annotation(text, keys.env, subject) if isinstance(text, str) else []
+    )
+
+
+def _selected_containers(
+    annotations: Mapping[str, Any],
+    keys: AnnotationKeys,
+    subject: str,
+    specs: Sequence[tuple[str, Any]],
+) -> frozenset[str] | None:
+    """Return the app containers named by the containers annotation.
+
+    None, meaning every app container, when the annotation is absent or
+    names no container.
+    """
+    text = annotations.get(keys.containers)
+    names = parse_container_names(text) if isinstance(text, str) else []
+    if not names:
+        return None
+
+    present = _app_container_names(specs)
+    for name in names:
+        if name not in present:
+            listed = ", ".join(quote(known) for known in present)
+            raise Denied(
+                400,
+                f"{subject}: annotation {keys.containers} names container "
+                f"{quote(name)}, which is not one of its containers ({listed}). "
+                "Fix the name or remove it from the annotation.",
+            )
+    return frozenset(names)
+
+
+def _app_container_names(specs: Sequence[tuple[str, Any]]) -> list[str]:
+    """List the app container names of all pod specs, each once, in order."""
+    names: dict[str, None] = {}
+    for _, spec in specs:
+        containers = spec.get(APP_CONTAINERS) if isinstance(spec, Mapping) else None
+        for container in containers if isinstance(containers, list) else []:
+            name = container.get("name") if isinstance(container, Mapping) else None
+            if isinstance(name, str):
+                names[name] = None
+    return list(names)
+
+
+def _scan_pod_spec(
+    scan: Scan,
+    path: str,
+    spec: Mapping[str, Any],
+    additions: Sequence[EnvAddition],
+    selected: frozenset[str] | None,
+) -> None:
+    scan.scan_containers(spec.get(INIT_CONTAINERS), f"{path}/{INIT_CONTAINERS}")
+    containers = spec.get(APP_CONTAINERS)
+    if not isinstance(containers, list):
+        return
+    for index, container in enumerate(containers):
+        if not isinstance(container, Mapping):
+            continue
+        name = container.get("name")
+        chosen = selected is None or (isinstance(name, str) and name in selected)
+        scan.scan_container(
+            container, f"{path}/{APP_CONTAINERS}/{index}", additions if chosen else ()
+        )
+
+
+def _scan_new_ephemeral(scan: Scan, obj: Mapping[str, Any], old: object) -> None:
+    """Convert placeholders in ephemeral containers that `old` does not have yet.
+
+    Env of an existing ephemeral container is immutable, so only new entries
+    may change. No marker is set: this subresource keeps only changes to
+    `spec.ephemeralContainers`.
+    """
+    old_names = {_container_name(container) for container in _ephemeral(old)}
+    for index, container in enumerate(_ephemeral(obj)):
+        is_new = _container_name(container) not in old_names
+        if isinstance(container, Mapping) and is_new:
+            scan.scan_container(container, f"/spec/{EPHEMERAL_CONTAINERS}/{index}")
+
+
+def _container_name(container: object) -> str | None:
+    name = container.get("name") if isinstance(container, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
+def _ephemeral(obj: object) -> list[Any]:
+    spec = obj.get("spec") if isinstance(obj, Mapping) else None
+    containers = spec.get(EPHEMERAL_CONTAINERS) if isinstance(spec, Mapping) else None
+    return containers if isinstance(containers, list) else []

@@ -91,7 +91,7 @@ def webhook_configurations(manifests: list[Manifest]) -> list[Manifest]:
 
 
 @pytest.fixture(scope="module")
-def cluster(manifests: list[Manifest]) -> Iterator[FakeKube]:
+def fake_api(manifests: list[Manifest]) -> Iterator[FakeKube]:
     with FakeKube() as kube:
         kube.add_namespace(NAMESPACE)
         kube.add_namespace(PROJECT, {"runai/queue": "team-a"})
@@ -105,40 +105,40 @@ def cluster(manifests: list[Manifest]) -> Iterator[FakeKube]:
 @pytest.fixture(scope="module")
 def service(
     manifests: list[Manifest],
-    cluster: FakeKube,
+    fake_api: FakeKube,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ChartService]:
     container = find(manifests, "Deployment", RELEASE)["spec"]["template"]["spec"][
         "containers"
     ][0]
     assert "--self-managed-certs" in container["args"]
-    running = ChartService(container["args"], cluster, tmp_path_factory.mktemp("svc"))
+    running = ChartService(container["args"], fake_api, tmp_path_factory.mktemp("svc"))
     with running:
         yield running
 
 
-def test_ca_secret_created(service: ChartService, cluster: FakeKube) -> None:
-    secret = cluster.get("v1", "secrets", NAMESPACE, CA_SECRET)
+def test_ca_secret_created(service: ChartService, fake_api: FakeKube) -> None:
+    secret = fake_api.get("v1", "secrets", NAMESPACE, CA_SECRET)
     assert "ca.crt" in secret["data"]
 
 
 def test_ca_published_in_configurations(
-    service: ChartService, cluster: FakeKube, manifests: list[Manifest]
+    service: ChartService, fake_api: FakeKube, manifests: list[Manifest]
 ) -> None:
-    secret = cluster.get("v1", "secrets", NAMESPACE, CA_SECRET)
+    secret = fake_api.get("v1", "secrets", NAMESPACE, CA_SECRET)
     expected = base64.b64decode(secret["data"]["ca.crt"])
     for rendered in webhook_configurations(manifests):
         plural = rendered["kind"].lower() + "s"
-        stored = cluster.get("admissionregistration.k8s.io/v1", plural, "", RELEASE)
+        stored = fake_api.get("admissionregistration.k8s.io/v1", plural, "", RELEASE)
         for entry in stored["webhooks"]:
             bundle = entry["clientConfig"].get("caBundle", "")
             assert base64.b64decode(bundle) == expected, rendered["kind"]
 
 
 def test_pod_converted_over_published_ca(
-    service: ChartService, cluster: FakeKube
+    service: ChartService, fake_api: FakeKube
 ) -> None:
-    configuration = cluster.get(
+    configuration = fake_api.get(
         "admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", "", RELEASE
     )
     pod = {
@@ -157,7 +157,7 @@ def test_pod_converted_over_published_ca(
     }
     # The caller reaches the Service's DNS name on the service's loopback
     # port and verifies the certificate against the published caBundle.
-    with service.caller(mutating=[configuration], kube=cluster) as caller:
+    with service.caller(mutating=[configuration], kube=fake_api) as caller:
         result = caller.admit(pod, namespace=PROJECT)
     assert result.allowed, result.message
     assert result.called(configuration["webhooks"][0]["name"]) == 1
@@ -215,12 +215,12 @@ def granted_rules(
 
 
 def test_requests_within_chart_rbac(
-    service: ChartService, cluster: FakeKube, manifests: list[Manifest]
+    service: ChartService, fake_api: FakeKube, manifests: list[Manifest]
 ) -> None:
     # The tests above made the service create its CA, patch the caBundle and
     # read a secret. This test runs after them, so every kind is logged.
     granted = granted_rules(manifests, RELEASE)
-    made = cluster.requests
+    made = fake_api.requests
     assert {(record.verb, record.resource) for record in made} >= {
         ("create", "secrets"),
         ("get", "secrets"),

@@ -127,21 +127,20 @@ def test_locks_pinned_with_hashes() -> None:
         assert locked_pins(lock)
 
 
-def test_lock_covers_runtime_dependencies() -> None:
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    pins = locked_pins("requirements.lock")
-    for dependency in project["project"]["dependencies"]:
+def assert_lock_covers(lock: str, requirements: list[str]) -> None:
+    pins = locked_pins(lock)
+    for dependency in requirements:
         requirement = Requirement(dependency)
         name = canonicalize_name(requirement.name)
-        assert name in pins, f"{name} missing from requirements.lock: run .ci/lock.sh"
+        assert name in pins, f"{name} missing from {lock}: run .ci/lock.sh"
         assert requirement.specifier.contains(pins[name]), (name, pins[name])
+
+
+def test_lock_covers_runtime_dependencies() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert_lock_covers("requirements.lock", project["project"]["dependencies"])
 
 
 def test_build_lock_covers_build_backend() -> None:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    pins = locked_pins("requirements-build.lock")
-    for dependency in project["build-system"]["requires"]:
-        requirement = Requirement(dependency)
-        name = canonicalize_name(requirement.name)
-        assert name in pins, f"{name} missing from requirements-build.lock"
-        assert requirement.specifier.contains(pins[name]), (name, pins[name])
+    assert_lock_covers("requirements-build.lock", project["build-system"]["requires"])

@@ -26,6 +26,7 @@ from tests.harness.kubestatus import ApiError
 
 CONTROLLER = f"{RELEASE}-propagation"
 PROJECT = "runai-team-a"
+BLOCKED = "runai-team-b"
 SOURCE = "runai"
 # Seconds to wait for the copy; the controller makes it well within one.
 COPY_DEADLINE = 20.0
@@ -41,6 +42,10 @@ def fake_api() -> Iterator[FakeKube]:
     with FakeKube() as kube:
         kube.add_namespace(NAMESPACE)
         kube.add_namespace(PROJECT, {"runai/queue": "team-a"})
+        # A project whose own secret of that name blocks the copy, which the
+        # controller reports with an Event on the source.
+        kube.add_namespace(BLOCKED, {"runai/queue": "team-b"})
+        kube.add_secret(BLOCKED, "regcred", {"token": "own"})
         kube.add_secret(
             SOURCE, "regcred", {"token": "t0ken"}, labels={"runai/cluster-wide": "true"}
         )
@@ -103,6 +108,14 @@ def test_copy_made_with_chart_arguments(
     assert copy["metadata"]["labels"]["app.kubernetes.io/managed-by"] == RELEASE
 
 
+def test_blocked_project_untouched(
+    controller: subprocess.Popen[bytes], fake_api: FakeKube
+) -> None:
+    wait_for_request(fake_api, "create", "events")
+    own = fake_api.get("v1", "secrets", BLOCKED, "regcred")
+    assert "app.kubernetes.io/managed-by" not in own["metadata"].get("labels", {})
+
+
 def test_lease_named_by_chart(
     controller: subprocess.Popen[bytes], fake_api: FakeKube
 ) -> None:
@@ -116,8 +129,9 @@ def test_requests_within_chart_rbac(
 ) -> None:
     wait_for_copy(fake_api, controller)
     # The leader renews its Lease every --retry-period (2 s by default); wait
-    # for one renewal so that the update right is checked too.
+    # for one renewal, and for the conflict Event, so that both are checked.
     wait_for_request(fake_api, "update", "leases")
+    wait_for_request(fake_api, "create", "events")
     made = fake_api.requests
     assert {(record.verb, record.resource) for record in made} >= {
         ("watch", "secrets"),
@@ -125,5 +139,6 @@ def test_requests_within_chart_rbac(
         ("create", "secrets"),
         ("create", "leases"),
         ("update", "leases"),
+        ("create", "events"),
     }
     assert unauthorized(made, granted_rules(manifests, CONTROLLER)) == []

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +26,7 @@ from webhook.server.mutate import MutateEndpoint
 from webhook.server.pipeline import build_reviewer
 from webhook.server.readiness import Readiness
 from webhook.server.templates_route import templates_router
+from webhook.server.workers import run_workers
 from webhook.settings import ServeSettings
 from webhook.templates.service import TemplateService
 from webhook.tls.serving import ServingCertificates
@@ -121,20 +123,27 @@ async def serve(
     source: SecretSource,
     executor: ThreadPoolExecutor,
     certificates: ServingCertificates,
+    listener: socket.socket | None = None,
 ) -> None:
     """Serve until stopped, with certificate reloads and the API probe alongside."""
     await certificates.start()
     probe = asyncio.create_task(probe_until_answered(source, executor))
     try:
-        await server.serve()
+        await server.serve(sockets=[listener] if listener else None)
     finally:
         probe.cancel()
         await certificates.close()
 
 
-def run(settings: ServeSettings) -> int:
-    """Run the service until SIGTERM or SIGINT; return the exit status."""
+def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
+    """Run the service until SIGTERM or SIGINT; return the exit status.
+
+    With `listener`, serve on that bound socket, as a worker of `--workers`.
+    """
     configure_logging(settings.log_format, settings.log_level)
+    if listener is None and settings.workers > 1:
+        return run_workers(settings, run)
+
     metrics = new_metrics(REGISTRY)
     try:
         source = build_source(settings)
@@ -181,7 +190,7 @@ def run(settings: ServeSettings) -> int:
     server = GracefulServer(config, readiness)
     if templates:
         templates.start()
-    asyncio.run(serve(server, source, executor, certificates))
+    asyncio.run(serve(server, source, executor, certificates, listener))
     if templates:
         templates.stop()
     executor.shutdown(wait=False, cancel_futures=True)

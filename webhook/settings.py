@@ -83,8 +83,8 @@ class Flag:
         if variable in environ:
             raw = environ[variable]
             default = parse_bool(raw) if self.is_switch else self.type(raw)
-        shown = "unset" if self.default in (None, "") else repr(self.default)
-        help_text = f"{self.help} Env: {variable}. Default: {shown}."
+        default_text = "unset" if self.default in (None, "") else repr(self.default)
+        help_text = f"{self.help} Env: {variable}. Default: {default_text}."
         if self.is_switch:
             parser.add_argument(
                 self.name,

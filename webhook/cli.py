@@ -69,7 +69,5 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` and run the chosen subcommand; return the exit status."""
     args = build_parser().parse_args(argv)
-    # `certs` sets `handler` where the other subcommands set `run`.
-    command = getattr(args, "run", None) or args.handler
-    status: int = command(args)
+    status: int = args.run(args)
     return status

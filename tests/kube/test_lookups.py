@@ -191,3 +191,19 @@ async def test_resolvers_asked_in_order_until_found() -> None:
 
     assert answer == shared
     assert asked == ["namespace", "cluster-wide"]
+
+
+async def test_cache_bounded_oldest_dropped(executor: ThreadPoolExecutor) -> None:
+    names = ["s1", "s2", "s3"]
+    source = CountingSource(
+        {("team-a", name): SecretLookup.found(frozenset({"k"})) for name in names}
+    )
+    lookups = SecretKeyLookups(source, executor, ttl=60, max_entries=2)
+
+    for name in names:
+        await lookups.lookup("team-a", name, ["k"], far())
+    await lookups.lookup("team-a", "s3", ["k"], far())
+    await lookups.lookup("team-a", "s1", ["k"], far())
+
+    fetched = [name for _, name, _ in source.calls]
+    assert fetched == ["s1", "s2", "s3", "s1"]

@@ -16,7 +16,7 @@ from types import FrameType
 import uvicorn
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from webhook.kube.config import new_api_client
+from webhook.kube.config import MAX_CONCURRENT_CALLS, new_api_client
 from webhook.kube.lookups import SecretKeyLookups
 from webhook.kube.secrets import ClusterSecrets, DirectorySecrets
 from webhook.server.app import create_app
@@ -38,10 +38,6 @@ from webhook.templates.service import TemplateService
 from webhook.tls.serving import ServingCertificates
 
 logger = logging.getLogger(__name__)
-
-# Threads for blocking Kubernetes API calls; at most this many calls run at
-# once, more wait in the pool's queue.
-LOOKUP_THREADS = 16
 
 # How often the Kubernetes API is probed until it has responded once.
 PROBE_INTERVAL_SECONDS = 2.0
@@ -166,7 +162,9 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
 
-    executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
+    executor = ThreadPoolExecutor(
+        MAX_CONCURRENT_CALLS, thread_name_prefix="secret-lookup"
+    )
     readiness = Readiness(
         source_answered=lambda: source.answered,
         certificate_ready=certificates.ready,

@@ -31,7 +31,10 @@ def test_sigterm_finishes_in_flight_review(
         )
 
         review.start()
-        time.sleep(0.5)
+        # SIGTERM goes out once the review waits on the slow API.
+        give_up = time.monotonic() + 10
+        while cluster.secret_gets() == 0 and time.monotonic() < give_up:
+            time.sleep(0.05)
         status = cluster.service.terminate()
         review.join(10)
         logs = cluster.service.logs_text()

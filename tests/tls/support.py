@@ -56,7 +56,7 @@ class MountedSecret:
     """A directory laid out as kubelet mounts a Secret volume.
 
     The visible files are symlinks into `..data`, itself a symlink to a
-    timestamped directory; an update writes a new timestamped directory and
+    timestamped directory. An update writes a new timestamped directory and
     renames a new `..data` link over the old one.
     """
 
@@ -139,7 +139,7 @@ def client_context(
     context = ssl.create_default_context(cafile=str(ca_file))
     if maximum_version is not None:
         # OpenSSL 3 refuses TLS 1.0 and 1.1 on the client at its default
-        # security level; level 0 lets the client offer them, so that it is
+        # security level. Level 0 lets the client offer them, so that it is
         # the server that rejects them.
         context.set_ciphers("DEFAULT:@SECLEVEL=0")
         context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED

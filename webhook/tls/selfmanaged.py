@@ -2,7 +2,7 @@
 
 Each reconcile, which runs at start and then every resync interval:
 
-1. reads the webhook configurations, to learn what their caBundles hold;
+1. reads the webhook configurations, to learn what their caBundles contain;
 2. reads the CA Secret, creating it if absent (POST; on 409 AlreadyExists
    the winner's CA is read back), and applies the rotation steps that are
    due (see webhook.tls.authority), writing with the resourceVersion read;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,8 +15,10 @@ from tests.harness.fakekube import FakeKube
 from tests.harness.kubestore import find_resource
 from tests.propagation.conftest import (
     CLUSTER_WIDE,
+    LEASE_NAMESPACE,
     PROJECT,
     delete_secret,
+    fast_settings,
     secret,
     set_labels,
     wait_for,
@@ -23,6 +26,8 @@ from tests.propagation.conftest import (
     writes,
 )
 from webhook.propagation.api import KubeApi
+from webhook.propagation.controller import Controller
+from webhook.propagation.reconciler import Reconciler
 
 Start = Callable[..., Any]
 
@@ -364,3 +369,27 @@ def test_long_source_name_reported(fake_kube: FakeKube, run_controller: Start) -
     )
     assert "63 characters" in found[0]["message"]
     assert secret(fake_kube, "runai-team-a", long_name) is None
+
+
+def test_crashed_thread_marks_controller_failed(
+    fake_kube: FakeKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    fake_kube.add_secret("runai", "regcred", {"auth": "x"}, CLUSTER_WIDE)
+
+    def crash(self: Reconciler, name: str) -> None:
+        raise RuntimeError("a bug in reconcile")
+
+    monkeypatch.setattr(Reconciler, "reconcile", crash)
+    fake_kube.add_namespace(LEASE_NAMESPACE)
+    controller = Controller(
+        fake_kube.api_client(), fast_settings(), LEASE_NAMESPACE, "propagation", "test"
+    )
+    stop = threading.Event()
+    runner = threading.Thread(target=controller.run, args=(stop,))
+
+    runner.start()
+    runner.join(10)
+
+    assert not runner.is_alive()
+    assert controller.failed.is_set()

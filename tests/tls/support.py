@@ -9,7 +9,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,12 +32,15 @@ def new_ca(
 
 
 def new_leaf(
-    ca: pki.KeyPair, *, lifetime: timedelta = timedelta(minutes=10)
+    ca: pki.KeyPair,
+    *,
+    lifetime: timedelta = timedelta(minutes=10),
+    dns_names: Sequence[str] = ("localhost",),
 ) -> pki.KeyPair:
     """Issue a short-lived leaf for loopback, as the server's tests reach it."""
     return pki.issue_leaf(
         ca,
-        dns_names=["localhost"],
+        dns_names=dns_names,
         ip_addresses=["127.0.0.1"],
         now=datetime.now(UTC),
         lifetime=lifetime,

@@ -114,3 +114,25 @@ def test_embedded_default_serves_example(tmp_path: Path) -> None:
     assert sent.returncode == 0, sent.stderr
     assert "MYUSERNAME <- secret db-creds, key username" in sent.stdout
     assert (tmp_path / "certs" / "tls.key").exists()
+
+
+def test_two_workers_share_port(tmp_path: Path, certificates: CertificatePaths) -> None:
+    with start_cluster(tmp_path, certificates, "--workers", "2") as cluster:
+        results = [
+            cluster.caller.admit(
+                pod(container("main", placeholder("DB_USER"))), namespace="runai-team-a"
+            )
+            for _ in range(4)
+        ]
+        status = cluster.service.terminate()
+        lines = cluster.service.log_lines()
+
+    started = [line for line in lines if line["message"] == "workers started"]
+    servers = [line for line in lines if line["message"] == "listening"]
+    stopped = [line for line in lines if line["message"] == "workers stopped"]
+    assert all(result.allowed for result in results), [r.message for r in results]
+    assert status == 0
+    assert len(started) == 1
+    assert len(started[0]["workers"]) == 2
+    assert len(servers) == 2
+    assert stopped[0]["failed"] == []

@@ -158,7 +158,7 @@ def test_next_leader_finishes_cleanup(fake_kube: FakeKube, spawn: Any) -> None:
     )
     by_second = [r for r in copy_deletes(fake_kube, second.token) if r.status == 200]
     # Deletes run one at a time and each takes 0.1 s, so the kill lands
-    # during the tenth; the margin covers a slow poll on a loaded machine.
+    # during the tenth. The margin covers a slow poll on a loaded machine.
     assert 10 <= by_first <= 12
     assert len(by_second) >= 50 - by_first
     assert holder(fake_kube) == "second"

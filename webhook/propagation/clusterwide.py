@@ -1,11 +1,12 @@
 """Let the webhook accept references to cluster-wide secrets not yet copied.
 
 When a job references a secret that is missing from its namespace, the
-webhook's lookup calls `ClusterWideLookups`. If the source namespace has a
-secret of that name with the `runai/cluster-wide: "true"` label and the
-job's namespace is a project, the resolver returns the source's key names
-and, unless the review is a dry run, creates the copy right away so the pod
-can start without waiting for the controller.
+webhook's lookup calls `ClusterWideLookups`. The resolver applies when the
+source namespace has a secret of that name with the
+`runai/cluster-wide: "true"` label and the job's namespace is a project.
+It then returns the source's key names. Unless the review is a dry run, it
+also creates the copy right away, so the pod can start without waiting for
+the controller.
 
 The create never overwrites: a secret that appeared in the meantime makes
 the API answer 409 and stays as it is. The copy carries the same marks as the

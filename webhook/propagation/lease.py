@@ -82,7 +82,7 @@ class LeaseElector:
         still sends that one request when it resumes, because the API server
         has no fencing token to reject it. Updates and deletes carry a
         resourceVersion, so they fail with 409 if the new leader changed the
-        object; a late create adds at most a copy that the next reconcile
+        object. A late create adds at most a copy that the next reconcile
         removes if it is not wanted.
         """
         if not self.is_leader():

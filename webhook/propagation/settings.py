@@ -59,7 +59,7 @@ class LeaseTiming:
     """Timing of the leader election Lease, in seconds."""
 
     duration: float = 15.0
-    # The leader stops writing when it has not renewed for this long; it is
+    # The leader stops writing when it has not renewed for this long. It is
     # shorter than `duration` so a write in flight ends before others take over.
     renew_deadline: float = 10.0
     retry_period: float = 2.0

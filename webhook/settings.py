@@ -141,7 +141,9 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     ),
     Flag(
         "--webhook-configuration-name",
-        "MutatingWebhookConfiguration whose caBundle the self-managed mode sets.",
+        "Name of the webhook's MutatingWebhookConfiguration: the self-managed "
+        "mode sets its caBundle, and with --templates an ERROR is logged when its "
+        "match conditions would keep objects from the admin template.",
         "runai-secrets-webhook",
         metavar="NAME",
     ),
@@ -211,6 +213,19 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         positive_float,
         metavar="SECONDS",
     ),
+    Flag(
+        "--templates",
+        'Apply Run:AI templates (ConfigMaps labelled runai/template: "true") to '
+        "the objects reviewed, and serve /validate-template.",
+        False,
+        is_switch=True,
+    ),
+    Flag(
+        "--template-namespace",
+        "Namespace of the template ConfigMaps.",
+        "runai",
+        metavar="NAMESPACE",
+    ),
 )
 
 
@@ -238,6 +253,8 @@ class ServeSettings:
     annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX
     workload_kinds_file: str | None = None
     cache_ttl: float = 5.0
+    templates: bool = False
+    template_namespace: str = "runai"
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> ServeSettings:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
-from webhook.admission.decisions import Decision
+from webhook.admission.additions import EnvAddition
+from webhook.admission.decisions import Decision, from_denied
+from webhook.admission.errors import Denied
 from webhook.admission.injection import (
     InjectionOptions,
     OnMissing,
@@ -23,6 +26,7 @@ from webhook.kube.lookups import Resolver, SecretKeyLookups, resolve_in_order
 from webhook.server.logs import BoundLogger
 from webhook.server.mutate import Reviewer
 from webhook.settings import ServeSettings
+from webhook.templates.service import TemplateService
 
 
 def load_extra_kinds(path: str | None) -> tuple[WorkloadKind, ...]:
@@ -55,16 +59,41 @@ class ReviewPipeline:
 
     `resolvers` are asked in order for each secret; the first looks in the
     review's namespace, later ones may look elsewhere (cluster-wide secrets).
+    With `templates`, their env vars are added to the review's object.
     """
 
-    def __init__(self, options: InjectionOptions, resolvers: list[Resolver]) -> None:
+    def __init__(
+        self,
+        options: InjectionOptions,
+        resolvers: list[Resolver],
+        templates: TemplateService | None = None,
+    ) -> None:
         self.options = options
         self.resolvers = resolvers
+        self.templates = templates
 
     async def __call__(
         self, review: Review, deadline: float, log: BoundLogger
     ) -> Decision:
-        planned = plan_review(review, self.options)
+        if self.templates is None:
+            return await self._review(review, (), deadline, log)
+
+        request = review["request"]
+        try:
+            selection = self.templates.select(request, self.options)
+        except Denied as error:
+            return from_denied(error)
+        decision = await self._review(review, selection.additions, deadline, log)
+        return self.templates.report(request, decision, selection, log)
+
+    async def _review(
+        self,
+        review: Review,
+        additions: Sequence[EnvAddition],
+        deadline: float,
+        log: BoundLogger,
+    ) -> Decision:
+        planned = plan_review(review, self.options, additions)
         if isinstance(planned, Decision):
             return planned
 
@@ -100,6 +129,10 @@ class ReviewPipeline:
                 )
 
 
-def build_reviewer(settings: ServeSettings, lookups: SecretKeyLookups) -> Reviewer:
+def build_reviewer(
+    settings: ServeSettings,
+    lookups: SecretKeyLookups,
+    templates: TemplateService | None = None,
+) -> Reviewer:
     """Build the reviewer that /mutate calls for every parsed review."""
-    return ReviewPipeline(injection_options(settings), [lookups.lookup])
+    return ReviewPipeline(injection_options(settings), [lookups.lookup], templates)

@@ -44,7 +44,7 @@ class ControllerProcess:
             directory / f"kubeconfig-{identity}", token=self.token
         )
         command = [
-            sys.executable, "-m", "webhook.propagation", "propagate",
+            sys.executable, "-m", "webhook", "propagate",
             "--kubeconfig", str(kubeconfig),
             "--lease-namespace", LEASE_NAMESPACE,
             "--lease-name", "propagation",

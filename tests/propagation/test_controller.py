@@ -393,3 +393,30 @@ def test_crashed_thread_marks_controller_failed(
 
     assert not runner.is_alive()
     assert controller.failed.is_set()
+
+
+def test_failed_write_retried(fake_kube: FakeKube, run_controller: Start) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    fake_kube.add_namespace("runai-team-b", PROJECT)
+    fake_kube.add_secret("runai", "regcred", {"auth": "x"}, CLUSTER_WIDE)
+    fault = fake_kube.add_fault(
+        verb="create", resource="secrets", namespace="runai-team-b", status=500
+    )
+
+    run_controller()
+    wait_for_copy(fake_kube, "runai-team-a")
+    wait_for(
+        lambda: metric("runai_secrets_webhook_propagation_copies", state="failed") == 1,
+        message="one failed copy in the gauge",
+    )
+    assert metric("runai_secrets_webhook_propagation_copies", state="synced") == 1
+
+    fake_kube.clear_faults()
+
+    wait_for_copy(fake_kube, "runai-team-b", timeout=10)
+    assert fault.hits >= 1
+    wait_for(
+        lambda: metric("runai_secrets_webhook_propagation_copies", state="synced") == 2,
+        message="two synced copies in the gauge",
+    )
+    assert metric("runai_secrets_webhook_propagation_copies", state="failed") == 0

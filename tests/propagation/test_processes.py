@@ -209,7 +209,14 @@ def test_frozen_leader_never_writes_after_expiry(
     ]
     last_renew = max(r.time for r in lease_writes if r.time < frozen_at)
     expired_at = last_renew + FAST_LEASE.duration
-    late = [r for r in writes(fake_kube, old.token) if r.time > expired_at]
+    # On a loaded machine the standby may miss a renewal and the old process
+    # win the Lease back, after which its writes are legitimate again.
+    won_back = min((r.time for r in lease_writes if r.time > frozen_at), default=None)
+    late = [
+        r
+        for r in writes(fake_kube, old.token)
+        if r.time > expired_at and (won_back is None or r.time < won_back)
+    ]
     assert expired_at < resumed_at
     assert late == [], [(r.verb, r.resource, r.namespace, r.status) for r in late]
     assert old.process.poll() is None

@@ -42,7 +42,7 @@ def configuration(chart_manifests: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[FakeKube]:
+def fake_api() -> Iterator[FakeKube]:
     # Every namespace but one carries the project label, so that only the
     # name-based exclusions can keep the webhook away from them.
     with FakeKube() as kube:
@@ -54,36 +54,36 @@ def cluster() -> Iterator[FakeKube]:
         yield kube
 
 
-def start_service(cluster: FakeKube, directory: Path) -> WebhookService:
+def start_service(fake_api: FakeKube, directory: Path) -> WebhookService:
     # The kubeconfig is passed explicitly, so the service never reads one
     # from the environment or the home directory.
-    kubeconfig = cluster.write_kubeconfig(directory / "kubeconfig")
+    kubeconfig = fake_api.write_kubeconfig(directory / "kubeconfig")
     return WebhookService(["--log-format", "text"], kubeconfig=kubeconfig)
 
 
 @pytest.fixture(scope="module")
 def service(
-    cluster: FakeKube, tmp_path_factory: pytest.TempPathFactory
+    fake_api: FakeKube, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WebhookService]:
-    with start_service(cluster, tmp_path_factory.mktemp("service")) as running:
+    with start_service(fake_api, tmp_path_factory.mktemp("service")) as running:
         yield running
 
 
 @pytest.fixture
 def caller(
-    service: WebhookService, cluster: FakeKube, configuration: dict[str, Any]
+    service: WebhookService, fake_api: FakeKube, configuration: dict[str, Any]
 ) -> Iterator[AdmissionCaller]:
-    with caller_for(service, cluster, configuration) as admission:
+    with caller_for(service, fake_api, configuration) as admission:
         yield admission
 
 
 def caller_for(
-    service: WebhookService, cluster: FakeKube, configuration: dict[str, Any]
+    service: WebhookService, fake_api: FakeKube, configuration: dict[str, Any]
 ) -> AdmissionCaller:
     (entry,) = configuration["webhooks"]
     assert "caBundle" not in entry["clientConfig"]
     entry["clientConfig"]["caBundle"] = service.certificate.ca_bundle
-    return service.caller(mutating=[configuration], kube=cluster)
+    return service.caller(mutating=[configuration], kube=fake_api)
 
 
 def webhook_name(configuration: dict[str, Any]) -> str:
@@ -225,12 +225,12 @@ def test_missing_secret_denied(
 
 
 def test_fails_closed_when_down(
-    cluster: FakeKube, configuration: dict[str, Any], tmp_path: Path
+    fake_api: FakeKube, configuration: dict[str, Any], tmp_path: Path
 ) -> None:
     # failurePolicy Fail: when no replica responds, the pod is rejected
     # rather than created with the literal reference in its env.
-    with start_service(cluster, tmp_path) as stopped:
-        admission = caller_for(stopped, cluster, configuration)
+    with start_service(fake_api, tmp_path) as stopped:
+        admission = caller_for(stopped, fake_api, configuration)
         stopped.stop()
     with admission:
         result = admission.admit(pod(), namespace=PROJECT)

@@ -58,7 +58,7 @@ class LeaseElector:
     ) -> None:
         timing.validate()
         self._api = api
-        self._namespace = namespace
+        self.namespace = namespace
         self._name = name
         self.identity = identity
         self._timing = timing
@@ -159,7 +159,7 @@ class LeaseElector:
     def _read(self) -> Object | None:
         try:
             response = self._api.coordination.read_namespaced_lease(
-                self._name, self._namespace, **self._request_options()
+                self._name, self.namespace, **self._request_options()
             )
         except ApiException as error:
             if error.status == 404:
@@ -185,12 +185,12 @@ class LeaseElector:
         body = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": self._name, "namespace": self._namespace},
+            "metadata": {"name": self._name, "namespace": self.namespace},
             "spec": self._spec(_now(), 0),
         }
         try:
             self._api.coordination.create_namespaced_lease(
-                self._namespace, body, **self._request_options()
+                self.namespace, body, **self._request_options()
             )
         except ApiException as error:
             if error.status == 409:
@@ -215,14 +215,14 @@ class LeaseElector:
             "kind": "Lease",
             "metadata": {
                 "name": self._name,
-                "namespace": self._namespace,
+                "namespace": self.namespace,
                 "resourceVersion": lease["metadata"]["resourceVersion"],
             },
             "spec": spec,
         }
         try:
             self._api.coordination.replace_namespaced_lease(
-                self._name, self._namespace, body, **self._request_options()
+                self._name, self.namespace, body, **self._request_options()
             )
         except ApiException as error:
             if error.status == 409:

@@ -93,7 +93,7 @@ def test_release_lets_standby_take_over(
     first.halt()
 
     assert holder(fake_kube) != "first"
-    assert first.stopped == 1
+    assert first.stopped >= 1
     wait_for(second.elector.is_leader, message="second to lead")
     # Without the release the standby would wait the full lease duration.
     assert time.monotonic() - released_at < FAST_LEASE.duration

@@ -148,11 +148,12 @@ class LeaseElector:
         held_by_other = holder not in ("", self.identity)
         if held_by_other and started < self._observed_at + duration:
             return False
-        # A process frozen (SIGSTOP, a long GC pause) between the read and
-        # the update would act on an old record: another replica may have
-        # taken over meanwhile, so a read older than the retry period is
-        # not used.
-        if self._clock() - started > self._timing.retry_period:
+        # A process frozen (SIGSTOP, a long pause) between the read and the
+        # update would send an update based on an old record. The
+        # resourceVersion makes it fail, but no request at all is better, so
+        # a read older than the renew deadline is not used. A slow API alone
+        # rarely takes that long.
+        if self._clock() - started > self._timing.renew_deadline:
             return False
         return self._replace(lease, holder)
 

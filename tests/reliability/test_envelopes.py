@@ -1,4 +1,4 @@
-"""Envelope fields of the wrong type are malformed calls, not crashes.
+"""Fields of the wrong type are malformed calls or ignored, never crashes.
 
 Cases found by the generated reviews in test_fuzz_service.
 """
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from webhook.admission import MalformedReview, parse_review
+from webhook.server.logs import review_fields
 
 
 def envelope(**fields: Any) -> dict[str, Any]:
@@ -63,3 +64,24 @@ def test_huge_field_value_is_cut_in_message() -> None:
 
     assert len(caught.value.message) < 300
     assert "is not supported" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "request_fields",
+    [
+        {"object": {"metadata": True}},
+        {"object": {"metadata": "x"}},
+        {"object": {"metadata": []}},
+        {"object": [], "oldObject": {"metadata": None}},
+        {"userInfo": "alice", "kind": ["Pod"]},
+    ],
+)
+def test_log_fields_of_wrongly_typed_request(request_fields: dict[str, Any]) -> None:
+    request = {"uid": "u-1", "operation": "CREATE", **request_fields}
+
+    fields = review_fields(request)
+
+    assert fields["uid"] == "u-1"
+    assert fields["object_name"] == ""
+    assert fields["user"] == ""
+    assert fields["kind"] == ""

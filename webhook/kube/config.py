@@ -11,6 +11,10 @@ from kubernetes.config import incluster_config, kube_config
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
+# Threads for blocking Kubernetes API calls in the server. At most this many
+# calls run at once, and more wait in the thread pool's queue.
+MAX_CONCURRENT_CALLS = 16
+
 
 def runs_in_cluster(
     environ: Mapping[str, str], token_file: Path = SERVICE_ACCOUNT_DIR / "token"
@@ -58,6 +62,9 @@ def load_configuration(
 
     # A retry could outlive the review's deadline; the caller decides instead.
     configuration.retries = 0
+    # One pooled connection per lookup thread, so that none is opened and
+    # discarded under load (urllib3 keeps at most this many per host).
+    configuration.connection_pool_maxsize = MAX_CONCURRENT_CALLS
     return configuration
 
 

@@ -1,0 +1,87 @@
+"""Run the benchmark: `python -m bench [--quick] [--results DIR]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench import bodies, coldpath, growth, report, soak, throughput
+from bench.services import running_stack
+from bench.wrk import WrkMissing, ensure_wrk
+
+RESULTS = Path(__file__).with_name("results")
+
+# (rounds per server, seconds per round, growth repetitions) for each mode.
+MODES = {"quick": (2, 5.0, 5), "full": (5, 15.0, 20)}
+SOAK_SECONDS = 300.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="short rounds and no soak, about a minute; for checks, not for records",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="directory for results.json, summary.md and latency.png",
+    )
+    parser.add_argument(
+        "--no-soak", action="store_true", help="skip the five-minute soak in full mode"
+    )
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    mode = "quick" if args.quick else "full"
+    rounds, seconds, repeats = MODES[mode]
+    results: dict[str, Any] = {"mode": mode}
+    with running_stack() as stack:
+        body = stack.workdir / "review.json"
+        body.write_bytes(bodies.training_review())
+        results["review_bytes"] = body.stat().st_size
+
+        print(f"throughput: {rounds} rounds of {seconds:.0f} s per server", flush=True)
+        reference, ours = throughput.compare(stack, body, rounds, seconds)
+        results["throughput"] = {
+            "connections": 32,
+            "reference": reference.to_json(),
+            "webhook": ours.to_json(),
+            "ratio": throughput.ratios(reference, ours),
+        }
+        args.results.mkdir(parents=True, exist_ok=True)
+        report.plot_latency(reference, ours, args.results / "latency.png")
+
+        print("cost growth", flush=True)
+        results["growth"] = growth.measure(stack, repeats)
+        print("cold path", flush=True)
+        results["cold_path"] = coldpath.measure(stack)
+        if mode == "full" and not args.no_soak:
+            print(f"soak: {SOAK_SECONDS:.0f} s at half the webhook's rate", flush=True)
+            results["soak"] = soak.measure(stack, body, ours.rate() / 2, SOAK_SECONDS)
+    results["machine"] = report.machine()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        ensure_wrk()
+    except WrkMissing as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    results = run(args)
+    report.write_json(results, args.results / "results.json")
+    summary = "\n".join(report.summary_lines(results)) + "\n"
+    (args.results / "summary.md").write_text(summary)
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""The processes under test: the fake Kubernetes API, the webhook, the reference.
+
+The fake API server runs in this process, so that the benchmark can count
+the calls it receives. The webhook and the reference run as subprocesses on
+127.0.0.1 with the same certificate. Nothing here reads the caller's
+kubeconfig or contacts any other host.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import trustme
+
+from bench import bodies
+from tests.harness.fakekube import FakeKube
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+READY_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 10.0
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def isolated_environment(home: Path) -> dict[str, str]:
+    """Return an environment without cluster settings, proxies or our flags.
+
+    $HOME and $KUBECONFIG point into `home`, so no default falls back to a
+    real kubeconfig or to in-cluster configuration.
+    """
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("KUBERNETES_", "RUNAI_SECRETS_WEBHOOK_"))
+        and name.lower() not in {"http_proxy", "https_proxy", "all_proxy"}
+    }
+    env["HOME"] = str(home)
+    env["KUBECONFIG"] = str(home / "no-such-kubeconfig")
+    env["NO_PROXY"] = "127.0.0.1,localhost,::1"
+    # The subprocesses run in a temporary directory but import this checkout.
+    env["PYTHONPATH"] = str(REPOSITORY)
+    return env
+
+
+def fill_fake(kube: FakeKube) -> None:
+    """Create the secrets that the benchmark bodies reference."""
+    for name, keys in bodies.SECRETS.items():
+        kube.add_secret(bodies.NAMESPACE, name, {key: "placeholder" for key in keys})
+    bulk = {f"key-{index}": "placeholder" for index in range(bodies.BULK_KEYS)}
+    kube.add_secret(bodies.NAMESPACE, bodies.BULK_SECRET, bulk)
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Return the resident set size of `pid` and all its descendants, in bytes."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/statm") as statm:
+                total += int(statm.read().split()[1]) * PAGE_BYTES
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    pending.extend(int(child) for child in children.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+@dataclass
+class RssSampler:
+    """Samples the RSS of a process tree on a thread, every `interval` seconds."""
+
+    pid: int
+    interval: float = 0.1
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> RssSampler:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), tree_rss_bytes(self.pid)))
+            self._stop.wait(self.interval)
+
+    @property
+    def peak(self) -> int:
+        return max((rss for _, rss in self.samples), default=0)
+
+
+@dataclass
+class Server:
+    """A server subprocess listening on https://127.0.0.1:`port`."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@dataclass
+class Stack:
+    """Everything one benchmark run talks to."""
+
+    kube: FakeKube
+    ours: Server
+    reference: Server
+    ca_file: Path
+    workdir: Path
+
+    def client(self, connections: int = 1) -> httpx.Client:
+        limits = httpx.Limits(max_connections=connections)
+        return httpx.Client(verify=str(self.ca_file), limits=limits, timeout=30.0)
+
+
+def wait_ready(server: Server, ca_file: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    with httpx.Client(verify=str(ca_file), timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                break
+            try:
+                if client.get(server.url + "/readyz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(
+        f"{server.name} did not become ready within {READY_TIMEOUT_SECONDS} s; "
+        f"its log is {server.log}"
+    )
+
+
+def start_server(
+    name: str, args: Sequence[str], port: int, workdir: Path, env: dict[str, str]
+) -> Server:
+    log = workdir / f"{name}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, *args],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=workdir,
+        )
+    return Server(name, process, port, log)
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is not None:
+        return
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        server.process.wait(STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+def serve_args(
+    port: int, cert: Path, key: Path, kubeconfig: Path, extra: Sequence[str]
+) -> list[str]:
+    return [
+        "-m",
+        "webhook",
+        "serve",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        f"--tls-cert-file={cert}",
+        f"--tls-key-file={key}",
+        f"--kubeconfig={kubeconfig}",
+        "--log-format=json",
+        *extra,
+    ]
+
+
+@contextmanager
+def running_stack(serve_extra: Sequence[str] = ()) -> Iterator[Stack]:
+    """Start the fake API, the webhook and the reference; stop them on exit."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as directory:
+        workdir = Path(directory)
+        env = isolated_environment(workdir)
+        ca = trustme.CA()
+        leaf = ca.issue_cert("127.0.0.1", "localhost")
+        cert, key, ca_file = (
+            workdir / "tls.crt",
+            workdir / "tls.key",
+            workdir / "ca.crt",
+        )
+        leaf.private_key_pem.write_to_path(str(key))
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        ca.cert_pem.write_to_path(str(ca_file))
+
+        with FakeKube() as kube:
+            fill_fake(kube)
+            kubeconfig = kube.write_kubeconfig(workdir / "kubeconfig")
+            ours_port, reference_port = free_port(), free_port()
+            ours = start_server(
+                "webhook",
+                serve_args(ours_port, cert, key, kubeconfig, serve_extra),
+                ours_port,
+                workdir,
+                env,
+            )
+            reference = start_server(
+                "reference",
+                [
+                    "-m",
+                    "bench.reference",
+                    f"--port={reference_port}",
+                    f"--tls-cert-file={cert}",
+                    f"--tls-key-file={key}",
+                ],
+                reference_port,
+                workdir,
+                env,
+            )
+            try:
+                wait_ready(ours, ca_file)
+                wait_ready(reference, ca_file)
+                yield Stack(kube, ours, reference, ca_file, workdir)
+            finally:
+                stop_server(ours)
+                stop_server(reference)

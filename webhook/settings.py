@@ -11,15 +11,10 @@ import argparse
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "RUNAI_SECRETS_WEBHOOK_"
 DEFAULT_ANNOTATION_PREFIX = "runai-secrets-webhook"
-
-# Mount path of a pod's service account token. The file together with
-# KUBERNETES_SERVICE_HOST means the process runs inside a cluster.
-SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
 def env_name(flag: str) -> str:
@@ -44,6 +39,14 @@ def positive_float(text: str) -> float:
     value = float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be >= 0")
+    return value
+
+
+def worker_count(text: str) -> int:
+    """Parse a number of worker processes, at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid worker count {text!r}: must be >= 1")
     return value
 
 
@@ -80,8 +83,8 @@ class Flag:
         if variable in environ:
             raw = environ[variable]
             default = parse_bool(raw) if self.is_switch else self.type(raw)
-        shown = "unset" if self.default in (None, "") else repr(self.default)
-        help_text = f"{self.help} Env: {variable}. Default: {shown}."
+        default_text = "unset" if self.default in (None, "") else repr(self.default)
+        help_text = f"{self.help} Env: {variable}. Default: {default_text}."
         if self.is_switch:
             parser.add_argument(
                 self.name,
@@ -214,6 +217,14 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         metavar="SECONDS",
     ),
     Flag(
+        "--workers",
+        "Number of server processes sharing the port. Each has its own cache, "
+        "and /metrics shows the counters of the process that serves the scrape.",
+        1,
+        worker_count,
+        metavar="COUNT",
+    ),
+    Flag(
         "--templates",
         'Apply Run:AI templates (ConfigMaps labelled runai/template: "true") to '
         "the objects reviewed, and serve /validate-template.",
@@ -253,6 +264,7 @@ class ServeSettings:
     annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX
     workload_kinds_file: str | None = None
     cache_ttl: float = 5.0
+    workers: int = 1
     templates: bool = False
     template_namespace: str = "runai"
 

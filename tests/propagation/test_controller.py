@@ -16,6 +16,7 @@ from tests.harness.kubestore import find_resource
 from tests.propagation.conftest import (
     CLUSTER_WIDE,
     LEASE_NAMESPACE,
+    NAMESPACES,
     PROJECT,
     delete_secret,
     fast_settings,
@@ -393,3 +394,54 @@ def test_crashed_thread_marks_controller_failed(
 
     assert not runner.is_alive()
     assert controller.failed.is_set()
+
+
+def test_failed_write_retried(fake_kube: FakeKube, run_controller: Start) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    fake_kube.add_namespace("runai-team-b", PROJECT)
+    fake_kube.add_secret("runai", "regcred", {"auth": "x"}, CLUSTER_WIDE)
+    fault = fake_kube.add_fault(
+        verb="create", resource="secrets", namespace="runai-team-b", status=500
+    )
+
+    run_controller()
+    wait_for_copy(fake_kube, "runai-team-a")
+    wait_for(
+        lambda: metric("runai_secrets_webhook_propagation_copies", state="failed") == 1,
+        message="one failed copy in the gauge",
+    )
+    assert metric("runai_secrets_webhook_propagation_copies", state="synced") == 1
+
+    fake_kube.clear_faults()
+
+    wait_for_copy(fake_kube, "runai-team-b", timeout=10)
+    assert fault.hits >= 1
+    wait_for(
+        lambda: metric("runai_secrets_webhook_propagation_copies", state="synced") == 2,
+        message="two synced copies in the gauge",
+    )
+    assert metric("runai_secrets_webhook_propagation_copies", state="failed") == 0
+
+
+def test_terminating_namespace_left_alone(
+    fake_kube: FakeKube, run_controller: Start
+) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    fake_kube.add_namespace("runai-leaving", PROJECT)
+    fake_kube.add_secret("runai", "regcred", {"auth": "x"}, CLUSTER_WIDE)
+    run_controller()
+    wait_for_copy(fake_kube, "runai-leaving")
+
+    assert NAMESPACES is not None
+    fake_kube.store.delete(NAMESPACES, "", "runai-leaving")
+    fake_kube.add_namespace("runai-late-leaving", PROJECT)
+    fake_kube.store.delete(NAMESPACES, "", "runai-late-leaving")
+    fake_kube.add_namespace("runai-team-b", PROJECT)
+    wait_for_copy(fake_kube, "runai-team-b")
+
+    # The namespace controller removes the copy with the namespace; the
+    # controller neither deletes it nor creates one in a new leaving namespace.
+    assert secret(fake_kube, "runai-leaving", "regcred") is not None
+    assert secret(fake_kube, "runai-late-leaving", "regcred") is None
+    leaving = [w for w in writes(fake_kube) if w.namespace.endswith("leaving")]
+    assert [w.verb for w in leaving] == ["create"]

@@ -9,7 +9,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,12 +32,15 @@ def new_ca(
 
 
 def new_leaf(
-    ca: pki.KeyPair, *, lifetime: timedelta = timedelta(minutes=10)
+    ca: pki.KeyPair,
+    *,
+    lifetime: timedelta = timedelta(minutes=10),
+    dns_names: Sequence[str] = ("localhost",),
 ) -> pki.KeyPair:
     """Issue a short-lived leaf for loopback, as the server's tests reach it."""
     return pki.issue_leaf(
         ca,
-        dns_names=["localhost"],
+        dns_names=dns_names,
         ip_addresses=["127.0.0.1"],
         now=datetime.now(UTC),
         lifetime=lifetime,
@@ -56,7 +59,7 @@ class MountedSecret:
     """A directory laid out as kubelet mounts a Secret volume.
 
     The visible files are symlinks into `..data`, itself a symlink to a
-    timestamped directory; an update writes a new timestamped directory and
+    timestamped directory. An update writes a new timestamped directory and
     renames a new `..data` link over the old one.
     """
 
@@ -139,7 +142,7 @@ def client_context(
     context = ssl.create_default_context(cafile=str(ca_file))
     if maximum_version is not None:
         # OpenSSL 3 refuses TLS 1.0 and 1.1 on the client at its default
-        # security level; level 0 lets the client offer them, so that it is
+        # security level. Level 0 lets the client offer them, so that it is
         # the server that rejects them.
         context.set_ciphers("DEFAULT:@SECLEVEL=0")
         context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED

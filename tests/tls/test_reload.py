@@ -31,7 +31,7 @@ from webhook.tls.serving import ServingCertificates
 
 POLL_INTERVAL = 0.1
 # A new pair must be served within one poll interval plus the time to read,
-# check and load it; two seconds leave room for a loaded CI machine.
+# check and load it. Two seconds leave room for a loaded CI machine.
 MAX_DELAY = POLL_INTERVAL + 2.0
 
 

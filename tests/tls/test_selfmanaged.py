@@ -151,6 +151,9 @@ def test_bundle_changed_by_hand_is_restored(kube: FakeKube) -> None:
 
 def test_two_replicas_end_with_one_ca(kube: FakeKube) -> None:
     replicas = [_replica(kube), _replica(kube)]
+    # Slow creates make both replicas find no Secret before either writes
+    # one, so both POST and the API server picks the winner.
+    kube.add_fault(verb="create", resource="secrets", latency=1.0)
     barrier = threading.Barrier(len(replicas))
     errors: list[BaseException] = []
 
@@ -168,7 +171,12 @@ def test_two_replicas_end_with_one_ca(kube: FakeKube) -> None:
         thread.join(timeout=30)
 
     assert errors == []
-    assert kube.count(verb="create", resource="secrets") == 2
+    creates = [
+        r.status
+        for r in kube.requests
+        if r.verb == "create" and r.resource == "secrets"
+    ]
+    assert sorted(creates) == [201, 409]
     secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
     ca_certs = bundle_certs(secret["data"]["ca.crt"])
     assert len(ca_certs) == 1

@@ -100,17 +100,17 @@ def test_readyz_false_until_certificate_issued(kube: FakeKube, tmp_path: Path) -
         tmp_path / "work", *_flags(tmp_path / "kubeconfig")
     ) as service:
         _wait(lambda: kube.count(verb="get", resource="secrets", status=403) > 0)
-        # The placeholder certificate lets probes in, and /readyz says why
-        # the service is not ready.
+        # The placeholder certificate lets probes in, and /readyz reports
+        # why the service is not ready.
         response = call(service.port, "GET", "/readyz", unverified)
         assert response.status == 503
         assert b"no serving certificate" in response.body
         assert ca_bundles(kube) == ["", ""]
 
         kube.clear_denials()
-        # The retry comes DEFAULT_RETRY_INTERVAL (5 s) after the failure.
+        # Retries come 1, 2, 4 ... seconds after the failures.
         _wait(
-            lambda: call(service.port, "GET", "/readyz", unverified).status == 200, 15
+            lambda: call(service.port, "GET", "/readyz", unverified).status == 200, 20
         )
 
     errors = [line for line in service.log_lines() if line.get("level") == "ERROR"]

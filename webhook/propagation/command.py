@@ -254,11 +254,3 @@ def run_propagate(args: argparse.Namespace) -> int:
         logger.error("propagation controller failed; exiting so it is restarted")
         return 1
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="runai-secrets-webhook")
-    add_propagate_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.run(args)
-    return result

@@ -255,7 +255,7 @@ class Controller:
             {
                 "synced": outcome.synced,
                 "conflict": len(outcome.conflicts),
-                "failed": outcome.failed,
+                "failed": len(outcome.failed),
             },
         )
         if outcome.failed:

@@ -229,3 +229,22 @@ def _unless_conflict(write: Callable[[], object]) -> bool:
             return False
         raise
     return True
+
+
+def describe_error(error: Exception) -> str:
+    """Describe error in one line of at most 200 characters."""
+    if isinstance(error, k8s.ApiException):
+        # The Status message names the verb, resource and object. The full
+        # text would add response headers and the raw body.
+        text = f"HTTP {error.status} {error.reason}: {_status_message(error.body)}"
+    else:
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[:200]
+
+
+def _status_message(body: object) -> str:
+    try:
+        message = json.loads(body)["message"]  # type: ignore[arg-type]
+    except (TypeError, ValueError, KeyError):
+        return ""
+    return str(message)

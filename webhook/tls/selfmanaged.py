@@ -2,7 +2,7 @@
 
 Each reconcile, which runs at start and then every resync interval:
 
-1. reads the webhook configurations, to learn what their caBundles hold;
+1. reads the webhook configurations, to learn what their caBundles contain;
 2. reads the CA Secret, creating it if absent (POST; on 409 AlreadyExists
    the winner's CA is read back), and applies the rotation steps that are
    due (see webhook.tls.authority), writing with the resourceVersion read;
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,6 +38,7 @@ from webhook.tls.cluster import (
     VALIDATING,
     ClusterClient,
     WebhookConfiguration,
+    describe_error,
 )
 from webhook.tls.pairs import ServingPair, describe
 from webhook.tls.reload import Clock, utc_now
@@ -142,7 +142,7 @@ class SelfManagedCertificates:
                 logger.error(
                     "self-managed certificate reconcile failed; retrying",
                     extra={
-                        "error": _short(error),
+                        "error": describe_error(error),
                         "status": getattr(error, "status", None),
                         "retry_seconds": retry,
                     },
@@ -297,22 +297,3 @@ def _bundle_contains(bundle_b64: str, ca: x509.Certificate) -> bool:
 
 def _pair(issued: pki.KeyPair) -> ServingPair:
     return ServingPair(issued.cert_pem, issued.key_pem, (issued.cert,))
-
-
-def _short(error: Exception) -> str:
-    """Describe error in one line of at most 200 characters."""
-    if isinstance(error, k8s.ApiException):
-        # The Status message names the verb, resource and object. The full
-        # text would add response headers and the raw body.
-        text = f"HTTP {error.status} {error.reason}: {_status_message(error.body)}"
-    else:
-        text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return text[:200]
-
-
-def _status_message(body: object) -> str:
-    try:
-        message = json.loads(body)["message"]  # type: ignore[arg-type]
-    except (TypeError, ValueError, KeyError):
-        return ""
-    return str(message)

@@ -47,6 +47,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def worker_count(text: str) -> int:
+    """Parse a number of worker processes, at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid worker count {text!r}: must be >= 1")
+    return value
+
+
 def port_number(text: str) -> int:
     """Parse a TCP port number."""
     value = int(text)
@@ -214,6 +222,16 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         metavar="SECONDS",
     ),
     Flag(
+        "--workers",
+        "Worker processes that share the port, for pods with more than one "
+        "CPU. Each has its own secret cache and certificate reload; above 1, "
+        "/metrics adds up every worker through prometheus-client's "
+        "multiprocess mode.",
+        1,
+        worker_count,
+        metavar="N",
+    ),
+    Flag(
         "--templates",
         'Apply Run:AI templates (ConfigMaps labelled runai/template: "true") to '
         "the objects reviewed, and serve /validate-template.",
@@ -253,6 +271,7 @@ class ServeSettings:
     annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX
     workload_kinds_file: str | None = None
     cache_ttl: float = 5.0
+    workers: int = 1
     templates: bool = False
     template_namespace: str = "runai"
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+
+# prometheus-client switches to multiprocess mode when this variable is set
+# at its first import.
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 # A review with warm caches takes about a millisecond (measured on the
 # examples), and an API call adds tens of milliseconds. The top bucket is
@@ -70,3 +75,17 @@ def new_metrics(registry: CollectorRegistry | None = None) -> Metrics:
     for result in LOOKUP_RESULTS:
         lookups.labels(result=result)
     return Metrics(registry, reviews, review_seconds, lookups)
+
+
+def exported_registry(registry: CollectorRegistry) -> CollectorRegistry:
+    """Return the registry that /metrics exports.
+
+    That is `registry`, unless prometheus-client runs in multiprocess mode
+    (`serve --workers` above 1 sets PROMETHEUS_MULTIPROC_DIR). Then each
+    scrape reads every worker's sample files, so any worker returns the sum.
+    """
+    if MULTIPROCESS_DIR_VARIABLE not in os.environ:
+        return registry
+    combined = CollectorRegistry()
+    multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+    return combined

@@ -7,7 +7,8 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Iterator
+import socket
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
@@ -31,6 +32,7 @@ from webhook.server.mutate import MutateEndpoint
 from webhook.server.pipeline import build_reviewer
 from webhook.server.readiness import Readiness
 from webhook.server.templates_route import templates_router
+from webhook.server.workers import Supervisor
 from webhook.settings import ServeSettings
 from webhook.templates.service import TemplateService
 from webhook.tls.serving import ServingCertificates
@@ -134,20 +136,28 @@ async def serve(
     source: SecretSource,
     executor: ThreadPoolExecutor,
     certificates: ServingCertificates,
+    sockets: Sequence[socket.socket] | None = None,
 ) -> None:
     """Serve until stopped, with certificate reloads and the API probe alongside."""
     await certificates.start()
     probe = asyncio.create_task(probe_until_answered(source, executor))
     try:
-        await server.serve()
+        await server.serve(list(sockets) if sockets else None)
     finally:
         probe.cancel()
         await certificates.close()
 
 
-def run(settings: ServeSettings) -> int:
-    """Run the service until SIGTERM or SIGINT; return the exit status."""
+def run(settings: ServeSettings, sockets: Sequence[socket.socket] = ()) -> int:
+    """Run the service until SIGTERM or SIGINT; return the exit status.
+
+    With `--workers` above 1 this process only supervises: each worker runs
+    this function again with the shared listening socket in `sockets`.
+    """
     configure_logging(settings.log_format, settings.log_level)
+    if settings.workers > 1 and not sockets:
+        return Supervisor(settings, run).run()
+
     metrics = new_metrics(REGISTRY)
     try:
         source = build_source(settings)
@@ -185,7 +195,7 @@ def run(settings: ServeSettings) -> int:
     if templates:
         templates.start()
     freeze_startup_objects()
-    run_on_loop(config, serve(server, source, executor, certificates))
+    run_on_loop(config, serve(server, source, executor, certificates, sockets))
     if templates:
         templates.stop()
     executor.shutdown(wait=False, cancel_futures=True)

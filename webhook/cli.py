@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
 from webhook import __version__
+from webhook.propagation.command import add_propagate_command
 from webhook.server import runner
 from webhook.settings import ServeSettings, add_serve_flags
 from webhook.tls.command import add_certs_command
@@ -47,6 +48,7 @@ def run_serve(args: argparse.Namespace) -> int:
 SUBCOMMANDS: list[Callable[[Subparsers], object]] = [
     add_serve,
     add_certs_command,
+    add_propagate_command,
 ]
 
 
@@ -67,7 +69,5 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` and run the chosen subcommand; return the exit status."""
     args = build_parser().parse_args(argv)
-    # `certs` sets `handler` where the other subcommands set `run`.
-    command = getattr(args, "run", None) or args.handler
-    status: int = command(args)
+    status: int = args.run(args)
     return status

@@ -11,15 +11,10 @@ import argparse
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "RUNAI_SECRETS_WEBHOOK_"
 DEFAULT_ANNOTATION_PREFIX = "runai-secrets-webhook"
-
-# Mount path of a pod's service account token. The file together with
-# KUBERNETES_SERVICE_HOST means the process runs inside a cluster.
-SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
 def env_name(flag: str) -> str:
@@ -88,8 +83,8 @@ class Flag:
         if variable in environ:
             raw = environ[variable]
             default = parse_bool(raw) if self.is_switch else self.type(raw)
-        shown = "unset" if self.default in (None, "") else repr(self.default)
-        help_text = f"{self.help} Env: {variable}. Default: {shown}."
+        default_text = "unset" if self.default in (None, "") else repr(self.default)
+        help_text = f"{self.help} Env: {variable}. Default: {default_text}."
         if self.is_switch:
             parser.add_argument(
                 self.name,
@@ -223,13 +218,11 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     ),
     Flag(
         "--workers",
-        "Worker processes that share the port, for pods with more than one "
-        "CPU. Each has its own secret cache and certificate reload; above 1, "
-        "/metrics adds up every worker through prometheus-client's "
-        "multiprocess mode.",
+        "Number of server processes sharing the port. Each has its own cache; "
+        "/metrics adds up the counters of all of them.",
         1,
         worker_count,
-        metavar="N",
+        metavar="COUNT",
     ),
     Flag(
         "--templates",

@@ -82,9 +82,7 @@ CUSTOM_RESOURCE_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
                 "renewBefore": {"type": "string", "pattern": _GO_DURATION},
                 "usages": {
                     "type": "array",
-                    "items": {
-                        "enum": ["server auth", "digital signature", "key encipherment"]
-                    },
+                    "items": {"enum": ["server auth", "digital signature"]},
                 },
                 "privateKey": {
                     "type": "object",

@@ -13,6 +13,7 @@ from webhook.cli import build_parser
 
 # Every optional part on, in each certificate mode, so every flag appears.
 ALL_PARTS: dict[str, Any] = {
+    "workers": 2,
     "templates": {"enabled": True},
     "propagation": {"enabled": True},
     "workloadKinds": [
@@ -41,10 +42,10 @@ PENDING_FLAGS = {
 }
 
 
-# NOTE: the propagation controller's subcommand is not part of the CLI yet.
-# test_pending_subcommands_still_missing fails once it is, so that its
+# Subcommands the chart runs that the CLI does not have yet.
+# test_pending_subcommands_still_missing fails once one lands, so that its
 # flags are then checked like those of serve.
-PENDING_SUBCOMMANDS = {"propagate"}
+PENDING_SUBCOMMANDS: set[str] = set()
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -97,6 +98,17 @@ def test_chart_args_parse(helm: Path, mode: str) -> None:
     if mode != "selfManaged":
         assert parsed.tls_cert_file == "/etc/runai-secrets-webhook/tls/tls.crt"
         assert parsed.tls_key_file == "/etc/runai-secrets-webhook/tls/tls.key"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_default_args_parse_fully(helm: Path, mode: str) -> None:
+    # With the optional parts off, the chart passes no pending flag, so a
+    # default install starts with the service as it is today.
+    values = {"certificates": MODES[mode]}
+    deployment = find(render(helm, values), "Deployment", RELEASE)
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    parsed = build_parser().parse_args(args)
+    assert parsed.command == "serve"
 
 
 def test_pending_flags_still_missing() -> None:

@@ -57,6 +57,17 @@ def test_client_config(helm: Path) -> None:
     assert "caBundle" not in client
 
 
+def test_secret_mode_default_name(helm: Path) -> None:
+    values = {"certificates": {"mode": "secret", "secret": {"caBundle": "Y2EK"}}}
+    deployment = find(render(helm, values), "Deployment", RELEASE)
+    (volume,) = [
+        item
+        for item in deployment["spec"]["template"]["spec"]["volumes"]
+        if item["name"] == "tls"
+    ]
+    assert volume["secret"]["secretName"] == f"{RELEASE}-tls"
+
+
 def test_ca_bundle_in_secret_mode(helm: Path) -> None:
     values = {
         "certificates": {

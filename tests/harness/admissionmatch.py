@@ -7,6 +7,7 @@ that cannot be checked only matters when the rules match.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,9 @@ from tests.harness.labels import selector_matches
 MAX_MATCH_CONDITIONS = 64
 # Webhook match conditions see these variables; `authorizer` is not emulated.
 CEL_VARIABLES = ("object", "oldObject", "request")
+# Variables of admission policies, as bare identifiers (not fields or strings).
+_POLICY_ONLY = re.compile(r"(?<![\w.'\"])(namespaceObject|params|variables)\b")
+_AUTHORIZER = re.compile(r"(?<![\w.'\"])authorizer\b")
 
 
 @dataclass(frozen=True)
@@ -125,16 +129,18 @@ def check_match_conditions(webhook: Mapping[str, Any]) -> None:
             f"kube-apiserver allows at most {MAX_MATCH_CONDITIONS}"
         )
     for condition in conditions:
-        used = [
-            word
-            for word in ("namespaceObject", "params", "variables")
-            if word in condition["expression"]
-        ]
+        expression = condition["expression"]
+        used = _POLICY_ONLY.search(expression)
         if used:
             raise ValueError(
                 f"matchCondition {condition['name']!r} of webhook {webhook['name']!r} "
-                f"uses {used[0]!r}, but webhook match conditions only see "
+                f"uses {used.group(1)!r}, but webhook match conditions only see "
                 f"{', '.join(CEL_VARIABLES)} and authorizer"
+            )
+        if _AUTHORIZER.search(expression):
+            raise ValueError(
+                f"matchCondition {condition['name']!r} of webhook {webhook['name']!r} "
+                "uses 'authorizer', which the harness does not emulate"
             )
 
 

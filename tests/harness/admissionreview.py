@@ -32,11 +32,14 @@ class WebhookCallFailed(Exception):
 
 
 def review_version(webhook: Object) -> str:
-    """Pick the first version in `admissionReviewVersions` that kube-apiserver knows."""
+    """Pick the first of `admissionReviewVersions` that kube-apiserver supports."""
     for version in webhook.get("admissionReviewVersions") or []:
         if version in KNOWN_REVIEW_VERSIONS:
             return str(version)
-    raise WebhookCallFailed("webhook does not accept v1 or v1beta1 AdmissionReview")
+    raise WebhookCallFailed(
+        "could not create admission objects: "
+        "webhook does not accept v1 or v1beta1 AdmissionReview"
+    )
 
 
 def build_request(base: Object, obj: Object | None, old: Object | None) -> Object:
@@ -229,9 +232,9 @@ def decode_patch(patch: bytes, patch_type: str) -> list[Object]:
 
 
 def apply_patch(obj: Object, operations: list[Object]) -> Object:
-    """Apply a JSON patch; failures are 500 InternalError whatever `failurePolicy` says.
+    """Apply a JSON patch; a failure is 500 InternalError regardless of `failurePolicy`.
 
-    NOTE: python-jsonpatch stands in for evanphx/json-patch v4. Both reject
+    NOTE: python-jsonpatch replaces evanphx/json-patch v4 here. Both reject
     `add` under a missing parent and `remove` or `replace` of a missing path;
     their error texts differ.
     """

@@ -102,10 +102,9 @@ def forbidden_because(group: str, plural: str, name: str, message: str) -> ApiEr
     return ApiError(403, "Forbidden", message, _details(name, group, plural))
 
 
-def conflict(group: str, plural: str, name: str, why: str) -> ApiError:
-    message = (
-        f'Operation cannot be fulfilled on {qualified(group, plural)} "{name}": {why}'
-    )
+def conflict(group: str, plural: str, name: str, detail: str) -> ApiError:
+    subject = f'{qualified(group, plural)} "{name}"'
+    message = f"Operation cannot be fulfilled on {subject}: {detail}"
     return ApiError(409, "Conflict", message, _details(name, group, plural))
 
 

@@ -242,12 +242,17 @@ class Store:
                     f"the name of the object ({metadata['name']}) does not match "
                     f"the name on the URL ({name})"
                 )
-            wanted = metadata.get("resourceVersion")
-            if wanted and wanted != current["metadata"]["resourceVersion"]:
+            expected = metadata.get("resourceVersion")
+            if expected and expected != current["metadata"]["resourceVersion"]:
                 raise kubestatus.conflict(
                     resource.group, resource.plural, name, kubestatus.MODIFIED
                 )
             _keep_system_fields(current, obj)
+            if resource == NAMESPACES:
+                # kube-apiserver sets this label on every write of a namespace.
+                obj["metadata"].setdefault("labels", {})[
+                    "kubernetes.io/metadata.name"
+                ] = name
             _validate(resource, obj, namespace)
             _check_immutable(resource, current, obj)
             if obj == current:
@@ -374,10 +379,10 @@ class Store:
             current["metadata"]["name"],
         )
         del self._objects[key]
-        gone = copy(current)
-        gone["metadata"]["resourceVersion"] = str(self._revision)
-        self._record(WatchEvent(self._revision, resource, "DELETED", gone))
-        return copy(gone)
+        deleted = copy(current)
+        deleted["metadata"]["resourceVersion"] = str(self._revision)
+        self._record(WatchEvent(self._revision, resource, "DELETED", deleted))
+        return copy(deleted)
 
     def _record(self, event: WatchEvent) -> None:
         if len(self._history) == self._history.maxlen:
@@ -477,14 +482,14 @@ def _check_preconditions(
 ) -> None:
     metadata = current["metadata"]
     for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
-        wanted = preconditions.get(field)
-        if wanted and wanted != metadata.get(field):
-            why = (
-                f"Precondition failed: {label} in precondition: {wanted}, "
+        expected = preconditions.get(field)
+        if expected and expected != metadata.get(field):
+            detail = (
+                f"Precondition failed: {label} in precondition: {expected}, "
                 f"{label} in object meta: {metadata.get(field)}"
             )
             raise kubestatus.conflict(
-                resource.group, resource.plural, metadata["name"], why
+                resource.group, resource.plural, metadata["name"], detail
             )
 
 

@@ -32,7 +32,7 @@ Object = dict[str, Any]
 
 @dataclass(frozen=True)
 class Kind:
-    """A workload kind the caller knows, with where its pod spec sits."""
+    """A kind the caller can admit, with the path to its pod spec."""
 
     group: str
     version: str

@@ -233,9 +233,10 @@ def mutating_configuration(
 ) -> dict[str, Any]:
     """Build the MutatingWebhookConfiguration that the Helm chart installs by default.
 
-    NOTE: written by hand from the chart's template; `chart_configuration`
-    renders the chart itself when helm and the chart are present, and a test
-    compares the two.
+    NOTE: this copy is written by hand from the chart's template and leaves
+    out the chart's Run:AI rules and match conditions. `chart_configuration`
+    renders the chart itself when helm is present, and a test compares the
+    shared fields of the two.
     """
     rule_sets = [
         (["CREATE"], "", ["pods"]),
@@ -324,7 +325,10 @@ def chart_configuration(
     if binary is None:
         return None
     chosen: dict[str, Any] = {
-        "certificates": {"mode": "secret", "secret": {"caBundle": ca_bundle}}
+        "certificates": {
+            "mode": "secret",
+            "secret": {"name": "runai-secrets-webhook-tls", "caBundle": ca_bundle},
+        }
     }
     chosen.update(values or {})
     for manifest in chart_helm.render(binary, chosen, namespace=NAMESPACE):

@@ -1,9 +1,9 @@
 """Warnings and audit annotations from webhook responses, kept as kube-apiserver does.
 
 Warnings follow the recorder in k8s.io/apiserver/pkg/endpoints/filters
-(Kubernetes 1.30): duplicates are dropped, a text with a control character
-is dropped, and once the texts pass 4096 characters in total every warning
-is cut to 256 characters and later ones are dropped when the total is full.
+(Kubernetes 1.30). Duplicates and texts with a control character are
+dropped. Once the texts pass 4096 characters in total, every warning is cut
+to 256 characters, and later ones are dropped when the total is full again.
 """
 
 from __future__ import annotations

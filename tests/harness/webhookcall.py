@@ -3,7 +3,7 @@
 kube-apiserver (client-go) sends `POST` over HTTP/1.1 with keep-alive,
 verifies the server certificate against the webhook's `caBundle` for the
 service DNS name, and enforces the webhook timeout on the whole call.
-It retries a 429 or 5xx answer that carries an integer `Retry-After`
+It retries a 429 or 5xx response that carries an integer `Retry-After`
 (client-go's rest client, up to 10 times), but never resends a POST after a
 broken connection: Go's transport only replays idempotent requests.
 """
@@ -145,8 +145,9 @@ class Transport:
             ) from None
         except (OSError, http.client.HTTPException) as error:
             connection.close()
-            what = "EOF" if reused else str(error) or type(error).__name__
-            raise CallError(f'Post "{endpoint.url}": {what}') from None
+            # Go reports a connection the server closed under it as EOF.
+            detail = "EOF" if reused else str(error) or type(error).__name__
+            raise CallError(f'Post "{endpoint.url}": {detail}') from None
         if time.monotonic() > deadline:
             connection.close()
             raise CallError(f'Post "{endpoint.url}": context deadline exceeded')

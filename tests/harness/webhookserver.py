@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -29,12 +30,12 @@ Object = dict[str, Any]
 
 @dataclass
 class Reply:
-    """What the test server answers: a JSON body (dict) or raw bytes."""
+    """The test server's reply: a JSON body (dict) or raw bytes."""
 
     body: Object | bytes = b""
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # seconds before answering
+    delay: float = 0.0  # seconds to wait before replying
 
 
 def allow_response(
@@ -54,6 +55,12 @@ def allow_response(
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        # Without TCP_NODELAY, the separate header and body writes wait on
+        # delayed ACKs for about 40 ms.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -84,13 +91,22 @@ class WebhookServer:
     """Serve `handler` over TLS on 127.0.0.1; a context manager."""
 
     def __init__(
-        self, handler: Callable[[Object], Reply], certificate: ServingCertificate
+        self,
+        handler: Callable[[Object], Reply],
+        certificate: ServingCertificate,
+        idle_timeout: float | None = None,
     ) -> None:
+        """Prepare the server.
+
+        With `idle_timeout`, the server closes a keep-alive connection that
+        stays idle for that many seconds.
+        """
         self.handler = handler
         self.reviews: list[Object] = []
         self.paths: list[str] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        handler_class = type("Handler", (_Handler,), {"timeout": idle_timeout})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
         self._server.daemon_threads = True
         self._server.owner = self  # type: ignore[attr-defined]
         self._server.socket = certificate.server_context().wrap_socket(

@@ -379,7 +379,8 @@ def test_timeout_fails_call_in_time(serve: Any) -> None:
         'Post "https://hook.webhooks.svc:443/mutate?timeout=1s": '
         "context deadline exceeded"
     )
-    assert 0.9 < elapsed < 1.8
+    # The upper bound leaves room for a loaded CI machine.
+    assert 0.9 < elapsed < 2.5
 
 
 def test_retry_after_is_honoured(serve: Any) -> None:
@@ -991,3 +992,53 @@ def test_connections_are_reused(serve: Any) -> None:
         assert caller.admit(pod(), namespace="team-a").allowed
 
     assert caller.transport.connections_opened == 1
+
+
+def test_idle_connection_closed_by_server(serve: Any) -> None:
+    # A server with a short keep-alive timeout (uvicorn's default is 5 s)
+    # closes the idle connection. The caller notices, as Go's transport does,
+    # so the next call opens a new connection instead of failing.
+    server = WebhookServer(allow, CERTIFICATE, idle_timeout=0.2).__enter__()
+    try:
+        caller = caller_for(server, configuration(webhook()))
+        first = caller.admit(pod(), namespace="team-a")
+        time.sleep(0.6)
+        second = caller.admit(pod(), namespace="team-a")
+    finally:
+        server.__exit__()
+
+    assert first.allowed, first.message
+    assert second.allowed, second.message
+    assert caller.transport.connections_opened == 2
+
+
+def test_url_client_config_on_loopback() -> None:
+    certificate = certs.issue("127.0.0.1")
+    with WebhookServer(allow, certificate) as server:
+        hook = webhook(timeoutSeconds=3)
+        hook["clientConfig"] = {
+            "url": f"https://127.0.0.1:{server.port}/inject",
+            "caBundle": certificate.ca_bundle,
+        }
+        caller = AdmissionCaller(
+            mutating=[configuration(hook)], namespaces={"team-a": {}}
+        )
+
+        result = caller.admit(pod(), namespace="team-a")
+
+    assert result.allowed, result.message
+    assert server.paths == ["/inject?timeout=3s"]
+
+
+def test_unknown_review_versions_fail_call(serve: Any) -> None:
+    server = serve(allow)
+    hook = webhook(admissionReviewVersions=["v2"])
+
+    result = caller_for(server, configuration(hook)).admit(pod(), namespace="team-a")
+
+    assert result.code == 500
+    assert result.message.endswith(
+        "could not create admission objects: "
+        "webhook does not accept v1 or v1beta1 AdmissionReview"
+    )
+    assert server.reviews == []

@@ -696,3 +696,50 @@ def test_runs_as_subprocess_with_state_file(tmp_path: Any) -> None:
     assert secret.data == {"password": "czNjcmV0"}
     assert namespaces == ["team-a", "team-b"]
     assert code == 0
+
+
+def test_list_pages_with_limit_and_continue(fake_kube: FakeKube, core: Any) -> None:
+    for name in ("a", "b", "c", "d", "e"):
+        fake_kube.add_secret("ns", name, {})
+
+    first = core.list_namespaced_secret("ns", limit=2)
+    second = core.list_namespaced_secret(
+        "ns", limit=2, _continue=first.metadata._continue
+    )
+    third = core.list_namespaced_secret(
+        "ns", limit=2, _continue=second.metadata._continue
+    )
+
+    assert [s.metadata.name for s in first.items] == ["a", "b"]
+    assert first.metadata.remaining_item_count == 3
+    assert [s.metadata.name for s in second.items] == ["c", "d"]
+    assert second.metadata.resource_version == first.metadata.resource_version
+    assert [s.metadata.name for s in third.items] == ["e"]
+    assert third.metadata._continue is None
+
+
+def test_continue_after_compaction_is_410(fake_kube: FakeKube, core: Any) -> None:
+    for name in ("a", "b", "c"):
+        fake_kube.add_secret("ns", name, {})
+    first = core.list_namespaced_secret("ns", limit=1)
+    fake_kube.add_secret("ns", "d", {})
+    fake_kube.store.compact()
+
+    with pytest.raises(ApiException) as caught:
+        core.list_namespaced_secret("ns", limit=1, _continue=first.metadata._continue)
+
+    assert caught.value.status == 410
+    assert status_of(caught.value)["reason"] == "Expired"
+
+
+def test_namespace_name_label_survives_update(fake_kube: FakeKube, core: Any) -> None:
+    fake_kube.add_namespace("team-a", {"runai/queue": "a"})
+    namespace = core.read_namespace("team-a")
+    namespace.metadata.labels = {"other": "x"}
+
+    updated = core.replace_namespace("team-a", namespace)
+
+    assert updated.metadata.labels == {
+        "other": "x",
+        "kubernetes.io/metadata.name": "team-a",
+    }

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from webhook.kube.config import default_kubeconfig, load_configuration, runs_in_cluster
+from webhook.kube.config import (
+    MAX_CONCURRENT_CALLS,
+    default_kubeconfig,
+    load_configuration,
+    runs_in_cluster,
+)
 
 KUBECONFIG = """\
 apiVersion: v1
@@ -36,6 +41,7 @@ def test_explicit_kubeconfig_wins(tmp_path: Path) -> None:
 
     assert configuration.host == "https://127.0.0.1:6443"
     assert configuration.retries == 0
+    assert configuration.connection_pool_maxsize == MAX_CONCURRENT_CALLS
 
 
 def test_default_is_kubeconfig_variable(tmp_path: Path) -> None:

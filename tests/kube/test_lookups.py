@@ -168,13 +168,13 @@ async def test_passed_deadline_makes_no_call(executor: ThreadPoolExecutor) -> No
 
 
 async def test_resolvers_asked_in_order_until_found() -> None:
-    asked: list[str] = []
+    consulted: list[str] = []
 
     def resolver(label: str, answer: SecretLookup):  # type: ignore[no-untyped-def]
         async def resolve(
             namespace: str, name: str, keys: object, deadline: float
         ) -> SecretLookup:
-            asked.append(label)
+            consulted.append(label)
             return answer
 
         return resolve
@@ -190,4 +190,20 @@ async def test_resolvers_asked_in_order_until_found() -> None:
     answer = await resolve_in_order(chain, "team-a", "shared", ["token"], far())
 
     assert answer == shared
-    assert asked == ["namespace", "cluster-wide"]
+    assert consulted == ["namespace", "cluster-wide"]
+
+
+async def test_cache_bounded_oldest_dropped(executor: ThreadPoolExecutor) -> None:
+    names = ["s1", "s2", "s3"]
+    source = CountingSource(
+        {("team-a", name): SecretLookup.found(frozenset({"k"})) for name in names}
+    )
+    lookups = SecretKeyLookups(source, executor, ttl=60, max_entries=2)
+
+    for name in names:
+        await lookups.lookup("team-a", name, ["k"], far())
+    await lookups.lookup("team-a", "s3", ["k"], far())
+    await lookups.lookup("team-a", "s1", ["k"], far())
+
+    fetched = [name for _, name, _ in source.calls]
+    assert fetched == ["s1", "s2", "s3", "s1"]

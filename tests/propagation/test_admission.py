@@ -19,7 +19,6 @@ from tests.harness.fakekube import FakeKube
 from tests.propagation.conftest import (
     CLUSTER_WIDE,
     PROJECT,
-    fast_settings,
     secret,
     writes,
 )
@@ -27,8 +26,7 @@ from webhook.admission import InjectionOptions
 from webhook.admission.decisions import Decision
 from webhook.kube.lookups import SecretKeyLookups
 from webhook.kube.secrets import ClusterSecrets
-from webhook.propagation.api import KubeApi
-from webhook.propagation.clusterwide import ClusterWideLookups, ClusterWideResolver
+from webhook.propagation.clusterwide import build_cluster_wide_lookups
 from webhook.server.logs import bind
 from webhook.server.pipeline import ReviewPipeline
 
@@ -45,11 +43,8 @@ def admit(
     kube: FakeKube, executor: ThreadPoolExecutor, dry_run: bool
 ) -> tuple[Decision, object]:
     client = kube.api_client()
-    settings = fast_settings()
     local = SecretKeyLookups(ClusterSecrets(client), executor, ttl=0)
-    cluster_wide = ClusterWideLookups(
-        ClusterWideResolver(KubeApi(client, 5.0), settings), executor, "runai"
-    )
+    cluster_wide = build_cluster_wide_lookups(client, executor, request_timeout=5.0)
     pipeline = ReviewPipeline(
         InjectionOptions(), [local.lookup, cluster_wide.for_review(dry_run)]
     )

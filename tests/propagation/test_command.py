@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 import pytest
+from kubernetes.client import ApiClient, Configuration
 
+from webhook.propagation import command
 from webhook.propagation.command import add_propagate_command, settings_from_args
 
 
@@ -49,3 +52,34 @@ def test_invalid_lease_timing_rejected() -> None:
 
     with pytest.raises(ValueError, match=re.escape("renew deadline 20.0 s")):
         settings_from_args(args)
+
+
+def unused_client() -> ApiClient:
+    # Building a controller makes no request; the port is never contacted.
+    configuration = Configuration()
+    configuration.host = "https://127.0.0.1:9"
+    return ApiClient(configuration)
+
+
+def test_lease_namespace_from_service_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace_file = tmp_path / "namespace"
+    namespace_file.write_text("runai-secrets-webhook\n")
+    monkeypatch.setattr(command, "SERVICE_ACCOUNT_NAMESPACE", namespace_file)
+
+    controller = command.controller_from_args(
+        parse(["--identity", "pod-1"]), unused_client()
+    )
+
+    assert controller.elector.identity == "pod-1"
+    assert controller.elector.namespace == "runai-secrets-webhook"
+
+
+def test_missing_lease_namespace_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(command, "SERVICE_ACCOUNT_NAMESPACE", tmp_path / "absent")
+
+    with pytest.raises(SystemExit, match="pass --lease-namespace NAMESPACE"):
+        command.controller_from_args(parse([]), unused_client())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,8 +15,11 @@ from tests.harness.fakekube import FakeKube
 from tests.harness.kubestore import find_resource
 from tests.propagation.conftest import (
     CLUSTER_WIDE,
+    LEASE_NAMESPACE,
+    NAMESPACES,
     PROJECT,
     delete_secret,
+    fast_settings,
     secret,
     set_labels,
     wait_for,
@@ -23,6 +27,8 @@ from tests.propagation.conftest import (
     writes,
 )
 from webhook.propagation.api import KubeApi
+from webhook.propagation.controller import Controller
+from webhook.propagation.reconciler import Reconciler
 
 Start = Callable[..., Any]
 
@@ -364,3 +370,78 @@ def test_long_source_name_reported(fake_kube: FakeKube, run_controller: Start) -
     )
     assert "63 characters" in found[0]["message"]
     assert secret(fake_kube, "runai-team-a", long_name) is None
+
+
+def test_crashed_thread_marks_controller_failed(
+    fake_kube: FakeKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    fake_kube.add_secret("runai", "regcred", {"auth": "x"}, CLUSTER_WIDE)
+
+    def crash(self: Reconciler, name: str) -> None:
+        raise RuntimeError("a bug in reconcile")
+
+    monkeypatch.setattr(Reconciler, "reconcile", crash)
+    fake_kube.add_namespace(LEASE_NAMESPACE)
+    controller = Controller(
+        fake_kube.api_client(), fast_settings(), LEASE_NAMESPACE, "propagation", "test"
+    )
+    stop = threading.Event()
+    runner = threading.Thread(target=controller.run, args=(stop,))
+
+    runner.start()
+    runner.join(10)
+
+    assert not runner.is_alive()
+    assert controller.failed.is_set()
+
+
+def test_failed_write_retried(fake_kube: FakeKube, run_controller: Start) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    fake_kube.add_namespace("runai-team-b", PROJECT)
+    fake_kube.add_secret("runai", "regcred", {"auth": "x"}, CLUSTER_WIDE)
+    fault = fake_kube.add_fault(
+        verb="create", resource="secrets", namespace="runai-team-b", status=500
+    )
+
+    run_controller()
+    wait_for_copy(fake_kube, "runai-team-a")
+    wait_for(
+        lambda: metric("runai_secrets_webhook_propagation_copies", state="failed") == 1,
+        message="one failed copy in the gauge",
+    )
+    assert metric("runai_secrets_webhook_propagation_copies", state="synced") == 1
+
+    fake_kube.clear_faults()
+
+    wait_for_copy(fake_kube, "runai-team-b", timeout=10)
+    assert fault.hits >= 1
+    wait_for(
+        lambda: metric("runai_secrets_webhook_propagation_copies", state="synced") == 2,
+        message="two synced copies in the gauge",
+    )
+    assert metric("runai_secrets_webhook_propagation_copies", state="failed") == 0
+
+
+def test_terminating_namespace_left_alone(
+    fake_kube: FakeKube, run_controller: Start
+) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    fake_kube.add_namespace("runai-leaving", PROJECT)
+    fake_kube.add_secret("runai", "regcred", {"auth": "x"}, CLUSTER_WIDE)
+    run_controller()
+    wait_for_copy(fake_kube, "runai-leaving")
+
+    assert NAMESPACES is not None
+    fake_kube.store.delete(NAMESPACES, "", "runai-leaving")
+    fake_kube.add_namespace("runai-late-leaving", PROJECT)
+    fake_kube.store.delete(NAMESPACES, "", "runai-late-leaving")
+    fake_kube.add_namespace("runai-team-b", PROJECT)
+    wait_for_copy(fake_kube, "runai-team-b")
+
+    # The namespace controller removes the copy with the namespace; the
+    # controller neither deletes it nor creates one in a new leaving namespace.
+    assert secret(fake_kube, "runai-leaving", "regcred") is not None
+    assert secret(fake_kube, "runai-late-leaving", "regcred") is None
+    leaving = [w for w in writes(fake_kube) if w.namespace.endswith("leaving")]
+    assert [w.verb for w in leaving] == ["create"]

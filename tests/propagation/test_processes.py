@@ -44,7 +44,7 @@ class ControllerProcess:
             directory / f"kubeconfig-{identity}", token=self.token
         )
         command = [
-            sys.executable, "-m", "webhook.propagation", "propagate",
+            sys.executable, "-m", "webhook", "propagate",
             "--kubeconfig", str(kubeconfig),
             "--lease-namespace", LEASE_NAMESPACE,
             "--lease-name", "propagation",
@@ -158,7 +158,7 @@ def test_next_leader_finishes_cleanup(fake_kube: FakeKube, spawn: Any) -> None:
     )
     by_second = [r for r in copy_deletes(fake_kube, second.token) if r.status == 200]
     # Deletes run one at a time and each takes 0.1 s, so the kill lands
-    # during the tenth; the margin covers a slow poll on a loaded machine.
+    # during the tenth. The margin covers a slow poll on a loaded machine.
     assert 10 <= by_first <= 12
     assert len(by_second) >= 50 - by_first
     assert holder(fake_kube) == "second"
@@ -209,7 +209,14 @@ def test_frozen_leader_never_writes_after_expiry(
     ]
     last_renew = max(r.time for r in lease_writes if r.time < frozen_at)
     expired_at = last_renew + FAST_LEASE.duration
-    late = [r for r in writes(fake_kube, old.token) if r.time > expired_at]
+    # On a loaded machine the standby may miss a renewal and the old process
+    # win the Lease back, after which its writes are legitimate again.
+    won_back = min((r.time for r in lease_writes if r.time > frozen_at), default=None)
+    late = [
+        r
+        for r in writes(fake_kube, old.token)
+        if r.time > expired_at and (won_back is None or r.time < won_back)
+    ]
     assert expired_at < resumed_at
     assert late == [], [(r.verb, r.resource, r.namespace, r.status) for r in late]
     assert old.process.poll() is None

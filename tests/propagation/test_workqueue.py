@@ -1,4 +1,4 @@
-"""The work queue holds each source name once and never runs it twice at once."""
+"""The work queue contains each source name once and never runs it twice at once."""
 
 from __future__ import annotations
 

@@ -93,3 +93,15 @@ def test_readme_documents_every_flag(repository_root: Path) -> None:
     for flag in SERVE_FLAGS:
         assert f"`{flag.name}`" in readme
         assert f"`{env_name(flag.name)}`" in readme
+
+
+def test_every_subcommand_registered() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": ""},
+    )
+
+    assert "{serve,certs,propagate}" in result.stdout

@@ -234,3 +234,17 @@ async def test_pipeline_patches_from_directory(
             "valueFrom": {"secretKeyRef": {"name": "db-creds", "key": "username"}},
         },
     } in patch
+
+
+async def test_large_update_review_accepted(client: httpx.AsyncClient) -> None:
+    review = pod_review(operation="UPDATE")
+    big = "x" * (3 * 1024 * 1024 - 4096)
+    review["request"]["object"]["metadata"]["annotations"] = {"big": big}
+    review["request"]["oldObject"] = review["request"]["object"]
+    body = orjson.dumps(review)
+
+    response = await client.post("/mutate", content=body, headers=JSON)
+
+    assert len(body) > 6_000_000
+    assert response.status_code == 200
+    assert response.json()["response"]["allowed"] is True

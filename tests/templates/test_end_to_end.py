@@ -25,7 +25,7 @@ from tests.harness.fakekube import FakeKube
 from tests.harness.kubestore import resource
 from tests.templates import builders
 from tests.templates.builders import TEMPLATES_ANNOTATION, template_configmap
-from webhook.tls.generate import ca_bundle, generate_certificates
+from webhook.tls.generate import CertificatePaths, ca_bundle, generate_certificates
 
 SERVICE = "runai-secrets-webhook"
 SERVICE_NAMESPACE = "runai-secrets-webhook"
@@ -36,8 +36,10 @@ CONFIGMAPS = resource("", "v1", "configmaps")
 # The value of the secret key that the admin template refers to. It must
 # never appear in a response or a log line.
 SENTINEL = "sentinel-template-secret-7c2e"
+# A literal value in a template, which the logs must not show either.
+LITERAL = "sentinel-literal-token-41d9"
 ADMIN_ENTRIES = ["MYPASSWORD=SECRET:my-secret,cred-pass", "LOG_LEVEL=info"]
-VERBOSE_ENTRIES = ["LOG_LEVEL=debug", "OPTS=a=b"]
+VERBOSE_ENTRIES = ["LOG_LEVEL=debug", "OPTS=a=b", f"API_TOKEN={LITERAL}"]
 
 # docs/templates.md promises that an edit applies about a second after it is
 # saved. The test allows more, so that a loaded CI machine does not fail it.
@@ -85,16 +87,49 @@ def caller_for(
 
 
 @pytest.fixture(scope="module")
-def cluster(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    workdir = tmp_path_factory.mktemp("templates-e2e")
-    paths = generate_certificates(
-        workdir / "certs",
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> CertificatePaths:
+    """Serving certificates made by the product's own generator."""
+    return generate_certificates(
+        tmp_path_factory.mktemp("certs"),
         SERVICE,
         SERVICE_NAMESPACE,
         ip_addresses=("127.0.0.1",),
         ca_days=2,
         leaf_days=1,
     )
+
+
+def service_for(
+    workdir: Path, paths: CertificatePaths, kube: FakeKube
+) -> ServiceProcess:
+    """Build the service process with templates on, against `kube`."""
+    return ServiceProcess(
+        workdir,
+        paths.ca_cert,
+        "--tls-cert-file",
+        str(paths.cert),
+        "--tls-key-file",
+        str(paths.key),
+        "--kubeconfig",
+        str(kube.write_kubeconfig(workdir / "kubeconfig")),
+        "--templates",
+        "--template-namespace",
+        "runai",
+        "--webhook-configuration-name",
+        SERVICE,
+        "--cache-ttl",
+        "0",
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    helm: Path,
+    certificates: CertificatePaths,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cluster]:
+    workdir = tmp_path_factory.mktemp("templates-e2e")
+    paths = certificates
     bundle = ca_bundle(paths.ca_cert)
     manifests = chart_configurations(helm, bundle, templates=True)
 
@@ -108,23 +143,7 @@ def cluster(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cl
                 find(manifests, "MutatingWebhookConfiguration"),
             ]
         )
-        service = ServiceProcess(
-            workdir,
-            paths.ca_cert,
-            "--tls-cert-file",
-            str(paths.cert),
-            "--tls-key-file",
-            str(paths.key),
-            "--kubeconfig",
-            str(kube.write_kubeconfig(workdir / "kubeconfig")),
-            "--templates",
-            "--template-namespace",
-            "runai",
-            "--webhook-configuration-name",
-            SERVICE,
-            "--cache-ttl",
-            "0",
-        )
+        service = service_for(workdir, paths, kube)
         with service, caller_for(manifests, service, kube) as caller:
             yield Cluster(kube, service, caller, manifests, bundle)
 
@@ -267,6 +286,18 @@ def test_invalid_template_is_rejected_when_saved(
     assert entry in result.message
 
 
+def test_rejected_entry_stays_out_of_logs(cluster: Cluster) -> None:
+    values = f"environments:\n- {LITERAL}-typed-without-name\n"
+
+    result = cluster.caller.admit(
+        template_configmap("typo", values=values), namespace="runai"
+    )
+
+    assert not result.allowed
+    assert f"'{LITERAL}-typed-without-name' has no '='" in result.message
+    assert LITERAL not in cluster.service.logs_text()
+
+
 def test_valid_template_is_saved(cluster: Cluster) -> None:
     result = cluster.caller.admit(
         template_configmap("fine", ["A=b=c"]), namespace="runai"
@@ -394,6 +425,7 @@ def test_metrics_and_logs(cluster: Cluster) -> None:
     assert debug
     assert debug[-1]["templates"] == ["template-admin"]
     assert SENTINEL not in cluster.service.logs_text()
+    assert LITERAL not in cluster.service.logs_text()
 
 
 def wait_for_log(
@@ -406,3 +438,44 @@ def wait_for_log(
                 return line
         time.sleep(0.05)
     raise AssertionError(f"no log line starting {prefix!r}:\n{service.logs_text()}")
+
+
+def test_not_ready_until_templates_listed(
+    certificates: CertificatePaths, tmp_path: Path
+) -> None:
+    with FakeKube(bookmark_interval=0.2) as kube:
+        kube.add_namespace("runai")
+        kube.deny("list", "configmaps", "runai")
+        service = service_for(tmp_path, certificates, kube)
+        try:
+            with pytest.raises(RuntimeError, match="not ready"):
+                service.start(ready_within=2.0)
+            status, text = readyz_once_listening(service)
+            kube.clear_denials()
+            service.wait_ready(15.0)
+        finally:
+            service.stop()
+
+    failures = [
+        line
+        for line in service.log_lines()
+        if line.get("message") == "template watch failed, retrying"
+    ]
+    assert status == 503
+    assert "the templates have not been listed yet" in text
+    assert failures
+    assert failures[0]["error"] == "HTTP 403 Forbidden"
+
+
+def readyz_once_listening(
+    service: ServiceProcess, seconds: float = 15.0
+) -> tuple[int, str]:
+    """GET /readyz as soon as the service accepts connections."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return service.get("/readyz")
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from webhook.templates.entries import (
     InvalidTemplate,
@@ -149,3 +152,21 @@ def test_read_template_without_values_is_empty() -> None:
 
     assert template.entries == ()
     assert template.error is None
+
+
+env_names = st.from_regex(r"[-._a-zA-Z][-._a-zA-Z0-9]{0,20}", fullmatch=True)
+# Any single-line text that is not a secret reference, "=" and YAML syntax
+# characters included, since those are what a careless split or load breaks.
+env_values = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc")), max_size=40
+).filter(lambda value: not value.startswith("SECRET:"))
+
+
+@given(st.dictionaries(env_names, env_values, max_size=8))
+def test_dumped_entries_parse_back(variables: dict[str, str]) -> None:
+    lines = [f"{name}={value}" for name, value in variables.items()]
+    values = yaml.safe_dump({"gpu": 1, "environments": lines})
+
+    entries = parse_environments(values)
+
+    assert [(entry.name, entry.value) for entry in entries] == list(variables.items())

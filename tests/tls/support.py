@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import os
 import socket
 import ssl
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.harness.fakekube import FakeKube
 from webhook.tls import pki
 
 
@@ -22,12 +32,15 @@ def new_ca(
 
 
 def new_leaf(
-    ca: pki.KeyPair, *, lifetime: timedelta = timedelta(minutes=10)
+    ca: pki.KeyPair,
+    *,
+    lifetime: timedelta = timedelta(minutes=10),
+    dns_names: Sequence[str] = ("localhost",),
 ) -> pki.KeyPair:
     """Issue a short-lived leaf for loopback, as the server's tests reach it."""
     return pki.issue_leaf(
         ca,
-        dns_names=["localhost"],
+        dns_names=dns_names,
         ip_addresses=["127.0.0.1"],
         now=datetime.now(UTC),
         lifetime=lifetime,
@@ -46,7 +59,7 @@ class MountedSecret:
     """A directory laid out as kubelet mounts a Secret volume.
 
     The visible files are symlinks into `..data`, itself a symlink to a
-    timestamped directory; an update writes a new timestamped directory and
+    timestamped directory. An update writes a new timestamped directory and
     renames a new `..data` link over the old one.
     """
 
@@ -93,6 +106,32 @@ class ClientCertificate:
     key_file: Path
 
 
+def client_certificate(
+    directory: Path, ca: pki.KeyPair, name: str
+) -> ClientCertificate:
+    """Write a client certificate for name signed by ca, as kube-apiserver has."""
+    key = pki.new_private_key()
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
+    pair = pki.KeyPair(cert, key)
+    cert_file, key_file = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_file.write_bytes(pair.cert_pem)
+    key_file.write_bytes(pair.key_pem)
+    return ClientCertificate(cert_file, key_file)
+
+
 def client_context(
     ca_file: Path,
     client: ClientCertificate | None = None,
@@ -103,7 +142,7 @@ def client_context(
     context = ssl.create_default_context(cafile=str(ca_file))
     if maximum_version is not None:
         # OpenSSL 3 refuses TLS 1.0 and 1.1 on the client at its default
-        # security level; level 0 lets the client offer them, so that it is
+        # security level. Level 0 lets the client offer them, so that it is
         # the server that rejects them.
         context.set_ciphers("DEFAULT:@SECLEVEL=0")
         context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
@@ -116,23 +155,111 @@ def client_context(
     return context
 
 
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    serial: int
+
+
+class _Connection(http.client.HTTPSConnection):
+    """An HTTPS connection to 127.0.0.1 that sends another name in SNI."""
+
+    def __init__(
+        self, port: int, context: ssl.SSLContext, server_hostname: str, timeout: float
+    ) -> None:
+        super().__init__("127.0.0.1", port, context=context, timeout=timeout)
+        self._tls_context = context
+        self._server_hostname = server_hostname
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._tls_context.wrap_socket(
+            raw, server_hostname=self._server_hostname
+        )
+
+
+def call(
+    port: int,
+    method: str,
+    path: str,
+    context: ssl.SSLContext,
+    *,
+    body: bytes | None = None,
+    server_hostname: str = "127.0.0.1",
+    timeout: float = 5.0,
+) -> Response:
+    """Send one request over a new connection; return the response and serial."""
+    connection = _Connection(port, context, server_hostname, timeout)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        assert connection.sock is not None
+        der = connection.sock.getpeercert(binary_form=True)
+        assert der is not None
+        serial = x509.load_der_x509_certificate(der).serial_number
+        return Response(response.status, data, serial)
+    finally:
+        connection.close()
+
+
 def get(
     port: int, path: str, context: ssl.SSLContext, *, timeout: float = 5.0
 ) -> tuple[int, int]:
     """GET path over a new connection; return the status and the server's serial."""
-    connection = http.client.HTTPSConnection(
-        "127.0.0.1", port, context=context, timeout=timeout
-    )
+    response = call(port, "GET", path, context, timeout=timeout)
+    return response.status, response.serial
+
+
+@dataclass
+class Caller:
+    """Sends a request over a new connection again and again, in a thread.
+
+    Each success records when it returned and the serial the server showed;
+    every exception or rejected response is a failure.
+    """
+
+    send: Callable[[], Response]
+    accept: Callable[[Response], bool] = lambda response: response.status == 200
+    calls: list[tuple[float, int]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                response = self.send()
+            except Exception as error:  # noqa: BLE001 - every failure counts
+                self.failures.append(repr(error))
+                continue
+            if not self.accept(response):
+                self.failures.append(
+                    f"status {response.status}: {response.body[:200]!r}"
+                )
+            self.calls.append((time.monotonic(), response.serial))
+
+    def delay_until(self, serial: int, since: float, timeout: float) -> float:
+        """Return the seconds from since until a call saw serial."""
+        while time.monotonic() < since + timeout:
+            for at, seen in list(self.calls):
+                if at >= since and seen == serial:
+                    return at - since
+            time.sleep(0.01)
+        raise AssertionError(f"serial {serial:x} not served within {timeout} s")
+
+
+@contextmanager
+def calling(caller: Caller) -> Iterator[Caller]:
+    """Run caller in a thread for the duration of the block."""
+    thread = threading.Thread(target=caller.run, daemon=True)
+    thread.start()
     try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        response.read()
-        assert connection.sock is not None
-        der = connection.sock.getpeercert(binary_form=True)
-        assert der is not None
-        return response.status, x509.load_der_x509_certificate(der).serial_number
+        yield caller
     finally:
-        connection.close()
+        caller.stop.set()
+        thread.join(timeout=10)
 
 
 def handshake(port: int, context: ssl.SSLContext) -> int:
@@ -142,3 +269,56 @@ def handshake(port: int, context: ssl.SSLContext) -> int:
             der = tls.getpeercert(binary_form=True)
             assert der is not None
             return x509.load_der_x509_certificate(der).serial_number
+
+
+# The self-managed mode's names, as the Helm chart sets them.
+NAMESPACE = "runai-secrets-webhook"
+SECRET = "runai-secrets-webhook-ca"
+MUTATING = "runai-secrets-webhook"
+VALIDATING = "runai-secrets-webhook-templates"
+
+
+def webhook_configuration(kind: str, name: str, webhooks: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                "name": webhook,
+                "clientConfig": {
+                    "service": {"name": "runai-secrets-webhook", "namespace": NAMESPACE}
+                },
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+            }
+            for webhook in webhooks
+        ],
+    }
+
+
+def ca_bundles(
+    kube: FakeKube, plural: str = "mutatingwebhookconfigurations"
+) -> list[str]:
+    name = MUTATING if plural.startswith("mutating") else VALIDATING
+    config = kube.get("admissionregistration.k8s.io/v1", plural, "", name)
+    return [w["clientConfig"].get("caBundle", "") for w in config["webhooks"]]
+
+
+def bundle_certs(bundle_b64: str) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(base64.b64decode(bundle_b64))
+
+
+def issuing_ca(leaf: x509.Certificate, bundle_b64: str) -> x509.Certificate | None:
+    """Return the CA in the bundle that signed leaf, or None."""
+    for ca in bundle_certs(bundle_b64):
+        try:
+            leaf.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return ca
+    return None
+
+
+def issued_by_bundle(leaf: x509.Certificate, bundle_b64: str) -> bool:
+    return issuing_ca(leaf, bundle_b64) is not None

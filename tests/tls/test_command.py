@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import base64
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.tls.service import REPOSITORY
 from webhook.tls import pki
 from webhook.tls.command import add_certs_command, run_certs
 
@@ -91,3 +94,17 @@ def test_generate_reads_environment(
     cert = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert 5 * 86400 <= lifetime.total_seconds() <= 5 * 86400 + 600
+
+
+def test_cli_runs_certs_generate(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "webhook", "certs", "generate"]
+    command += ["--service", "hook", "--namespace", "runai", "--out", str(tmp_path)]
+    environment = {"PATH": "", "HOME": str(tmp_path), "PYTHONPATH": str(REPOSITORY)}
+
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=environment, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert base64.b64decode(result.stdout.strip()) == (tmp_path / "ca.crt").read_bytes()
+    assert "hook.runai.svc" in _dns_names(tmp_path / "tls.crt")

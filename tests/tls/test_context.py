@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.tls.inprocess import running_server
 from tests.tls.support import (
-    ClientCertificate,
+    client_certificate,
     client_context,
     get,
     handshake,
@@ -42,29 +39,6 @@ def port(tmp_path: Path, server_ca: pki.KeyPair) -> Iterator[int]:
     serving = ServingCertificates.from_files(tmp_path / "tls.crt", tmp_path / "tls.key")
     with running_server(serving) as port:
         yield port
-
-
-def _client_cert(directory: Path, ca: pki.KeyPair, name: str) -> ClientCertificate:
-    key = pki.new_private_key()
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-        .sign(ca.key, hashes.SHA256())
-    )
-    pair = pki.KeyPair(cert, key)
-    cert_file, key_file = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_file.write_bytes(pair.cert_pem)
-    key_file.write_bytes(pair.key_pem)
-    return ClientCertificate(cert_file, key_file)
 
 
 def test_tls12_and_tls13_accepted(tmp_path: Path, port: int) -> None:
@@ -145,7 +119,7 @@ class TestClientCA:
     def test_client_with_valid_certificate_succeeds(
         self, tmp_path: Path, mtls_port: int, client_ca: pki.KeyPair
     ) -> None:
-        client = _client_cert(tmp_path, client_ca, "apiserver")
+        client = client_certificate(tmp_path, client_ca, "apiserver")
         status, _ = get(
             mtls_port, "/healthz", client_context(tmp_path / "ca.crt", client)
         )
@@ -154,7 +128,7 @@ class TestClientCA:
     def test_client_certificate_from_other_ca_fails(
         self, tmp_path: Path, mtls_port: int
     ) -> None:
-        client = _client_cert(tmp_path, new_ca("stranger CA"), "stranger")
+        client = client_certificate(tmp_path, new_ca("stranger CA"), "stranger")
         context = client_context(tmp_path / "ca.crt", client)
         with pytest.raises((ssl.SSLError, ConnectionError)):
             get(mtls_port, "/healthz", context)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
 import logging
 import ssl
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,9 +14,11 @@ import pytest
 
 from tests.tls.inprocess import running_server
 from tests.tls.support import (
+    Caller,
     MountedSecret,
+    call,
+    calling,
     client_context,
-    get,
     handshake,
     new_ca,
     new_leaf,
@@ -31,40 +31,8 @@ from webhook.tls.serving import ServingCertificates
 
 POLL_INTERVAL = 0.1
 # A new pair must be served within one poll interval plus the time to read,
-# check and load it; two seconds leave room for a loaded CI machine.
+# check and load it. Two seconds leave room for a loaded CI machine.
 MAX_DELAY = POLL_INTERVAL + 2.0
-
-
-@dataclass
-class Caller:
-    """Calls the server over a new connection each time, in a thread."""
-
-    port: int
-    ca_file: Path
-    calls: list[tuple[float, int]] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        context = client_context(self.ca_file)
-        while not self.stop.is_set():
-            try:
-                status, serial = get(self.port, "/healthz", context)
-            except Exception as error:  # noqa: BLE001 - every failure counts
-                self.failures.append(repr(error))
-                continue
-            if status != 200:
-                self.failures.append(f"status {status}")
-            self.calls.append((time.monotonic(), serial))
-
-    def wait_for(self, serial: int, since: float) -> float:
-        """Return the seconds from since until a call saw serial."""
-        while time.monotonic() < since + MAX_DELAY + 1:
-            for at, seen in list(self.calls):
-                if at >= since and seen == serial:
-                    return at - since
-            time.sleep(0.01)
-        raise AssertionError(f"serial {serial:x} not served within {MAX_DELAY + 1} s")
 
 
 @pytest.fixture
@@ -72,23 +40,6 @@ def ca(tmp_path: Path) -> pki.KeyPair:
     ca = new_ca()
     (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
     return ca
-
-
-@pytest.fixture
-def caller_for(tmp_path: Path) -> Iterator[Callable[[int], Caller]]:
-    callers: list[tuple[Caller, threading.Thread]] = []
-
-    def start(port: int) -> Caller:
-        caller = Caller(port, tmp_path / "ca.crt")
-        thread = threading.Thread(target=caller.run, daemon=True)
-        thread.start()
-        callers.append((caller, thread))
-        return caller
-
-    yield start
-    for caller, thread in callers:
-        caller.stop.set()
-        thread.join(timeout=10)
 
 
 def _serve_files(cert_file: Path, key_file: Path) -> ServingCertificates:
@@ -106,7 +57,7 @@ def _wait_until_served(port: int, context: ssl.SSLContext, leaf: pki.KeyPair) ->
 
 @pytest.mark.parametrize("layout", ["plain files", "mounted secret"])
 def test_replaced_pairs_served_without_failed_calls(
-    tmp_path: Path, ca: pki.KeyPair, caller_for: Callable[[int], Caller], layout: str
+    tmp_path: Path, ca: pki.KeyPair, layout: str
 ) -> None:
     mount = MountedSecret(tmp_path / "mount")
     first = new_leaf(ca, lifetime=timedelta(minutes=2))
@@ -115,19 +66,26 @@ def test_replaced_pairs_served_without_failed_calls(
     else:
         write_files(mount.directory, first)
 
+    context = client_context(tmp_path / "ca.crt")
     with running_server(_serve_files(mount.cert_file, mount.key_file)) as port:
-        caller = caller_for(port)
-        caller.wait_for(first.cert.serial_number, time.monotonic() - 1)
-        delays = []
-        for _ in range(5):
-            leaf = new_leaf(ca, lifetime=timedelta(minutes=2))
-            replaced_at = time.monotonic()
-            if layout == "mounted secret":
-                mount.update(leaf)
-            else:
-                write_files(mount.directory, leaf)
-            delays.append(caller.wait_for(leaf.cert.serial_number, replaced_at))
-        caller.stop.set()
+        send = functools.partial(call, port, "GET", "/healthz", context)
+        with calling(Caller(send)) as caller:
+            caller.delay_until(
+                first.cert.serial_number, time.monotonic() - 1, MAX_DELAY
+            )
+            delays = []
+            for _ in range(5):
+                leaf = new_leaf(ca, lifetime=timedelta(minutes=2))
+                replaced_at = time.monotonic()
+                if layout == "mounted secret":
+                    mount.update(leaf)
+                else:
+                    write_files(mount.directory, leaf)
+                delays.append(
+                    caller.delay_until(
+                        leaf.cert.serial_number, replaced_at, MAX_DELAY + 1
+                    )
+                )
 
     assert caller.failures == []
     assert max(delays) <= MAX_DELAY, delays
@@ -263,3 +221,29 @@ def test_ready_follows_served_certificate(tmp_path: Path, ca: pki.KeyPair) -> No
     assert serving.served is not None
     late.install(serving.served)
     assert not late.ready()
+
+
+def test_unloadable_pair_keeps_previous(
+    tmp_path: Path, ca: pki.KeyPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    client_ca = tmp_path / "client-ca.crt"
+    client_ca.write_bytes(new_ca("client CA").cert_pem)
+    serving = ServingCertificates(client_ca)
+    first, second = new_leaf(ca), new_leaf(ca)
+    write_files(tmp_path, first)
+    reloader = FileReloader(tmp_path / "tls.crt", tmp_path / "tls.key", serving.install)
+    reloader.load()
+
+    # The new context cannot be built while the client CA file is missing.
+    client_ca.unlink()
+    write_files(tmp_path, second)
+    with caplog.at_level(logging.ERROR, logger="webhook.tls"):
+        assert reloader.poll() is False
+
+    assert serving.served is not None
+    assert serving.served.leaf == first.cert
+    assert "OpenSSL cannot load the pair" in caplog.records[-1].__dict__["reason"]
+
+    client_ca.write_bytes(new_ca("client CA").cert_pem)
+    assert reloader.poll() is True
+    assert serving.served.leaf == second.cert

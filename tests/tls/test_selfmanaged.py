@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,88 +14,29 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.harness.fakekube import FakeKube
-from tests.harness.fixtures import fake_kube  # noqa: F401
 from tests.tls.inprocess import running_server
-from tests.tls.support import client_context, handshake
+from tests.tls.support import (
+    MUTATING,
+    NAMESPACE,
+    SECRET,
+    VALIDATING,
+    bundle_certs,
+    ca_bundles,
+    client_context,
+    handshake,
+    issued_by_bundle,
+    issuing_ca,
+)
 from webhook.tls.authority import CAPolicy
 from webhook.tls.cluster import ClusterClient
+from webhook.tls.metrics import EXPIRY_METRIC as EXPIRY
 from webhook.tls.pairs import ServingPair
 from webhook.tls.selfmanaged import SelfManagedCertificates, SelfManagedOptions
 from webhook.tls.serving import ServingCertificates
-
-NAMESPACE = "runai-secrets-webhook"
-SECRET = "runai-secrets-webhook-ca"
-MUTATING = "runai-secrets-webhook"
-VALIDATING = "runai-secrets-webhook-templates"
-
-
-def _configuration(kind: str, name: str, webhooks: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": kind,
-        "metadata": {"name": name},
-        "webhooks": [
-            {
-                "name": webhook,
-                "clientConfig": {
-                    "service": {"name": "runai-secrets-webhook", "namespace": NAMESPACE}
-                },
-                "admissionReviewVersions": ["v1"],
-                "sideEffects": "None",
-            }
-            for webhook in webhooks
-        ],
-    }
-
-
-@pytest.fixture
-def kube(fake_kube: FakeKube) -> FakeKube:  # noqa: F811
-    fake_kube.add_namespace(NAMESPACE)
-    fake_kube.preload(
-        [
-            _configuration(
-                "MutatingWebhookConfiguration",
-                MUTATING,
-                ["pods.secrets.run.ai", "workloads.secrets.run.ai"],
-            ),
-            _configuration(
-                "ValidatingWebhookConfiguration",
-                VALIDATING,
-                ["templates.secrets.run.ai"],
-            ),
-        ]
-    )
-    return fake_kube
-
-
-def _bundles(
-    kube: FakeKube, plural: str = "mutatingwebhookconfigurations"
-) -> list[str]:
-    name = MUTATING if plural.startswith("mutating") else VALIDATING
-    config = kube.get("admissionregistration.k8s.io/v1", plural, "", name)
-    return [w["clientConfig"].get("caBundle", "") for w in config["webhooks"]]
-
-
-def _bundle_certs(bundle_b64: str) -> list[x509.Certificate]:
-    return x509.load_pem_x509_certificates(base64.b64decode(bundle_b64))
-
-
-def _issuing_ca(leaf: x509.Certificate, bundle_b64: str) -> x509.Certificate | None:
-    """Return the CA in the bundle that signed leaf, or None."""
-    for ca in _bundle_certs(bundle_b64):
-        try:
-            leaf.verify_directly_issued_by(ca)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return ca
-    return None
-
-
-def _issued_by_bundle(leaf: x509.Certificate, bundle_b64: str) -> bool:
-    return _issuing_ca(leaf, bundle_b64) is not None
 
 
 class Clock:
@@ -141,7 +84,7 @@ def _replica(
     )
 
     def install(pair: ServingPair, ca_certs: Any, trusted: bool) -> None:
-        replica.installs.append((pair, trusted, _bundles(kube)))
+        replica.installs.append((pair, trusted, ca_bundles(kube)))
         replica.install_steps.append(replica.step)
         serving.install(pair, ca_certs, trusted)
 
@@ -159,16 +102,17 @@ def test_first_start_creates_ca_and_patches_bundles(kube: FakeKube) -> None:
     secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
     assert secret["type"] == "kubernetes.io/tls"
     assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
-    assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == (
-        "runai-secrets-webhook"
-    )
-    bundles = _bundles(kube) + _bundles(kube, "validatingwebhookconfigurations")
+    assert secret["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "runai-secrets-webhook",
+        "app.kubernetes.io/component": "webhook-ca",
+    }
+    bundles = ca_bundles(kube) + ca_bundles(kube, "validatingwebhookconfigurations")
     assert bundles == [secret["data"]["ca.crt"]] * 3
 
     served = replica.serving.served
     assert served is not None
     assert replica.serving.ready()
-    assert _issued_by_bundle(served.leaf, bundles[0])
+    assert issued_by_bundle(served.leaf, bundles[0])
     san = served.leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert (
         "runai-secrets-webhook.runai-secrets-webhook.svc"
@@ -190,7 +134,7 @@ def test_bundle_patched_only_when_it_differs(kube: FakeKube) -> None:
 def test_bundle_changed_by_hand_is_restored(kube: FakeKube) -> None:
     replica = _replica(kube)
     replica.manager.reconcile()
-    expected = _bundles(kube)
+    expected = ca_bundles(kube)
     config = kube.get(
         "admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", "", MUTATING
     )
@@ -201,12 +145,15 @@ def test_bundle_changed_by_hand_is_restored(kube: FakeKube) -> None:
 
     replica.manager.reconcile()
 
-    assert _bundles(kube) == expected
+    assert ca_bundles(kube) == expected
     assert len(replica.installs) == 1
 
 
 def test_two_replicas_end_with_one_ca(kube: FakeKube) -> None:
     replicas = [_replica(kube), _replica(kube)]
+    # Slow creates make both replicas find no Secret before either writes
+    # one, so both POST and the API server picks the winner.
+    kube.add_fault(verb="create", resource="secrets", latency=1.0)
     barrier = threading.Barrier(len(replicas))
     errors: list[BaseException] = []
 
@@ -224,16 +171,21 @@ def test_two_replicas_end_with_one_ca(kube: FakeKube) -> None:
         thread.join(timeout=30)
 
     assert errors == []
-    assert kube.count(verb="create", resource="secrets") == 2
+    creates = [
+        r.status
+        for r in kube.requests
+        if r.verb == "create" and r.resource == "secrets"
+    ]
+    assert sorted(creates) == [201, 409]
     secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
-    ca_certs = _bundle_certs(secret["data"]["ca.crt"])
+    ca_certs = bundle_certs(secret["data"]["ca.crt"])
     assert len(ca_certs) == 1
-    bundle = _bundles(kube)[0]
+    bundle = ca_bundles(kube)[0]
     for replica in replicas:
         served = replica.serving.served
         assert served is not None
         assert served.leaf.issuer == ca_certs[0].subject
-        assert _issued_by_bundle(served.leaf, bundle)
+        assert issued_by_bundle(served.leaf, bundle)
     first, second = (r.serving.served for r in replicas)
     assert first is not None and second is not None
     assert first.leaf.serial_number != second.leaf.serial_number
@@ -249,7 +201,7 @@ def test_two_served_replicas_verify_over_tls(kube: FakeKube, tmp_path: Path) -> 
     with running_server(servers[0]) as port_a, running_server(servers[1]) as port_b:
         for serving in servers:
             _wait(serving.ready, "replica not ready")
-        bundle = _bundles(kube)[0]
+        bundle = ca_bundles(kube)[0]
         ca_file = tmp_path / "bundle.pem"
         ca_file.write_bytes(base64.b64decode(bundle))
         serials = {
@@ -257,7 +209,7 @@ def test_two_served_replicas_verify_over_tls(kube: FakeKube, tmp_path: Path) -> 
         }
 
     assert len(serials) == 2
-    assert len(_bundle_certs(bundle)) == 1
+    assert len(bundle_certs(bundle)) == 1
 
 
 def test_ca_rotation_publishes_before_signing(kube: FakeKube) -> None:
@@ -270,7 +222,7 @@ def test_ca_rotation_publishes_before_signing(kube: FakeKube) -> None:
         replica.step = step
         replica.manager.reconcile()
         bundle_serials.append(
-            [c.serial_number for c in _bundle_certs(_bundles(kube)[0])]
+            [c.serial_number for c in bundle_certs(ca_bundles(kube)[0])]
         )
         clock.now += timedelta(hours=12)
 
@@ -282,8 +234,8 @@ def test_ca_rotation_publishes_before_signing(kube: FakeKube) -> None:
         # Every served leaf was signed by a CA that every caBundle held then,
         # and it ends no later than that CA.
         for bundle in bundles:
-            assert _issued_by_bundle(pair.leaf, bundle)
-        issuer = _issuing_ca(pair.leaf, bundles[0])
+            assert issued_by_bundle(pair.leaf, bundle)
+        issuer = issuing_ca(pair.leaf, bundles[0])
         assert issuer is not None
         assert pair.leaf.not_valid_after_utc <= issuer.not_valid_after_utc
         if issuers and issuers[-1] == issuer.serial_number:
@@ -313,3 +265,139 @@ def _wait(condition: Callable[[], bool], message: str, timeout: float = 10) -> N
     while not condition():
         assert time.monotonic() < deadline, message
         time.sleep(0.05)
+
+
+def test_promoted_ca_waits_for_bundle(
+    kube: FakeKube, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock(datetime.now(UTC))
+    policy = CAPolicy(ca_lifetime=timedelta(days=6), leaf_lifetime=timedelta(days=1))
+    leader = _replica(kube, clock, policy=policy)
+    follower = _replica(kube, clock, policy=policy)
+    leader.manager.reconcile()
+    follower.manager.reconcile()
+    first_ca = bundle_certs(ca_bundles(kube)[0])[0]
+
+    # The leader publishes the next CA at day 4 and promotes it at day 5;
+    # the follower renews its leaf from the first CA in between.
+    clock.now += timedelta(days=4, hours=1)
+    leader.manager.reconcile()
+    clock.now += timedelta(hours=12)
+    follower.manager.reconcile()
+    clock.now += timedelta(hours=12)
+    leader.manager.reconcile()
+    secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
+    promoted = x509.load_pem_x509_certificate(
+        base64.b64decode(secret["data"]["tls.crt"])
+    )
+    assert promoted != first_ca
+
+    # A stale writer leaves only the first CA in the bundle, and patches fail.
+    config = kube.get(
+        "admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", "", MUTATING
+    )
+    for webhook in config["webhooks"]:
+        webhook["clientConfig"]["caBundle"] = base64.b64encode(
+            first_ca.public_bytes(serialization.Encoding.PEM)
+        ).decode()
+    kube.preload([config])
+    fault = kube.add_fault(
+        verb="patch", resource="mutatingwebhookconfigurations", status=500
+    )
+    installs_before = len(follower.installs)
+
+    with caplog.at_level(logging.WARNING, logger="webhook.tls"):
+        follower.manager.reconcile()
+
+    assert len(follower.installs) == installs_before
+    served = follower.serving.served
+    assert served is not None
+    served.leaf.verify_directly_issued_by(first_ca)
+    assert follower.serving.ready()
+    assert "waiting for every caBundle to trust the signing CA" in caplog.text
+
+    kube.clear_faults()
+    assert fault.hits > 0
+    follower.manager.reconcile()
+    pair, trusted, bundles = follower.installs[-1]
+    assert trusted
+    pair.leaf.verify_directly_issued_by(promoted)
+    for bundle in bundles:
+        assert promoted in bundle_certs(bundle)
+
+
+def test_invalid_ca_secret_replaced(
+    kube: FakeKube, caplog: pytest.LogCaptureFixture
+) -> None:
+    kube.add_secret(
+        NAMESPACE, SECRET, {"tls.crt": "garbage"}, type_="kubernetes.io/tls"
+    )
+    replica = _replica(kube)
+
+    with caplog.at_level(logging.ERROR, logger="webhook.tls"):
+        replica.manager.reconcile()
+
+    assert "CA Secret is invalid; replacing it with a new CA" in caplog.text
+    secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
+    assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
+    served = replica.serving.served
+    assert served is not None
+    assert issued_by_bundle(served.leaf, ca_bundles(kube)[0])
+
+
+def test_missing_configuration_does_not_block(
+    kube: FakeKube, caplog: pytest.LogCaptureFixture
+) -> None:
+    replica = _replica(kube, validating_webhook_configuration="not-installed")
+
+    with caplog.at_level(logging.WARNING, logger="webhook.tls"):
+        replica.manager.reconcile()
+
+    assert "webhook configuration not found" in caplog.text
+    assert replica.serving.ready()
+    assert all(ca_bundles(kube))
+
+
+def test_expiry_gauge_shows_leaf_and_ca(kube: FakeKube) -> None:
+    registry = CollectorRegistry()
+    serving = ServingCertificates(registry=registry)
+    cluster = ClusterClient(kube.api_client(), NAMESPACE, SECRET)
+    manager = SelfManagedCertificates(_options(), cluster, serving.install)
+    manager.install_bootstrap()
+    assert registry.get_sample_value(
+        EXPIRY, {"role": "serving", "serial": _serial(serving)}
+    )
+
+    manager.reconcile()
+
+    served = serving.served
+    assert served is not None
+    leaf_expiry = registry.get_sample_value(
+        EXPIRY, {"role": "serving", "serial": _serial(serving)}
+    )
+    assert leaf_expiry == served.leaf.not_valid_after_utc.timestamp()
+    ca = bundle_certs(ca_bundles(kube)[0])[0]
+    ca_expiry = registry.get_sample_value(
+        EXPIRY, {"role": "ca", "serial": f"{ca.serial_number:x}"}
+    )
+    assert ca_expiry == ca.not_valid_after_utc.timestamp()
+    exported = generate_latest(registry).decode()
+    assert exported.count(f"{EXPIRY}{{") == 2
+
+
+def _serial(serving: ServingCertificates) -> str:
+    assert serving.served is not None
+    return f"{serving.served.leaf.serial_number:x}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"service_name": "Bad_Name"}, "invalid service name 'Bad_Name'"),
+        ({"extra_ip_addresses": ("10.0.0.300",)}, "invalid IP address '10.0.0.300'"),
+        ({"resync_interval": 0}, "invalid resync_interval 0 s"),
+    ],
+)
+def test_options_reject_invalid_values(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _options(**overrides)

@@ -90,6 +90,10 @@ class ResponseReview(TypedDict):
     response: Response
 
 
+# A wrong envelope field is quoted in the 400 message and its log line; a
+# hostile caller could send megabytes there, so the quote is cut.
+MAX_SHOWN_CHARS = 80
+
 _OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 
 
@@ -128,15 +132,16 @@ def _check_envelope(document: object) -> Review:
             400, "request body is not a JSON object. Send an AdmissionReview."
         )
     api_version = document.get("apiVersion")
-    if api_version not in API_VERSIONS:
+    # A list or object here is unhashable, so the type is checked first.
+    if not isinstance(api_version, str) or api_version not in API_VERSIONS:
         raise MalformedReview(
             400,
-            f"apiVersion {api_version!r} is not supported. Use one of "
+            f"apiVersion {_shown(api_version)} is not supported. Use one of "
             f"{', '.join(sorted(API_VERSIONS))}.",
         )
     if document.get("kind") != REVIEW_KIND:
         raise MalformedReview(
-            400, f"kind {document.get('kind')!r} is not {REVIEW_KIND!r}"
+            400, f"kind {_shown(document.get('kind'))} is not {REVIEW_KIND!r}"
         )
 
     request = document.get("request")
@@ -146,14 +151,23 @@ def _check_envelope(document: object) -> Review:
     return document  # type: ignore[return-value]
 
 
+def _shown(value: object) -> str:
+    """Quote a field value for an error message, cut so a huge value stays short."""
+    text = repr(value)
+    if len(text) > MAX_SHOWN_CHARS:
+        return text[:MAX_SHOWN_CHARS] + "..."
+    return text
+
+
 def _check_request(request: JsonObject) -> None:
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise MalformedReview(400, "AdmissionReview request has no uid")
-    if request.get("operation") not in _OPERATIONS:
+    operation = request.get("operation")
+    if not isinstance(operation, str) or operation not in _OPERATIONS:
         raise MalformedReview(
             400,
-            f"request.operation {request.get('operation')!r} is not a known operation",
+            f"request.operation {_shown(operation)} is not a known operation",
         )
     kind = request.get("kind")
     if not isinstance(kind, dict) or not all(

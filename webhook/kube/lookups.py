@@ -24,6 +24,11 @@ from webhook.kube.secrets import KeySource
 ResultHook = Callable[[str], None]
 Clock = Callable[[], float]
 
+# Secrets kept in the cache at most. An entry is a few key names, so the
+# bound keeps memory small even when a cluster has many secrets that are
+# looked up once and never again.
+MAX_CACHE_ENTRIES = 4096
+
 RESULT_LABELS = {
     LookupStatus.FOUND: "fetched",
     LookupStatus.NOT_FOUND: "not_found",
@@ -49,12 +54,14 @@ class SecretKeyLookups:
         ttl: float,
         on_result: ResultHook | None = None,
         clock: Clock = time.monotonic,
+        max_entries: int = MAX_CACHE_ENTRIES,
     ) -> None:
         self._source = source
         self._executor = executor
         self._ttl = ttl
         self._on_result = on_result or (lambda result: None)
         self._clock = clock
+        self._max_entries = max_entries
         self._cache: dict[tuple[str, str], _Entry] = {}
         self._in_flight: dict[tuple[str, str], asyncio.Future[SecretLookup]] = {}
 
@@ -108,14 +115,37 @@ class SecretKeyLookups:
 
         key = (namespace, name)
         future = self._in_flight.get(key)
+        joined = future is not None
         if future is None:
             future = self._start_fetch(namespace, name, remaining)
 
         # shield: one caller giving up must not cancel the call others share.
         try:
-            return await asyncio.wait_for(asyncio.shield(future), remaining)
+            result = await asyncio.wait_for(asyncio.shield(future), remaining)
         except TimeoutError:
             return SecretLookup.failed(LookupStatus.TIMEOUT, "the API call timed out")
+
+        # A joined call ran on the deadline of the review that started it,
+        # which may come before ours: its timeout says nothing about the API
+        # now, so with time left this review makes its own call.
+        if joined and result.status is LookupStatus.TIMEOUT:
+            return await self._fetch_shared(namespace, name, deadline)
+        return result
+
+    def _store(self, key: tuple[str, str], result: SecretLookup) -> None:
+        """Cache a found secret, first dropping expired or oldest entries if full."""
+        now = self._clock()
+        if len(self._cache) >= self._max_entries:
+            expired = [
+                old for old, entry in self._cache.items() if entry.expires_at <= now
+            ]
+            for old in expired:
+                del self._cache[old]
+        while len(self._cache) >= self._max_entries:
+            # Dicts keep insertion order, so the first entry is the oldest.
+            del self._cache[next(iter(self._cache))]
+        self._cache.pop(key, None)
+        self._cache[key] = _Entry(result, now + self._ttl)
 
     def _start_fetch(
         self, namespace: str, name: str, timeout: float
@@ -134,7 +164,7 @@ class SecretKeyLookups:
                 return
             result = done.result()
             if result.status is LookupStatus.FOUND and self._ttl > 0:
-                self._cache[key] = _Entry(result, self._clock() + self._ttl)
+                self._store(key, result)
             else:
                 self._cache.pop(key, None)
 

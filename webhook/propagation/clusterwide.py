@@ -1,14 +1,15 @@
 """Let the webhook accept references to cluster-wide secrets not yet copied.
 
 When a job references a secret that is missing from its namespace, the
-webhook's lookup calls `ClusterWideLookups`. If the source namespace has a
-secret of that name with the `runai/cluster-wide: "true"` label and the
-job's namespace is a project, the resolver returns the source's key names
-and, unless the review is a dry run, creates the copy right away so the pod
-can start without waiting for the controller.
+webhook's lookup calls `ClusterWideLookups`. The resolver applies when the
+source namespace has a secret of that name with the
+`runai/cluster-wide: "true"` label and the job's namespace is a project.
+It then returns the source's key names. Unless the review is a dry run, it
+also creates the copy right away, so the pod can start without waiting for
+the controller.
 
 The create never overwrites: a secret that appeared in the meantime makes
-the API answer 409 and stays as it is. The copy carries the same marks as the
+the API return 409 and stays as it is. The copy carries the same marks as the
 controller's copies, so the controller keeps it in sync and removes it when
 the source or the project label goes away.
 """
@@ -22,12 +23,14 @@ import time
 from collections.abc import Callable, Collection
 from concurrent.futures import Executor
 
+from kubernetes.client import ApiClient
+
 from webhook.admission.lookups import LookupStatus, SecretLookup
 from webhook.kube.lookups import Resolver
 from webhook.propagation import metrics
 from webhook.propagation.api import API_FAILURES, KubeApi, describe, status_of
 from webhook.propagation.copies import build_copy, is_cluster_wide, is_supported
-from webhook.propagation.settings import PropagationSettings
+from webhook.propagation.settings import Marks, PropagationSettings
 from webhook.propagation.targets import NamespaceInfo, is_target
 
 logger = logging.getLogger(__name__)
@@ -157,3 +160,26 @@ class ClusterWideLookups:
             LookupStatus.ERROR,
             f"the cluster-wide secret lookup in {where} failed: {describe(error)}",
         )
+
+
+def build_cluster_wide_lookups(
+    client: ApiClient,
+    executor: Executor,
+    *,
+    source_namespace: str = "runai",
+    project_label: str = "runai/queue",
+    annotation_prefix: str = "runai-secrets-webhook",
+    request_timeout: float = 10.0,
+) -> ClusterWideLookups:
+    """Build the lookups that `serve` adds after the lookup in the job's namespace.
+
+    Use them per review as `lookups.for_review(dry_run)`, with the review's
+    `request.dryRun`, so a dry run never writes a copy.
+    """
+    settings = PropagationSettings(
+        source_namespace=source_namespace,
+        project_label=project_label,
+        marks=Marks(annotation_prefix),
+    )
+    resolver = ClusterWideResolver(KubeApi(client, request_timeout), settings)
+    return ClusterWideLookups(resolver, executor, source_namespace)

@@ -226,7 +226,10 @@ def controller_from_args(args: argparse.Namespace, client: ApiClient) -> Control
 
 
 def run_propagate(args: argparse.Namespace) -> int:
-    """Run the controller until SIGTERM or SIGINT, then release the Lease."""
+    """Run the controller until SIGTERM or SIGINT, then release the Lease.
+
+    Returns 1 when a controller thread failed, so the pod is restarted.
+    """
     if not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(FieldsFormatter())
@@ -247,12 +250,7 @@ def run_propagate(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     controller.run(stop)
+    if controller.failed.is_set():
+        logger.error("propagation controller failed; exiting so it is restarted")
+        return 1
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="runai-secrets-webhook")
-    add_propagate_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.run(args)
-    return result

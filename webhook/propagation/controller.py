@@ -13,6 +13,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 
 from kubernetes.client import ApiClient
 
@@ -54,6 +55,9 @@ class Controller:
         self._states = metrics.CopyStates()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Set when a thread ended on an unexpected exception: the controller
+        # is then incomplete and its owner should stop it and exit non-zero.
+        self.failed = threading.Event()
 
         self.elector = LeaseElector(
             self._api,
@@ -94,12 +98,14 @@ class Controller:
 
     def start(self) -> None:
         """Run the controller in background threads until `stop()`."""
+        if self._threads:
+            raise RuntimeError("the propagation controller was already started")
         targets = [(f"watch-{w.source.name}", w.run) for w in self._watchers]
         targets += [("lease", self.elector.run), ("worker", self._work)]
         for name, target in targets:
             thread = threading.Thread(
-                target=target,
-                args=(self._stop,),
+                target=self._supervised,
+                args=(name, target),
                 name=f"propagation-{name}",
                 daemon=True,
             )
@@ -109,6 +115,15 @@ class Controller:
             "propagation controller started",
             extra={"identity": self.elector.identity},
         )
+
+    def _supervised(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        try:
+            target(self._stop)
+        except Exception:
+            # A watch or worker that died silently would leave copies stale
+            # with nothing to show for it, so a crash stops the controller.
+            logger.exception("propagation thread failed", extra={"task": name})
+            self.failed.set()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop writing, close the watches and release the Lease."""
@@ -122,9 +137,10 @@ class Controller:
         logger.info("propagation controller stopped")
 
     def run(self, stop: threading.Event) -> None:
-        """Run until `stop` is set; for callers that own the thread."""
+        """Run until `stop` is set or a thread fails; see `failed`."""
         self.start()
-        stop.wait()
+        while not stop.wait(0.5) and not self.failed.is_set():
+            pass
         self.stop()
 
     # Watch callbacks: they update the caches and queue source names only.
@@ -239,7 +255,7 @@ class Controller:
             {
                 "synced": outcome.synced,
                 "conflict": len(outcome.conflicts),
-                "failed": outcome.failed,
+                "failed": len(outcome.failed),
             },
         )
         if outcome.failed:

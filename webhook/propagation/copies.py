@@ -2,7 +2,7 @@
 
 Objects are the plain JSON dicts the API server sends. A copy takes only
 `data`, `type` and `immutable` from its source, plus the labels and
-annotations on the allow-list, and carries the marks that say it is ours.
+annotations on the allow-list, and carries the marks that identify it as ours.
 """
 
 from __future__ import annotations

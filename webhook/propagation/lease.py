@@ -58,7 +58,7 @@ class LeaseElector:
     ) -> None:
         timing.validate()
         self._api = api
-        self._namespace = namespace
+        self.namespace = namespace
         self._name = name
         self.identity = identity
         self._timing = timing
@@ -82,7 +82,7 @@ class LeaseElector:
         still sends that one request when it resumes, because the API server
         has no fencing token to reject it. Updates and deletes carry a
         resourceVersion, so they fail with 409 if the new leader changed the
-        object; a late create adds at most a copy that the next reconcile
+        object. A late create adds at most a copy that the next reconcile
         removes if it is not wanted.
         """
         if not self.is_leader():
@@ -148,18 +148,19 @@ class LeaseElector:
         held_by_other = holder not in ("", self.identity)
         if held_by_other and started < self._observed_at + duration:
             return False
-        # A process frozen (SIGSTOP, a long GC pause) between the read and
-        # the update would act on an old record: another replica may have
-        # taken over meanwhile, so a read older than the retry period is
-        # not used.
-        if self._clock() - started > self._timing.retry_period:
+        # A process frozen (SIGSTOP, a long pause) between the read and the
+        # update would send an update based on an old record. The
+        # resourceVersion makes it fail, but no request at all is better, so
+        # a read older than the renew deadline is not used. A slow API alone
+        # rarely takes that long.
+        if self._clock() - started > self._timing.renew_deadline:
             return False
         return self._replace(lease, holder)
 
     def _read(self) -> Object | None:
         try:
             response = self._api.coordination.read_namespaced_lease(
-                self._name, self._namespace, **self._request_options()
+                self._name, self.namespace, **self._request_options()
             )
         except ApiException as error:
             if error.status == 404:
@@ -185,12 +186,12 @@ class LeaseElector:
         body = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": self._name, "namespace": self._namespace},
+            "metadata": {"name": self._name, "namespace": self.namespace},
             "spec": self._spec(_now(), 0),
         }
         try:
             self._api.coordination.create_namespaced_lease(
-                self._namespace, body, **self._request_options()
+                self.namespace, body, **self._request_options()
             )
         except ApiException as error:
             if error.status == 409:
@@ -215,14 +216,14 @@ class LeaseElector:
             "kind": "Lease",
             "metadata": {
                 "name": self._name,
-                "namespace": self._namespace,
+                "namespace": self.namespace,
                 "resourceVersion": lease["metadata"]["resourceVersion"],
             },
             "spec": spec,
         }
         try:
             self._api.coordination.replace_namespaced_lease(
-                self._name, self._namespace, body, **self._request_options()
+                self._name, self.namespace, body, **self._request_options()
             )
         except ApiException as error:
             if error.status == 409:

@@ -35,11 +35,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Outcome:
-    """Result of one reconcile, counted in target namespaces."""
+    """Result of one reconcile: copies in sync, and namespaces that are not."""
 
     synced: int = 0
     conflicts: list[str] = field(default_factory=list)
-    failed: int = 0
+    # Namespaces where a write failed with an API error.
+    failed: list[str] = field(default_factory=list)
     # A write lost a race (409) and the source needs another look soon.
     retry: bool = False
 
@@ -90,7 +91,7 @@ class Reconciler:
             self._apply(action, source, name, outcome)
 
         wanted = desired_namespaces(source, targets)
-        outcome.synced = len(wanted) - len(outcome.conflicts) - outcome.failed
+        outcome.synced = len(wanted - set(outcome.conflicts) - set(outcome.failed))
         return outcome
 
     def _apply(
@@ -112,7 +113,7 @@ class Reconciler:
             if status_of(error) == 409:
                 outcome.retry = True
                 return
-            outcome.failed += 1
+            outcome.failed.append(action.namespace)
             metrics.API_ERRORS.labels(operation=f"{action.kind}_copy").inc()
             logger.warning(
                 "copy write failed",

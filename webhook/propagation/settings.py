@@ -48,6 +48,10 @@ class WatchTiming:
     # The client gives up this much later than the server should have.
     client_margin: float = 10.0
     # A watch that sends no event and no bookmark for this long is restarted.
+    # NOTE: the API's own description of allowWatchBookmarks promises no
+    # bookmark interval, so a healthy watch on a quiet resource may also be
+    # restarted. That costs one request, which resumes from the last
+    # resourceVersion without a new list.
     idle_timeout: float = 90.0
     connect_timeout: float = 10.0
     backoff_initial: float = 0.5
@@ -59,7 +63,7 @@ class LeaseTiming:
     """Timing of the leader election Lease, in seconds."""
 
     duration: float = 15.0
-    # The leader stops writing when it has not renewed for this long; it is
+    # The leader stops writing when it has not renewed for this long. It is
     # shorter than `duration` so a write in flight ends before others take over.
     renew_deadline: float = 10.0
     retry_period: float = 2.0

@@ -1,4 +1,4 @@
-"""A queue of source names that holds each name at most once.
+"""A queue of source names that contains each name at most once.
 
 Events only add the name of the source they concern, so a burst of events
 for one source becomes one reconcile. A name added while it is being

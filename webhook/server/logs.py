@@ -92,6 +92,9 @@ def configure_logging(
     # The client's own debug lines include request headers, bearer token too.
     logging.getLogger("kubernetes").setLevel(max(logging.INFO, root.level))
     logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
+    # Python warnings, such as prometheus-client's in multiprocess mode, become
+    # WARNING lines in the same format instead of raw text on stderr.
+    logging.captureWarnings(True)
 
 
 class BoundLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -113,18 +116,23 @@ def bind(logger: logging.Logger, fields: Mapping[str, object]) -> BoundLogger:
 
 def review_fields(request: Mapping[str, Any]) -> dict[str, object]:
     """Pick the fields that identify one review from its request, no body."""
-    obj = request.get("object") or request.get("oldObject") or {}
-    metadata = obj.get("metadata") or {} if isinstance(obj, Mapping) else {}
+    # Only the envelope has been checked: any field below may have any type.
+    obj = _mapping(request.get("object")) or _mapping(request.get("oldObject"))
+    metadata = _mapping(obj.get("metadata"))
     name = request.get("name") or metadata.get("name") or ""
     if not name and metadata.get("generateName"):
         name = f"{metadata['generateName']}*"
-    kind = request.get("kind") or {}
-    user = request.get("userInfo") or {}
+    kind = _mapping(request.get("kind"))
+    user = _mapping(request.get("userInfo"))
     return {
         UID: request.get("uid", ""),
         NAMESPACE: request.get("namespace") or "",
-        KIND: kind.get("kind", "") if isinstance(kind, Mapping) else "",
+        KIND: kind.get("kind", ""),
         NAME: name,
         OPERATION: request.get("operation", ""),
-        USER: user.get("username", "") if isinstance(user, Mapping) else "",
+        USER: user.get("username", ""),
     }
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}

@@ -43,7 +43,14 @@ INTERNAL_ERROR_MESSAGE = (
 
 
 async def read_body(request: Request, limit: int = MAX_REVIEW_BYTES) -> bytes:
-    """Read the request body, raising a 413 as soon as it exceeds `limit` bytes."""
+    """Read the request body, raising a 413 as soon as it exceeds `limit` bytes.
+
+    The default limit is 7 MiB. etcd takes requests of up to 1.5 MiB by
+    default (--max-request-bytes), but an object's JSON, which is usually
+    larger than its stored form, may be up to kube-apiserver's 3 MiB request
+    body limit. An UPDATE review carries `object` and `oldObject`, so 2 x
+    3 MiB, plus 1 MiB for the envelope and userInfo.
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large(int(declared), limit)

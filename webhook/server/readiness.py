@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass
 class Readiness:
-    """Conditions for taking traffic, all of which must hold.
+    """Conditions for taking traffic; all must hold.
 
     `source_answered` returns whether the Kubernetes API (or the secrets
     directory) has responded at least once. `certificate_ready` returns

@@ -8,7 +8,7 @@ import gc
 import logging
 import signal
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
@@ -16,7 +16,11 @@ from types import FrameType
 import uvicorn
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from webhook.kube.config import new_api_client
+from webhook.kube.config import (
+    MAX_CONCURRENT_CALLS,
+    new_api_client,
+    reload_credentials,
+)
 from webhook.kube.lookups import SecretKeyLookups
 from webhook.kube.secrets import ClusterSecrets, DirectorySecrets
 from webhook.server.app import create_app
@@ -32,16 +36,12 @@ from webhook.server.mutate import MutateEndpoint
 from webhook.server.pipeline import build_reviewer
 from webhook.server.readiness import Readiness
 from webhook.server.templates_route import templates_router
-from webhook.server.workers import Supervisor
+from webhook.server.workers import run_workers
 from webhook.settings import ServeSettings
 from webhook.templates.service import TemplateService
 from webhook.tls.serving import ServingCertificates
 
 logger = logging.getLogger(__name__)
-
-# Threads for blocking Kubernetes API calls; at most this many calls run at
-# once, more wait in the pool's queue.
-LOOKUP_THREADS = 16
 
 # How often the Kubernetes API is probed until it has responded once.
 PROBE_INTERVAL_SECONDS = 2.0
@@ -86,7 +86,10 @@ def build_source(settings: ServeSettings) -> SecretSource:
     """Open the secrets directory, or a client for the Kubernetes API."""
     if settings.secrets_dir:
         return DirectorySecrets(Path(settings.secrets_dir))
-    return ClusterSecrets(new_api_client(settings.kubeconfig))
+    api_client = new_api_client(settings.kubeconfig)
+    return ClusterSecrets(
+        api_client, lambda: reload_credentials(api_client, settings.kubeconfig)
+    )
 
 
 def build_templates(
@@ -136,27 +139,26 @@ async def serve(
     source: SecretSource,
     executor: ThreadPoolExecutor,
     certificates: ServingCertificates,
-    sockets: Sequence[socket.socket] | None = None,
+    listener: socket.socket | None = None,
 ) -> None:
     """Serve until stopped, with certificate reloads and the API probe alongside."""
     await certificates.start()
     probe = asyncio.create_task(probe_until_answered(source, executor))
     try:
-        await server.serve(list(sockets) if sockets else None)
+        await server.serve(sockets=[listener] if listener else None)
     finally:
         probe.cancel()
         await certificates.close()
 
 
-def run(settings: ServeSettings, sockets: Sequence[socket.socket] = ()) -> int:
+def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
     """Run the service until SIGTERM or SIGINT; return the exit status.
 
-    With `--workers` above 1 this process only supervises: each worker runs
-    this function again with the shared listening socket in `sockets`.
+    With `listener`, serve on that bound socket, as a worker of `--workers`.
     """
     configure_logging(settings.log_format, settings.log_level)
-    if settings.workers > 1 and not sockets:
-        return Supervisor(settings, run).run()
+    if listener is None and settings.workers > 1:
+        return run_workers(settings, run)
 
     metrics = new_metrics(REGISTRY)
     try:
@@ -167,7 +169,9 @@ def run(settings: ServeSettings, sockets: Sequence[socket.socket] = ()) -> int:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
 
-    executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
+    executor = ThreadPoolExecutor(
+        MAX_CONCURRENT_CALLS, thread_name_prefix="secret-lookup"
+    )
     readiness = Readiness(
         source_answered=lambda: source.answered,
         certificate_ready=certificates.ready,
@@ -195,7 +199,7 @@ def run(settings: ServeSettings, sockets: Sequence[socket.socket] = ()) -> int:
     if templates:
         templates.start()
     freeze_startup_objects()
-    run_on_loop(config, serve(server, source, executor, certificates, sockets))
+    run_on_loop(config, serve(server, source, executor, certificates, listener))
     if templates:
         templates.stop()
     executor.shutdown(wait=False, cancel_futures=True)

@@ -1,7 +1,7 @@
 """`POST /validate-template`: the check of a template ConfigMap when saved.
 
 The call is read and checked like a `/mutate` call: size limit, content
-type, JSON and envelope, each answered with an HTTP error status. After that
+type, JSON and envelope, each rejected with an HTTP error status. After that
 every outcome is an HTTP 200 AdmissionReview with the request's uid.
 """
 

@@ -1,16 +1,19 @@
-"""`serve --workers N`: N worker processes that share one listening socket.
+"""Several server processes on one port, for `serve --workers N`.
 
-The supervisor binds the port, starts the workers with the `spawn` method
-and hands each the socket, so the kernel spreads new connections over them.
-Each worker is a whole service: its own secret cache and single-flight (so
-up to N API calls for one cold secret), its own certificate reload and its
-own templates. Metrics use prometheus-client's multiprocess mode: the
-workers write their samples to files in one directory, and /metrics on any
-worker adds up all of them. Gauges appear once per worker, with a `pid`
-label; process metrics such as memory are not exported in this mode.
+The parent binds the listening socket once and starts N processes that
+each run the whole service on it, so the kernel spreads connections across
+them. The parent forwards SIGTERM and SIGINT as SIGTERM, so each worker
+finishes its in-flight reviews, and exits when all workers have exited.
 
-A worker that exits on its own stops the others and the supervisor, so
-that the pod restarts instead of running with fewer workers than asked.
+Metrics use prometheus-client's multiprocess mode: the workers write their
+samples to files in one directory, and /metrics on any worker adds up all
+of them. Gauges appear once per worker with a `pid` label, and process
+metrics such as memory are not exported in this mode.
+
+NOTE: prometheus-client cannot remove a label set in multiprocess mode, so
+after a certificate reload the expiry gauge keeps the replaced
+certificate's series beside the new one until the worker restarts. Alerts
+on it should take the max per role.
 """
 
 from __future__ import annotations
@@ -21,128 +24,139 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
-import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from prometheus_client import multiprocess
 
-from webhook.server.listener import GRACEFUL_SHUTDOWN_SECONDS
+from webhook.server.certificates import certificate_files
 from webhook.server.metrics import MULTIPROCESS_DIR_VARIABLE
 from webhook.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
 
-# How long a worker may take to stop after SIGTERM before it is killed.
-STOP_TIMEOUT_SECONDS = GRACEFUL_SHUTDOWN_SECONDS + 5
+# Runs one server on an already bound socket and returns its exit status.
+ServeOne = Callable[[ServeSettings, socket.socket | None], int]
 
-# Run in each worker: serve on the given sockets, return the exit status.
-WorkerMain = Callable[[ServeSettings, Sequence[socket.socket]], int]
+# Pending connections the kernel queues for the shared socket, as uvicorn's
+# default backlog.
+BACKLOG = 2048
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind and listen on host:port; IPv6 addresses get an IPv6 socket."""
+def bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket that every worker accepts connections on."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
-    listener.listen(2048)
+    listener.listen(BACKLOG)
     listener.set_inheritable(True)
     return listener
 
 
-def multiprocess_directory() -> tuple[str, bool]:
-    """Return the metrics directory and whether this process created it."""
-    configured = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
-    if configured:
-        return configured, False
-    return tempfile.mkdtemp(prefix="runai-secrets-webhook-metrics-"), True
-
-
-def _run_worker(
-    main: WorkerMain, settings: ServeSettings, listener: socket.socket
+def _worker(
+    serve_one: ServeOne, settings: ServeSettings, listener: socket.socket
 ) -> None:
-    raise SystemExit(main(settings, [listener]))
+    sys.exit(serve_one(settings, listener))
 
 
-class Supervisor:
-    """The parent process of the workers: starts them, forwards stop signals, waits."""
+def with_certificate_files(settings: ServeSettings) -> ServeSettings:
+    """Make development certificates once in the parent, not once per worker.
 
-    def __init__(self, settings: ServeSettings, main: WorkerMain) -> None:
-        self.settings = settings
-        self.main = main
-        self.stopping = threading.Event()
-        self.workers: list[BaseProcess] = []
+    NOTE: with --self-managed-certs every worker runs the self-managed CA
+    loop on its own; running that with more than one worker is untested.
+    """
+    if settings.self_managed_certs or (
+        settings.tls_cert_file and settings.tls_key_file
+    ):
+        return settings
+    cert_file, key_file = certificate_files(settings)
+    return replace(settings, tls_cert_file=str(cert_file), tls_key_file=str(key_file))
 
-    def run(self) -> int:
-        listener = bind_socket(self.settings.host, self.settings.port)
-        directory, created = multiprocess_directory()
-        # Set before the workers start: each imports prometheus-client anew.
-        os.environ[MULTIPROCESS_DIR_VARIABLE] = directory
-        handled = (signal.SIGINT, signal.SIGTERM)
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in handled}
-        try:
-            self._start(listener)
-            return self._wait()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            listener.close()
-            if created:
-                shutil.rmtree(directory, ignore_errors=True)
 
-    def _start(self, listener: socket.socket) -> None:
-        context = multiprocessing.get_context("spawn")
-        for _ in range(self.settings.workers):
-            worker = context.Process(
-                target=_run_worker,
-                args=(self.main, self.settings, listener),
-                name="webhook-worker",
-            )
-            worker.start()
-            self.workers.append(worker)
-        logger.info(
-            "workers started",
-            extra={
-                "workers": len(self.workers),
-                "pids": [worker.pid for worker in self.workers],
-                "metrics_dir": os.environ[MULTIPROCESS_DIR_VARIABLE],
-            },
+def run_workers(settings: ServeSettings, serve_one: ServeOne) -> int:
+    """Run `settings.workers` processes of `serve_one`; return the exit status."""
+    try:
+        settings = with_certificate_files(settings)
+        listener = bind(settings.host, settings.port)
+    except (OSError, ValueError) as error:
+        logger.error("startup failed", extra={"error": str(error)})
+        return 1
+
+    # Set before the workers start, because each imports prometheus-client
+    # anew and picks the mode then. An admin's own directory is kept.
+    metrics_dir = os.environ.get(MULTIPROCESS_DIR_VARIABLE) or tempfile.mkdtemp(
+        prefix="runai-secrets-webhook-metrics-"
+    )
+    created = MULTIPROCESS_DIR_VARIABLE not in os.environ
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = metrics_dir
+    try:
+        return _start_and_supervise(settings, serve_one, listener)
+    finally:
+        if created:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _start_and_supervise(
+    settings: ServeSettings, serve_one: ServeOne, listener: socket.socket
+) -> int:
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(
+            target=_worker,
+            args=(serve_one, settings, listener),
+            name=f"worker-{number}",
         )
+        for number in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+    logger.info(
+        "workers started",
+        extra={
+            "workers": [worker.pid for worker in workers],
+            "metrics_dir": os.environ[MULTIPROCESS_DIR_VARIABLE],
+        },
+    )
+    return supervise(workers)
 
-    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
-        self.stopping.set()
 
-    def _wait(self) -> int:
-        # Wake up on a stop signal or when any worker exits.
-        while not self.stopping.is_set():
-            if any(not worker.is_alive() for worker in self.workers):
-                break
-            self.stopping.wait(0.5)
+def supervise(workers: Sequence[BaseProcess]) -> int:
+    """Forward stop signals and wait; stop all when one worker fails."""
+    stopping = False
 
-        failed = [w for w in self.workers if not w.is_alive()]
-        if failed and not self.stopping.is_set():
-            logger.error(
-                "worker exited, stopping the others",
-                extra={"pid": failed[0].pid, "exit_code": failed[0].exitcode},
-            )
-        self._stop_all()
-        logger.info("workers stopped")
-        return 0 if self.stopping.is_set() and not failed else 1
-
-    def _stop_all(self) -> None:
-        for worker in self.workers:
-            if worker.is_alive() and worker.pid is not None:
+    def forward(sig: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for worker in workers:
+            if worker.pid is not None and worker.exitcode is None:
                 os.kill(worker.pid, signal.SIGTERM)
-        for worker in self.workers:
-            worker.join(STOP_TIMEOUT_SECONDS)
-            if worker.is_alive():
-                logger.error("worker did not stop in time", extra={"pid": worker.pid})
-                worker.kill()
-                worker.join()
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+
+    running = list(workers)
+    while running:
+        wait([worker.sentinel for worker in running])
+        for worker in [w for w in running if w.exitcode is not None]:
+            running.remove(worker)
             if worker.pid is not None:
-                multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
-                    worker.pid, os.environ[MULTIPROCESS_DIR_VARIABLE]
+                multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+            if worker.exitcode != 0 and not stopping:
+                # A half-sized server would look healthy; stop so the pod restarts.
+                logger.error(
+                    "worker failed, stopping the others",
+                    extra={"worker": worker.pid, "exit_code": worker.exitcode},
                 )
+                forward(signal.SIGTERM, None)
+    # A worker still starting when the stop signal came dies of it (-SIGTERM)
+    # before its own handler is installed, which is a clean stop too.
+    clean = {0, -signal.SIGTERM} if stopping else {0}
+    failed = [worker.pid for worker in workers if worker.exitcode not in clean]
+    logger.info("workers stopped", extra={"failed": failed})
+    return 1 if failed else 0

@@ -4,7 +4,7 @@ A template is a ConfigMap whose `data.values` is YAML. Only its
 `environments` key matters here: a list of `NAME=VALUE` strings, for example
 `- MYPASSWORD=SECRET:my-secret,cred-pass`. Each entry is split on its first
 `=` only, so `OPTS=a=b` sets `OPTS` to `a=b`. Run:AI's old command line split
-on every `=` and skipped malformed entries without a word; here a malformed
+on every `=` and skipped malformed entries without a word. Here a malformed
 entry makes the whole template invalid, and the error names its line.
 """
 
@@ -174,7 +174,7 @@ class Template:
 
     `error` is set, and `entries` empty, when the ConfigMap exists but its
     `data.values` is invalid, so that objects naming it can be denied with
-    the reason instead of being told that it does not exist.
+    the reason instead of a message that it does not exist.
     """
 
     name: str

@@ -30,8 +30,8 @@ logger = logging.getLogger(__name__)
 class TemplateService:
     """Templates from `namespace`, kept current, applied to reviews.
 
-    `api_client` is a `kubernetes.client.ApiClient`; the watch holds one of
-    its connections open. With `configuration_name`, the service checks
+    `api_client` is a `kubernetes.client.ApiClient`, and the watch keeps one
+    of its connections open. With `configuration_name`, the service checks
     that MutatingWebhookConfiguration's match conditions whenever an admin
     template appears.
     """

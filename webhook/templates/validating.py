@@ -25,7 +25,7 @@ def review_template(request: Request, template_namespace: str) -> Decision:
     """Decide whether a ConfigMap may be saved as it is.
 
     Only a CREATE or UPDATE of a ConfigMap in `template_namespace` that has
-    the template label set to "true" is checked; everything else is allowed,
+    the template label set to "true" is checked. Everything else is allowed,
     so that a configuration broader than intended blocks nothing.
     """
     configmap = _template_object(request, template_namespace)

@@ -15,7 +15,7 @@ A CA with validity from B to E moves through these steps:
 
 1. At B + 2/3 (E - B) the next CA is made and added to `ca.crt`, so that it
    reaches the caBundle of the webhook configuration.
-2. At B + 5/6 (E - B), once every caBundle holds the next CA, it becomes
+2. At B + 5/6 (E - B), once every caBundle contains the next CA, it becomes
    the signing CA. Leaves of the old CA stay valid and trusted.
 3. After E the old CA leaves `ca.crt`. Every leaf it signed has expired by
    then, because a leaf never outlives its CA.
@@ -139,7 +139,7 @@ def advance(
 ) -> CAState:
     """Return the state after the rotation steps due at now, or state itself.
 
-    next_published tells whether every caBundle already holds the next CA;
+    next_published is whether every caBundle already contains the next CA;
     without it the next CA is not promoted.
     """
     signing = state.signing.cert
@@ -188,7 +188,11 @@ def _new_ca(policy: CAPolicy, now: datetime) -> pki.KeyPair:
 
 def _load_ca(data: Mapping[str, bytes], cert_key: str, key_key: str) -> pki.KeyPair:
     cert = x509.load_pem_x509_certificate(data[cert_key])
-    key = pki.load_private_key(data[key_key])
+    try:
+        key = pki.load_private_key(data[key_key])
+    except (ValueError, TypeError):
+        # The parser's message is left out, so no part of a key is logged.
+        raise ValueError(f"{key_key} is not an unencrypted PEM private key") from None
     if not pki.key_matches(cert, key):
         raise ValueError(f"{key_key} does not match {cert_key}")
     constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value

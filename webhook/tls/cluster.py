@@ -22,7 +22,12 @@ logger = logging.getLogger(__name__)
 
 # Seconds for one API call, so that a hung connection cannot stall rotation.
 REQUEST_TIMEOUT = 10
-MANAGED_BY = {"app.kubernetes.io/managed-by": "runai-secrets-webhook"}
+# The propagation controller's copies carry the same managed-by label plus a
+# source label; the component label tells this Secret apart from them.
+LABELS = {
+    "app.kubernetes.io/managed-by": "runai-secrets-webhook",
+    "app.kubernetes.io/component": "webhook-ca",
+}
 
 MUTATING = "MutatingWebhookConfiguration"
 VALIDATING = "ValidatingWebhookConfiguration"
@@ -130,9 +135,9 @@ class ClusterClient:
     def patch_bundles(self, config: WebhookConfiguration, bundle_b64: str) -> bool:
         """Set the caBundle of every entry that differs; False on a conflict.
 
-        The patch sets metadata.resourceVersion to the value read, which makes
-        kube-apiserver reject it with 409 if the object changed since, and
-        tests each entry's name, so a reordered list is never patched.
+        The patch sets metadata.resourceVersion to the value read, so
+        kube-apiserver rejects it with 409 if the object changed since. It
+        also tests each entry's name, so a reordered list is never patched.
         """
         operations: list[dict[str, Any]] = [
             {
@@ -171,7 +176,7 @@ class ClusterClient:
             )
         except k8s.ApiException as error:
             # 409 means the object changed since the read. A failed name test
-            # has no fixed status across kube-apiserver versions (some answer
+            # has no fixed status across kube-apiserver versions (some return
             # 500), so 422 and 500 are also taken as "read again".
             if error.status in (409, 422, 500):
                 logger.warning(
@@ -192,7 +197,7 @@ class ClusterClient:
         metadata: dict[str, Any] = {
             "name": self.secret_name,
             "namespace": self.namespace,
-            "labels": dict(MANAGED_BY),
+            "labels": dict(LABELS),
         }
         if resource_version is not None:
             metadata["resourceVersion"] = resource_version
@@ -210,7 +215,7 @@ class ClusterClient:
 
 def _json(response: object) -> dict[str, Any]:
     # With _preload_content=False the client returns the raw urllib3
-    # response, whatever its type hints say.
+    # response, whatever its type hints declare.
     body: dict[str, Any] = json.loads(cast(urllib3.BaseHTTPResponse, response).data)
     return body
 
@@ -224,3 +229,22 @@ def _unless_conflict(write: Callable[[], object]) -> bool:
             return False
         raise
     return True
+
+
+def describe_error(error: Exception) -> str:
+    """Describe error in one line of at most 200 characters."""
+    if isinstance(error, k8s.ApiException):
+        # The Status message names the verb, resource and object. The full
+        # text would add response headers and the raw body.
+        text = f"HTTP {error.status} {error.reason}: {_status_message(error.body)}"
+    else:
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[:200]
+
+
+def _status_message(body: object) -> str:
+    try:
+        message = json.loads(body)["message"]  # type: ignore[arg-type]
+    except (TypeError, ValueError, KeyError):
+        return ""
+    return str(message)

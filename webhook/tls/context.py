@@ -23,8 +23,8 @@ from webhook.tls.pairs import ServingPair
 # defaults. kube-apiserver (Go crypto/tls) offers ECDHE-AESGCM suites.
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
 
-# kube-apiserver uses HTTP/2 only for loopback webhook URLs, and uvicorn's
-# h11 server speaks HTTP/1.1 only.
+# kube-apiserver uses HTTP/2 only for loopback webhook URLs, and uvicorn
+# speaks HTTP/1.1 only.
 ALPN_PROTOCOLS = ["http/1.1"]
 
 

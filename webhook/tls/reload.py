@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,9 +97,15 @@ class FileReloader:
             self._log_rejected(str(error), digest)
             return False
 
+        try:
+            self._use(pair)
+        except (ssl.SSLError, OSError) as error:
+            # OpenSSL can reject what the checks above accept, and the
+            # client CA file is read again for the new context.
+            self._log_rejected(f"OpenSSL cannot load the pair: {error}", digest)
+            return False
         self._installed_digest = digest
         self._rejected_digest = None
-        self._use(pair)
         return True
 
     async def run(self) -> None:

@@ -2,7 +2,7 @@
 
 Each reconcile, which runs at start and then every resync interval:
 
-1. reads the webhook configurations, to learn what their caBundles hold;
+1. reads the webhook configurations, to learn what their caBundles contain;
 2. reads the CA Secret, creating it if absent (POST; on 409 AlreadyExists
    the winner's CA is read back), and applies the rotation steps that are
    due (see webhook.tls.authority), writing with the resourceVersion read;
@@ -10,7 +10,7 @@ Each reconcile, which runs at start and then every resync interval:
    the Secret's `ca.crt`;
 4. issues this replica a new serving certificate if it has none, if the
    signing CA changed, or at two thirds of the certificate's lifetime, but
-   only once every caBundle holds the signing CA. Until then the previous
+   only once every caBundle contains the signing CA. Until then the previous
    certificate stays in use.
 
 The serving key lives only in memory. Until the first certificate signed by
@@ -38,6 +38,7 @@ from webhook.tls.cluster import (
     VALIDATING,
     ClusterClient,
     WebhookConfiguration,
+    describe_error,
 )
 from webhook.tls.pairs import ServingPair, describe
 from webhook.tls.reload import Clock, utc_now
@@ -45,10 +46,11 @@ from webhook.tls.reload import Clock, utc_now
 logger = logging.getLogger(__name__)
 
 # Seconds between reconciles. Rotation steps are days apart, so a minute is
-# plenty; it also bounds how long a caBundle changed by hand stays wrong.
+# plenty. It also bounds how long a caBundle changed by hand stays wrong.
 DEFAULT_RESYNC_INTERVAL = 60.0
-# Seconds before a failed reconcile (API down, RBAC missing) is retried.
-DEFAULT_RETRY_INTERVAL = 5.0
+# Seconds before a failed reconcile (API down, RBAC missing) is first
+# retried; the wait doubles with each further failure.
+DEFAULT_RETRY_INTERVAL = 1.0
 # A write that keeps meeting a conflict gives up after this many fresh
 # reads, and the next reconcile tries again.
 MAX_WRITE_ATTEMPTS = 5
@@ -58,7 +60,7 @@ Install = Callable[[ServingPair, Sequence[x509.Certificate], bool], None]
 
 @dataclass(frozen=True)
 class SelfManagedOptions:
-    """Where the CA lives, which configurations to patch, and the lifetimes."""
+    """Options of the self-managed mode: CA Secret, configurations, lifetimes."""
 
     service_name: str
     service_namespace: str
@@ -70,6 +72,15 @@ class SelfManagedOptions:
     policy: CAPolicy = field(default_factory=CAPolicy)
     resync_interval: float = DEFAULT_RESYNC_INTERVAL
     retry_interval: float = DEFAULT_RETRY_INTERVAL
+
+    def __post_init__(self) -> None:
+        # Raise ValueError for a bad name now, not in the background task.
+        pki.subject_alternative_names(self.dns_names(), self.extra_ip_addresses)
+        for name in ("resync_interval", "retry_interval"):
+            if getattr(self, name) <= 0:
+                raise ValueError(
+                    f"invalid {name} {getattr(self, name)} s: expected more than 0"
+                )
 
     def dns_names(self) -> list[str]:
         names = pki.service_dns_names(self.service_name, self.service_namespace)
@@ -113,11 +124,15 @@ class SelfManagedCertificates:
         self._ensure_leaf(state, now, published)
 
     async def run(self) -> None:
-        """Reconcile until cancelled; Kubernetes calls run in a worker thread."""
+        """Reconcile until cancelled; Kubernetes calls run in a worker thread.
+
+        After a failure the next attempt comes after retry_interval, and the
+        wait doubles with each further failure up to resync_interval.
+        """
+        retry = self.options.retry_interval
         while True:
             try:
                 await asyncio.to_thread(self.reconcile)
-                delay = self.options.resync_interval
             except (
                 k8s.ApiException,
                 urllib3.exceptions.HTTPError,
@@ -127,20 +142,26 @@ class SelfManagedCertificates:
                 logger.error(
                     "self-managed certificate reconcile failed; retrying",
                     extra={
-                        "error": _short(error),
+                        "error": describe_error(error),
                         "status": getattr(error, "status", None),
-                        "retry_seconds": self.options.retry_interval,
+                        "retry_seconds": retry,
                     },
                 )
-                delay = self.options.retry_interval
-            await asyncio.sleep(delay)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, self.options.resync_interval)
+                continue
+
+            retry = self.options.retry_interval
+            await asyncio.sleep(self.options.resync_interval)
 
     def _read_configurations(self) -> list[WebhookConfiguration]:
-        wanted = [(MUTATING, self.options.mutating_webhook_configuration)]
+        configured = [(MUTATING, self.options.mutating_webhook_configuration)]
         if self.options.validating_webhook_configuration:
-            wanted.append((VALIDATING, self.options.validating_webhook_configuration))
+            configured.append(
+                (VALIDATING, self.options.validating_webhook_configuration)
+            )
         configs = []
-        for kind, name in wanted:
+        for kind, name in configured:
             config = self._cluster.read_webhook_configuration(kind, name)
             if config is None:
                 # Nothing can call the webhook through a configuration that
@@ -276,9 +297,3 @@ def _bundle_contains(bundle_b64: str, ca: x509.Certificate) -> bool:
 
 def _pair(issued: pki.KeyPair) -> ServingPair:
     return ServingPair(issued.cert_pem, issued.key_pem, (issued.cert,))
-
-
-def _short(error: Exception) -> str:
-    # API error bodies can be long; the first line and 200 characters suffice.
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return text[:200]

@@ -92,11 +92,12 @@ refuses the second install.
 
 {{/*
 Name of the Secret that holds the serving certificate and key in the
-certManager and secret modes.
+certManager and secret modes: <fullname>-tls, unless the secret mode names
+another.
 */}}
 {{- define "runai-secrets-webhook.tlsSecretName" -}}
-{{- if eq .Values.certificates.mode "secret" }}
-{{- required "certificates.secret.name is required when certificates.mode is secret" .Values.certificates.secret.name }}
+{{- if and (eq .Values.certificates.mode "secret") .Values.certificates.secret.name }}
+{{- .Values.certificates.secret.name }}
 {{- else }}
 {{- printf "%s-tls" (include "runai-secrets-webhook.fullname" .) }}
 {{- end }}

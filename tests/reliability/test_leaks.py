@@ -1,0 +1,215 @@
+"""No secret value, key list, token or object body leaves the service.
+
+Every secret the fake API serves carries a random sentinel value. The
+service runs at DEBUG with JSON logs; its logs, /metrics, every raw
+response, warning and denial message are searched for the sentinel.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.harness.apiserver import AdmissionResult
+from tests.harness.fakekube import FakeKube
+from tests.harness.service import WebhookService
+from tests.reliability.calls import client_for, pod_review, post
+from tests.reliability.cluster import (
+    HIDDEN_KEY,
+    SENTINEL_FORMS,
+    TEAM_A,
+    pod,
+    running_service,
+)
+
+ENV_ANNOTATION = "runai-secrets-webhook/env"
+
+# The only secret reads allowed: a DNS-1123 name in the request's namespace.
+SECRET_PATH = re.compile(
+    r"/api/v1/namespaces/team-a/secrets/[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
+)
+
+# Spellings that could smuggle a secret of namespace team-b into a review in
+# team-a, if a parser split, decoded or normalised them.
+CROSS_NAMESPACE_SPELLINGS = [
+    "team-b/db",
+    "/team-b/db",
+    "db.team-b",
+    "db.team-b.svc",
+    "../team-b/db",
+    "..%2Fteam-b%2Fdb",
+    "team-b%2Fdb",
+    "team-b%2fdb",
+    "team-b\\db",
+    "namespaces/team-b/secrets/db",
+    "team-b:db",
+    "db@team-b",
+    "team-b\uff0fdb",  # fullwidth solidus
+    "team-b\u2215db",  # division slash
+    "team\u2010b/db",  # hyphen
+    "\uff54\uff45\uff41\uff4d-b/db",  # fullwidth letters
+    " team-b/db",
+    "team-b/db ",
+    "team-b /db",
+    "team-b\t/db",
+    "team-b\n/db",
+    "db\u200b",
+    "only-in-b",
+    "only-in-b.team-b",
+    "",
+    ".",
+    "..",
+]
+
+
+def result_texts(result: AdmissionResult) -> list[str]:
+    """Return what a requester sees of one admission: message, warnings, responses."""
+    texts = [result.message, *result.warnings]
+    texts += [str(call.response) for call in result.calls]
+    return texts
+
+
+def assert_no_sentinel(texts: list[str], where: str) -> None:
+    for text in texts:
+        for form in SENTINEL_FORMS:
+            assert form not in text, f"secret value found in {where}: {text[:300]!r}"
+
+
+def secret_refs(result: AdmissionResult) -> list[dict[str, Any]]:
+    obj = result.object or {}
+    env = obj.get("spec", {}).get("containers", [{}])[0].get("env", [])
+    return [
+        entry["valueFrom"]["secretKeyRef"]
+        for entry in env
+        if isinstance(entry.get("valueFrom"), dict)
+        and "secretKeyRef" in entry["valueFrom"]
+    ]
+
+
+def test_sentinel_absent_everywhere(
+    kube: FakeKube, service: WebhookService, tmp_path: Path
+) -> None:
+    # The shared service's logs may hold lines of earlier tests; all must be clean.
+    caller = service.caller(kube=kube)
+    results = [
+        caller.admit(pod("SECRET:db,password", "SECRET:api,token"), namespace=TEAM_A),
+        caller.admit(pod("SECRET:db,absent"), namespace=TEAM_A),
+        caller.admit(pod("SECRET:absent,password"), namespace=TEAM_A),
+        caller.admit(pod("SECRET:db"), namespace=TEAM_A),
+        caller.admit(
+            pod(annotations={ENV_ANNOTATION: "EXTRA=SECRET:db,user"}), namespace=TEAM_A
+        ),
+    ]
+    kube.add_fault(resource="secrets", status=500, times=1)
+    results.append(caller.admit(pod("SECRET:db,password"), namespace=TEAM_A))
+    kube.deny("get", "secrets", TEAM_A)
+    results.append(caller.admit(pod("SECRET:api,token"), namespace=TEAM_A))
+    metrics = service.get("/metrics")[1].decode()
+
+    with running_service(kube, tmp_path / "warn", ["--on-missing", "warn"]) as warn:
+        kube.clear_denials()
+        warn_caller = warn.caller(kube=kube)
+        warned = warn_caller.admit(pod("SECRET:db,absent"), namespace=TEAM_A)
+        results.append(warned)
+        warn_metrics = warn.get("/metrics")[1].decode()
+    warn_logs = warn.logs()
+
+    assert results[0].allowed, results[0].message
+    assert not results[1].allowed
+    assert warned.allowed
+    assert warned.warnings, "the warn mode must warn about the missing key"
+    assert kube.count(verb="get", resource="secrets") >= 8
+    for result in results:
+        assert_no_sentinel(result_texts(result), "a response")
+    assert_no_sentinel([metrics, warn_metrics], "/metrics")
+    assert_no_sentinel([service.logs(), warn_logs], "the logs")
+    assert "DEBUG" in service.logs(), "the test needs DEBUG lines to mean anything"
+
+
+def test_token_never_logged(kube: FakeKube, service: WebhookService) -> None:
+    kube.add_fault(resource="secrets", status=401, times=1)
+    service.caller(kube=kube).admit(pod("SECRET:db,password"), namespace=TEAM_A)
+    service.caller(kube=kube).admit(pod("SECRET:db,password"), namespace=TEAM_A)
+
+    assert kube.count(resource="secrets", token=kube.token) >= 2
+    assert kube.token not in service.logs()
+
+
+def test_denial_lists_no_key_names(kube: FakeKube, service: WebhookService) -> None:
+    result = service.caller(kube=kube).admit(pod("SECRET:db,absent"), namespace=TEAM_A)
+
+    assert not result.allowed
+    assert '"absent"' in result.message
+    for other_key in (HIDDEN_KEY, "password", "user"):
+        assert other_key not in result.message
+    assert HIDDEN_KEY not in service.logs()
+
+
+def test_object_body_never_logged(kube: FakeKube, service: WebhookService) -> None:
+    marker = "object-body-marker-5e2b"
+    obj = pod("SECRET:db,password", f"plain-{marker}", labels={"team": marker})
+    obj["spec"]["containers"][0]["image"] = f"registry.example/{marker}:1"
+    obj["metadata"]["annotations"] = {"note": marker}
+
+    allowed = service.caller(kube=kube).admit(obj, namespace=TEAM_A)
+    obj["spec"]["containers"][0]["env"].append({"name": "BAD", "value": "SECRET:x"})
+    denied = service.caller(kube=kube).admit(obj, namespace=TEAM_A)
+
+    assert allowed.allowed, allowed.message
+    assert not denied.allowed
+    assert marker not in service.logs()
+
+
+@pytest.mark.parametrize("spelling", CROSS_NAMESPACE_SPELLINGS)
+def test_other_namespace_never_read(
+    kube: FakeKube, service: WebhookService, spelling: str
+) -> None:
+    caller = service.caller(kube=kube)
+    kube.clear_log()
+
+    in_env = caller.admit(pod(f"SECRET:{spelling},password"), namespace=TEAM_A)
+    in_annotation = caller.admit(
+        pod(annotations={ENV_ANNOTATION: f"X=SECRET:{spelling},password"}),
+        namespace=TEAM_A,
+    )
+
+    for result in (in_env, in_annotation):
+        # Allowed only if the name, as written, is a secret of team-a.
+        for reference in secret_refs(result):
+            assert reference["name"] in {"db"}, reference
+    reads = [r for r in kube.requests if r.resource == "secrets"]
+    assert all(record.namespace == TEAM_A for record in reads), reads
+    for record in reads:
+        assert SECRET_PATH.fullmatch(record.path), record.path
+
+
+def test_object_namespace_ignored_for_lookup(
+    kube: FakeKube, service: WebhookService
+) -> None:
+    # The object claims namespace team-b; only the request's namespace counts.
+    kube.clear_log()
+    result = service.caller(kube=kube).admit(
+        pod("SECRET:only-in-b,token", namespace="team-b"), namespace=TEAM_A
+    )
+
+    assert not result.allowed
+    reads = [r for r in kube.requests if r.resource == "secrets"]
+    assert reads, "the reference should have been looked up"
+    assert {record.namespace for record in reads} == {TEAM_A}
+
+
+def test_raw_responses_carry_no_sentinel(service: WebhookService) -> None:
+    bodies = [
+        pod_review(pod("SECRET:db,password"), TEAM_A),
+        pod_review(pod("SECRET:db,absent"), TEAM_A),
+        pod_review(pod("SECRET:api,token", "SECRET:db,user"), TEAM_A),
+    ]
+    with client_for(service) as client:
+        replies = [post(client, orjson.dumps(body)) for body in bodies]
+
+    assert [reply.status for reply in replies] == [200, 200, 200]
+    assert_no_sentinel([reply.body.decode() for reply in replies], "a raw response")

@@ -1,0 +1,138 @@
+"""`python -m webhook serve --self-managed-certs` against the fake API server."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography import x509
+
+from tests.harness.fakekube import FakeKube
+from tests.tls.service import running_service, running_services
+from tests.tls.support import MUTATING, NAMESPACE, SECRET, ca_bundles, call
+
+SERVICE_NAME = "runai-secrets-webhook"
+# The name kube-apiserver connects to and checks in the certificate.
+SERVICE_DNS = f"{SERVICE_NAME}.{NAMESPACE}.svc"
+
+
+def _flags(kubeconfig: Path) -> list[str]:
+    return [
+        "--self-managed-certs",
+        "--kubeconfig", str(kubeconfig),
+        "--service-name", SERVICE_NAME,
+        "--service-namespace", NAMESPACE,
+        "--ca-secret-name", SECRET,
+        "--webhook-configuration-name", MUTATING,
+    ]  # fmt: skip
+
+
+def _wait_for_bundle(kube: FakeKube, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        bundles = ca_bundles(kube)
+        if all(bundles) and len(set(bundles)) == 1:
+            return bundles[0]
+        time.sleep(0.1)
+    raise AssertionError("caBundle not set in time")
+
+
+def test_two_processes_share_one_ca(kube: FakeKube, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    specs = [
+        (tmp_path / name, _flags(kubeconfig)) for name in ("replica-a", "replica-b")
+    ]
+    with running_services(*specs) as services:
+        bundle = _wait_for_bundle(kube)
+        ca_file = tmp_path / "bundle.pem"
+        ca_file.write_bytes(base64.b64decode(bundle))
+        context = ssl.create_default_context(cafile=str(ca_file))
+
+        leaves = []
+        for service in services:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    response = call(
+                        service.port,
+                        "GET",
+                        "/readyz",
+                        context,
+                        server_hostname=SERVICE_DNS,
+                    )
+                except (ssl.SSLError, ConnectionError):
+                    response = None
+                if response is not None and response.status == 200:
+                    break
+                assert time.monotonic() < deadline, service.log_text()
+                time.sleep(0.1)
+            leaves.append(response.serial)
+
+    secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
+    ca_certs = x509.load_pem_x509_certificates(
+        base64.b64decode(secret["data"]["ca.crt"])
+    )
+    assert len(ca_certs) == 1
+    assert ca_bundles(kube) == [secret["data"]["ca.crt"]] * 2
+    assert kube.count(verb="create", resource="secrets") <= 2
+    assert len(set(leaves)) == 2
+    for service in services:
+        issued = [
+            line
+            for line in service.log_lines()
+            if line.get("message") == "issued serving certificate"
+        ]
+        assert len(issued) == 1
+        assert SERVICE_DNS in issued[0]["sans"]
+        assert "PRIVATE KEY" not in service.log_text()
+
+
+def test_readyz_false_until_certificate_issued(kube: FakeKube, tmp_path: Path) -> None:
+    kube.deny("get", "secrets", NAMESPACE)
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+
+    with running_service(
+        tmp_path / "work", *_flags(tmp_path / "kubeconfig")
+    ) as service:
+        _wait(lambda: kube.count(verb="get", resource="secrets", status=403) > 0)
+        # The placeholder certificate lets probes in, and /readyz reports
+        # why the service is not ready.
+        response = call(service.port, "GET", "/readyz", unverified)
+        assert response.status == 503
+        assert b"no serving certificate" in response.body
+        assert ca_bundles(kube) == ["", ""]
+
+        kube.clear_denials()
+        # Retries come 1, 2, 4 ... seconds after the failures.
+        _wait(
+            lambda: call(service.port, "GET", "/readyz", unverified).status == 200, 20
+        )
+
+    errors = [line for line in service.log_lines() if line.get("level") == "ERROR"]
+    assert errors
+    assert [line["retry_seconds"] for line in errors] == [
+        2.0**i for i in range(len(errors))
+    ]
+    assert errors[0]["status"] == 403
+    assert errors[0]["error"].startswith("HTTP 403 Forbidden: ")
+    assert 'cannot get resource "secrets"' in errors[0]["error"]
+    bundle = ca_bundles(kube)[0]
+    assert bundle
+    issued = [
+        line
+        for line in service.log_lines()
+        if line.get("message") == "issued serving certificate"
+    ]
+    assert len(issued) == 1
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)

@@ -63,7 +63,8 @@ def check_annotation(data: bytes) -> None:
     try:
         additions = parse_env_annotation(text, "runai-secrets-webhook/env", "Pod")
     except Denied as error:
-        assert error.code == 400 and error.message
+        assert error.code == 400
+        assert error.message
         return
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     assert len(additions) == len(lines)

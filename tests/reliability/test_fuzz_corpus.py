@@ -25,7 +25,7 @@ def test_seed_corpus_replays_cleanly() -> None:
 def test_reference_target_catches_normalising_parser(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A parser that strips blanks would accept a value Kubernetes never sees.
+    # A parser that strips blanks would accept a value Kubernetes rejects.
     def lenient(value: str) -> SecretRef:
         secret, key = value.removeprefix("SECRET:").split(",")
         return SecretRef(secret.strip(), key.strip())

@@ -1,9 +1,9 @@
-"""A limit on AdmissionReviews handled at once, answering the excess with 429.
+"""A limit on AdmissionReviews handled at once; the excess gets HTTP 429.
 
 Without a limit, a burst of reviews queues inside the process: each waits
-for a lookup thread, memory grows with every body read, and many answers
-arrive after kube-apiserver has given up. Past the limit a review is
-answered at once with HTTP 429 and `Retry-After`, before its body is read.
+for a lookup thread, memory grows with every body read, and many responses
+arrive after kube-apiserver has given up. Past the limit a review gets
+an immediate HTTP 429 and `Retry-After`, before its body is read.
 kube-apiserver retries a 429 that carries an integer `Retry-After` while the
 webhook's timeout allows, so a short burst costs a retry, not a failure.
 Probes and /metrics are never limited.
@@ -40,7 +40,7 @@ SHED_MESSAGE = (
 class InFlightLimit:
     """Pass at most `limit` review calls at once to `app`; 0 means no limit.
 
-    `on_shed` is called once per review answered with 429.
+    `on_shed` is called once per review rejected with 429.
     """
 
     def __init__(

@@ -9,7 +9,7 @@ also creates the copy right away, so the pod can start without waiting for
 the controller.
 
 The create never overwrites: a secret that appeared in the meantime makes
-the API answer 409 and stays as it is. The copy carries the same marks as the
+the API return 409 and stays as it is. The copy carries the same marks as the
 controller's copies, so the controller keeps it in sync and removes it when
 the source or the project label goes away.
 """

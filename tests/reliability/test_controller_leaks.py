@@ -2,8 +2,8 @@
 
 The controller is the one part that must handle values: it copies a
 cluster-wide secret into every project namespace. It runs here as its own
-process at DEBUG while a source secret is created, changed and deleted; its
-log and its /metrics must not contain the sentinel value.
+process at DEBUG while a source secret is copied and changed. Its log and
+its /metrics must not contain the sentinel value.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def new_metrics(registry: CollectorRegistry | None = None) -> Metrics:
     reviews = Counter(
         "runai_secrets_webhook_reviews",
         "AdmissionReviews answered, by object kind, operation and outcome "
-        "(allowed, patched, denied, error, malformed).",
+        "(allowed, patched, denied, error, malformed, shed).",
         ["kind", "operation", "outcome"],
         registry=registry,
     )

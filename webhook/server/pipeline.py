@@ -23,6 +23,7 @@ from webhook.admission.lookups import LookupStatus, SecretLookup
 from webhook.admission.podspecs import WorkloadKind, load_workload_kinds
 from webhook.admission.reviews import Review
 from webhook.kube.lookups import Resolver, SecretKeyLookups, resolve_in_order
+from webhook.propagation.clusterwide import ClusterWideLookups
 from webhook.server.logs import BoundLogger
 from webhook.server.mutate import Reviewer
 from webhook.settings import ServeSettings
@@ -59,7 +60,9 @@ class ReviewPipeline:
 
     `resolvers` are asked in order for each secret; the first looks in the
     review's namespace, later ones may look elsewhere (cluster-wide secrets).
-    With `templates`, their env vars are added to the review's object.
+    With `templates`, their env vars are added to the review's object. With
+    `cluster_wide`, a secret no resolver found is looked up last among the
+    cluster-wide secrets, told whether the review is a dry run.
     """
 
     def __init__(
@@ -67,10 +70,12 @@ class ReviewPipeline:
         options: InjectionOptions,
         resolvers: list[Resolver],
         templates: TemplateService | None = None,
+        cluster_wide: ClusterWideLookups | None = None,
     ) -> None:
         self.options = options
         self.resolvers = resolvers
         self.templates = templates
+        self.cluster_wide = cluster_wide
 
     async def __call__(
         self, review: Review, deadline: float, log: BoundLogger
@@ -99,10 +104,11 @@ class ReviewPipeline:
 
         grouped = keys_by_secret(planned)
         secrets = sorted(grouped)
+        resolvers = self._resolvers_for(review)
         answers = await asyncio.gather(
             *(
                 resolve_in_order(
-                    self.resolvers, planned.namespace, secret, grouped[secret], deadline
+                    resolvers, planned.namespace, secret, grouped[secret], deadline
                 )
                 for secret in secrets
             )
@@ -110,6 +116,13 @@ class ReviewPipeline:
         lookups = dict(zip(secrets, answers, strict=True))
         self._log_failures(lookups, log)
         return decide(planned, lookups)
+
+    def _resolvers_for(self, review: Review) -> list[Resolver]:
+        if self.cluster_wide is None:
+            return self.resolvers
+        # A dry run must write nothing, so it never creates the copy.
+        dry_run = bool(review["request"].get("dryRun", False))
+        return [*self.resolvers, self.cluster_wide.for_review(dry_run)]
 
     @staticmethod
     def _log_failures(lookups: dict[str, SecretLookup], log: BoundLogger) -> None:
@@ -133,6 +146,9 @@ def build_reviewer(
     settings: ServeSettings,
     lookups: SecretKeyLookups,
     templates: TemplateService | None = None,
+    cluster_wide: ClusterWideLookups | None = None,
 ) -> Reviewer:
     """Build the reviewer that /mutate calls for every parsed review."""
-    return ReviewPipeline(injection_options(settings), [lookups.lookup], templates)
+    return ReviewPipeline(
+        injection_options(settings), [lookups.lookup], templates, cluster_wide
+    )

@@ -18,6 +18,7 @@ from webhook.propagation.beside import serve_with_controller
 from webhook.propagation.command import (
     add_controller_arguments,
     add_propagate_command,
+    controller_from_args,
 )
 from webhook.server import runner
 from webhook.server.logs import configure_logging
@@ -58,9 +59,12 @@ def run_serve(args: argparse.Namespace) -> int:
         return runner.run(settings)
 
     configure_logging(settings.log_format, settings.log_level)
-    return serve_with_controller(
-        args, new_api_client(settings.kubeconfig), lambda: runner.run(settings)
-    )
+    try:
+        controller = controller_from_args(args, new_api_client(settings.kubeconfig))
+    except ValueError as error:
+        print(f"error: invalid propagation settings: {error}", file=sys.stderr)
+        return 2
+    return serve_with_controller(controller, lambda: runner.run(settings))
 
 
 SUBCOMMANDS: list[Callable[[Subparsers], object]] = [

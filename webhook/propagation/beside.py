@@ -8,16 +8,11 @@ whole process with a non-zero status and Kubernetes restarts the pod.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable
 
-from kubernetes.client import ApiClient
-
-from webhook.propagation.command import controller_from_args
 from webhook.propagation.controller import Controller
 
 logger = logging.getLogger(__name__)
@@ -33,25 +28,21 @@ def _stop_on_failure(controller: Controller, done: threading.Event) -> None:
             logger.error("propagation controller failed; stopping the webhook")
             # The server's own SIGTERM handling finishes in-flight reviews
             # (and, with --workers, stops every worker) before run() returns.
-            os.kill(os.getpid(), signal.SIGTERM)
+            # Sent to the main thread, because Python runs signal handlers
+            # there and only a signal delivered there interrupts a blocking wait.
+            main_thread = threading.main_thread().ident
+            if main_thread is not None:  # None only before the thread starts
+                signal.pthread_kill(main_thread, signal.SIGTERM)
             return
 
 
-def serve_with_controller(
-    args: argparse.Namespace, client: ApiClient, serve: Callable[[], int]
-) -> int:
-    """Start the controller, run `serve` until it returns, then stop the controller.
+def serve_with_controller(controller: Controller, serve: Callable[[], int]) -> int:
+    """Start `controller`, run `serve` until it returns, then stop the controller.
 
-    Returns 1 when the controller failed or could not be built, else the
-    status of `serve`. Stopping the controller releases its Lease, so a
-    standby replica takes over at once.
+    Returns 1 when the controller failed, else the status of `serve`.
+    Stopping the controller releases its Lease, so a standby replica takes
+    over at once.
     """
-    try:
-        controller = controller_from_args(args, client)
-    except ValueError as error:
-        logger.error("invalid propagation settings", extra={"error": str(error)})
-        return 1
-
     done = threading.Event()
     watchdog = threading.Thread(
         target=_stop_on_failure,

@@ -37,7 +37,6 @@ MODES: dict[str, dict[str, Any]] = {
 # error until they exist. test_pending_flags_still_missing fails as soon as
 # one lands, so that it is taken off this list.
 PENDING_FLAGS = {
-    "--workers",
     "--project-label",
     "--source-namespace",
 }

@@ -31,7 +31,10 @@ def test_sigterm_finishes_in_flight_review(
         )
 
         review.start()
-        time.sleep(0.5)
+        # SIGTERM goes out once the review waits on the slow API.
+        give_up = time.monotonic() + 10
+        while cluster.secret_gets() == 0 and time.monotonic() < give_up:
+            time.sleep(0.05)
         status = cluster.service.terminate()
         review.join(10)
         logs = cluster.service.logs_text()
@@ -116,8 +119,20 @@ def test_embedded_default_serves_example(tmp_path: Path) -> None:
     assert (tmp_path / "certs" / "tls.key").exists()
 
 
+def wait_for_listeners(service: ServiceProcess, count: int) -> None:
+    """Wait until `count` workers log that they listen; /readyz needs only one."""
+    give_up = time.monotonic() + 30
+    while time.monotonic() < give_up:
+        # Counted in the raw text: a line being written may not parse yet.
+        if service.logs_text().count('"message":"listening"') >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {count} workers listen:\n{service.logs_text()}")
+
+
 def test_two_workers_share_port(tmp_path: Path, certificates: CertificatePaths) -> None:
     with start_cluster(tmp_path, certificates, "--workers", "2") as cluster:
+        wait_for_listeners(cluster.service, 2)
         results = [
             cluster.caller.admit(
                 pod(container("main", placeholder("DB_USER"))), namespace="runai-team-a"
@@ -126,12 +141,13 @@ def test_two_workers_share_port(tmp_path: Path, certificates: CertificatePaths) 
         ]
         status = cluster.service.terminate()
         lines = cluster.service.log_lines()
+        logs = cluster.service.logs_text()
 
     started = [line for line in lines if line["message"] == "workers started"]
     servers = [line for line in lines if line["message"] == "listening"]
     stopped = [line for line in lines if line["message"] == "workers stopped"]
     assert all(result.allowed for result in results), [r.message for r in results]
-    assert status == 0
+    assert status == 0, logs
     assert len(started) == 1
     assert len(started[0]["workers"]) == 2
     assert len(servers) == 2

@@ -33,19 +33,23 @@ def default_kubeconfig(environ: Mapping[str, str]) -> str:
 
 
 def load_configuration(
-    kubeconfig: str | None, environ: Mapping[str, str] | None = None
+    kubeconfig: str | None,
+    environ: Mapping[str, str] | None = None,
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR,
 ) -> client.Configuration:
     """Build a client configuration without touching the client's global default.
 
-    An explicit `kubeconfig` wins; otherwise the in-cluster service account is
-    used when present, else $KUBECONFIG or ~/.kube/config.
+    An explicit `kubeconfig` wins; otherwise the in-cluster service account
+    in `service_account_dir` is used when present, else $KUBECONFIG or
+    ~/.kube/config.
     """
     env = os.environ if environ is None else environ
     configuration = client.Configuration()
-    if kubeconfig is None and runs_in_cluster(env):
+    token_file = service_account_dir / "token"
+    if kubeconfig is None and runs_in_cluster(env, token_file):
         loader = incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
-            token_filename=str(SERVICE_ACCOUNT_DIR / "token"),
-            cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
+            token_filename=str(token_file),
+            cert_filename=str(service_account_dir / "ca.crt"),
             environ=env,
         )
         loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
@@ -67,3 +71,23 @@ def load_configuration(
 def new_api_client(kubeconfig: str | None) -> client.ApiClient:
     """Return an API client for `kubeconfig` (see `load_configuration`)."""
     return client.ApiClient(configuration=load_configuration(kubeconfig))
+
+
+def reload_credentials(
+    api_client: client.ApiClient,
+    kubeconfig: str | None,
+    environ: Mapping[str, str] | None = None,
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR,
+) -> None:
+    """Read the bearer token again from where `load_configuration` found it.
+
+    The kubelet rotates a pod's service account token on disk, and a
+    kubeconfig's `tokenFile` may be rewritten the same way. The client reads a
+    `tokenFile` only once and the in-cluster token at most once a minute, so
+    after a 401 the caller reloads here and retries.
+    """
+    fresh = load_configuration(kubeconfig, environ, service_account_dir)
+    configuration = api_client.configuration
+    # The hook must be replaced too: the old one writes the old token back.
+    configuration.api_key = fresh.api_key
+    configuration.refresh_api_key_hook = fresh.refresh_api_key_hook

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ import orjson
 import urllib3
 import yaml
 from kubernetes import client
+from kubernetes.config.config_exception import ConfigException
 
 from webhook.admission.lookups import LookupStatus, SecretLookup
 
@@ -59,8 +61,14 @@ def status_message(body: bytes | str | None) -> str:
 class ClusterSecrets:
     """Read secrets through the official client, keeping only key names."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        reload_credentials: Callable[[], None] | None = None,
+    ) -> None:
+        """`reload_credentials` reads the token again after a 401."""
         self._api = client.CoreV1Api(api_client)
+        self._reload = reload_credentials
         self._answered = threading.Event()
 
     @property
@@ -69,6 +77,41 @@ class ClusterSecrets:
         return self._answered.is_set()
 
     def fetch(self, namespace: str, name: str, timeout: float) -> SecretLookup:
+        """Read one secret's key names within `timeout` seconds.
+
+        A 401 is retried once after the credentials are read again, because
+        the token may have been rotated on disk. Nothing else is retried: a
+        retry could outlive the review's deadline, so the caller decides.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            return self._fetch_once(namespace, name, timeout)
+        except client.ApiException as error:
+            if error.status != 401 or self._reload is None:
+                return self._from_api_error(error)
+
+        logger.info("API rejected the token, reading credentials again")
+        try:
+            self._reload()
+        except (ConfigException, OSError, ValueError) as error:
+            # Only the type: a parse error may quote a kubeconfig line with a token.
+            logger.error(
+                "reading credentials failed", extra={"error_type": type(error).__name__}
+            )
+            return SecretLookup.failed(
+                LookupStatus.ERROR,
+                "the API answered HTTP 401 and no new token was read",
+            )
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return SecretLookup.failed(LookupStatus.TIMEOUT, "the API call timed out")
+        try:
+            return self._fetch_once(namespace, name, remaining)
+        except client.ApiException as error:
+            return self._from_api_error(error)
+
+    def _fetch_once(self, namespace: str, name: str, timeout: float) -> SecretLookup:
+        """Make one call; raise ApiException for an HTTP error status."""
         try:
             # With _preload_content=False the client returns the raw urllib3
             # response, so no model object ever contains the values.
@@ -76,7 +119,10 @@ class ClusterSecrets:
                 name, namespace, _preload_content=False, _request_timeout=timeout
             )
         except client.ApiException as error:
-            return self._from_api_error(error)
+            if not error.status:
+                return self._from_api_error(error)
+            self._answered.set()
+            raise
         except (urllib3.exceptions.HTTPError, OSError) as error:
             return describe_transport_error(error)
 

@@ -16,7 +16,11 @@ from types import FrameType
 import uvicorn
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from webhook.kube.config import MAX_CONCURRENT_CALLS, new_api_client
+from webhook.kube.config import (
+    MAX_CONCURRENT_CALLS,
+    new_api_client,
+    reload_credentials,
+)
 from webhook.kube.lookups import SecretKeyLookups
 from webhook.kube.secrets import ClusterSecrets, DirectorySecrets
 from webhook.propagation.clusterwide import (
@@ -86,7 +90,10 @@ def build_source(settings: ServeSettings) -> SecretSource:
     """Open the secrets directory, or a client for the Kubernetes API."""
     if settings.secrets_dir:
         return DirectorySecrets(Path(settings.secrets_dir))
-    return ClusterSecrets(new_api_client(settings.kubeconfig))
+    api_client = new_api_client(settings.kubeconfig)
+    return ClusterSecrets(
+        api_client, lambda: reload_credentials(api_client, settings.kubeconfig)
+    )
 
 
 def build_templates(

@@ -116,6 +116,9 @@ def supervise(workers: Sequence[BaseProcess]) -> int:
                     extra={"worker": worker.pid, "exit_code": worker.exitcode},
                 )
                 forward(signal.SIGTERM, None)
-    failed = [worker.pid for worker in workers if worker.exitcode != 0]
+    # A worker still starting when the stop signal came dies of it (-SIGTERM)
+    # before its own handler is installed, which is a clean stop too.
+    clean = {0, -signal.SIGTERM} if stopping else {0}
+    failed = [worker.pid for worker in workers if worker.exitcode not in clean]
     logger.info("workers stopped", extra={"failed": failed})
     return 1 if failed else 0

@@ -182,6 +182,10 @@ def test_propagate_copies_and_releases_lease(kube: FakeKube, tmp_path: Path) -> 
             message="the copy in runai-team-c",
         )
         assert lease_holder(kube) == "serve-under-test"
+        # The controller's metrics share the webhook's /metrics endpoint.
+        status, metrics = service.get("/metrics")
+        assert status == 200
+        assert b"runai_secrets_webhook_propagation_leader 1.0" in metrics
         assert service.stop() == 0
 
     labels = copy["metadata"]["labels"]

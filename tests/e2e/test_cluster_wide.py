@@ -156,6 +156,21 @@ def test_unlabelled_source_denied_as_missing(
     assert secret_writes(kube) == []
 
 
+def test_rotated_token_reaches_resolver(kube: FakeKube, tmp_path: Path) -> None:
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", token_file=True)
+    args = ["--cluster-wide-secrets", "--cache-ttl", "0"]
+    with WebhookService(args, kubeconfig=kubeconfig, directory=tmp_path) as service:
+        kube.rotate_token("rotated-token")
+        kube.clear_log()
+
+        result = service.caller(kube=kube).admit(job(), namespace=JOB_NAMESPACE)
+
+    assert result.allowed, result.message
+    assert secret_or_none(kube, JOB_NAMESPACE, "regcred") is not None
+    # Only the first read met the old token; the resolver used the new one.
+    assert kube.count(status=401) == 1
+
+
 def lease_holder(kube: FakeKube) -> str | None:
     try:
         lease = kube.get(

@@ -116,16 +116,20 @@ def build_templates(
 
 
 def build_cluster_wide(
-    settings: ServeSettings, executor: ThreadPoolExecutor
+    settings: ServeSettings, source: SecretSource, executor: ThreadPoolExecutor
 ) -> ClusterWideLookups | None:
-    """Set up the cluster-wide secret lookups when --cluster-wide-secrets is on."""
+    """Set up the cluster-wide secret lookups when --cluster-wide-secrets is on.
+
+    They share the client of `source`, so a token that a 401 made `source`
+    read again serves them too.
+    """
     if not settings.cluster_wide_secrets:
         return None
     conflict = settings.secrets_dir_conflict()
-    if conflict:
-        raise ValueError(conflict)
+    if conflict or not isinstance(source, ClusterSecrets):
+        raise ValueError(conflict or "--cluster-wide-secrets needs the Kubernetes API")
     return build_cluster_wide_lookups(
-        new_api_client(settings.kubeconfig),
+        source.api_client,
         executor,
         source_namespace=settings.source_namespace,
         project_label=settings.project_label,
@@ -190,7 +194,7 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
         source = build_source(settings)
         certificates = serving_certificates(settings, metrics.registry)
         templates = build_templates(settings, REGISTRY)
-        cluster_wide = build_cluster_wide(settings, executor)
+        cluster_wide = build_cluster_wide(settings, source, executor)
     except (OSError, ValueError) as error:
         logger.error("startup failed", extra={"error": str(error)})
         return 1

@@ -22,7 +22,12 @@ from webhook.admission.injection import (
 from webhook.admission.lookups import LookupStatus, SecretLookup
 from webhook.admission.podspecs import WorkloadKind, load_workload_kinds
 from webhook.admission.reviews import Review
-from webhook.kube.lookups import Resolver, SecretKeyLookups, resolve_in_order
+from webhook.kube.lookups import (
+    CachedResolver,
+    Resolver,
+    SecretKeyLookups,
+    resolve_in_order,
+)
 from webhook.propagation.clusterwide import ClusterWideLookups
 from webhook.server.logs import BoundLogger
 from webhook.server.mutate import Reviewer
@@ -60,9 +65,10 @@ class ReviewPipeline:
 
     `resolvers` are asked in order for each secret; the first looks in the
     review's namespace, later ones may look elsewhere (cluster-wide secrets).
-    With `templates`, their env vars are added to the review's object. With
-    `cluster_wide`, a secret no resolver found is looked up last among the
-    cluster-wide secrets, told whether the review is a dry run.
+    With `templates`, their env vars are added to the review's object.
+    `cached`, when given, is asked first: secrets it returns are not looked up.
+    With `cluster_wide`, a secret no resolver found is looked up last among
+    the cluster-wide secrets, told whether the review is a dry run.
     """
 
     def __init__(
@@ -70,11 +76,13 @@ class ReviewPipeline:
         options: InjectionOptions,
         resolvers: list[Resolver],
         templates: TemplateService | None = None,
+        cached: CachedResolver | None = None,
         cluster_wide: ClusterWideLookups | None = None,
     ) -> None:
         self.options = options
         self.resolvers = resolvers
         self.templates = templates
+        self.cached = cached
         self.cluster_wide = cluster_wide
 
     async def __call__(
@@ -103,17 +111,23 @@ class ReviewPipeline:
             return planned
 
         grouped = keys_by_secret(planned)
-        secrets = sorted(grouped)
-        resolvers = self._resolvers_for(review)
-        answers = await asyncio.gather(
-            *(
-                resolve_in_order(
-                    resolvers, planned.namespace, secret, grouped[secret], deadline
+        lookups = self._from_cache(planned.namespace, grouped)
+        missing = sorted(secret for secret in grouped if secret not in lookups)
+        if missing:
+            resolvers = self._resolvers_for(review)
+            answers = await asyncio.gather(
+                *(
+                    resolve_in_order(
+                        resolvers,
+                        planned.namespace,
+                        secret,
+                        grouped[secret],
+                        deadline,
+                    )
+                    for secret in missing
                 )
-                for secret in secrets
             )
-        )
-        lookups = dict(zip(secrets, answers, strict=True))
+            lookups.update(zip(missing, answers, strict=True))
         self._log_failures(lookups, log)
         return decide(planned, lookups)
 
@@ -123,6 +137,18 @@ class ReviewPipeline:
         # A dry run must write nothing, so it never creates the copy.
         dry_run = bool(review["request"].get("dryRun", False))
         return [*self.resolvers, self.cluster_wide.for_review(dry_run)]
+
+    def _from_cache(
+        self, namespace: str, grouped: dict[str, set[str]]
+    ) -> dict[str, SecretLookup]:
+        found: dict[str, SecretLookup] = {}
+        if self.cached is None:
+            return found
+        for secret, keys in grouped.items():
+            hit = self.cached(namespace, secret, keys)
+            if hit is not None:
+                found[secret] = hit
+        return found
 
     @staticmethod
     def _log_failures(lookups: dict[str, SecretLookup], log: BoundLogger) -> None:
@@ -150,5 +176,9 @@ def build_reviewer(
 ) -> Reviewer:
     """Build the reviewer that /mutate calls for every parsed review."""
     return ReviewPipeline(
-        injection_options(settings), [lookups.lookup], templates, cluster_wide
+        injection_options(settings),
+        [lookups.lookup],
+        templates,
+        lookups.cached,
+        cluster_wide,
     )

@@ -29,6 +29,7 @@ from webhook.propagation.clusterwide import (
 )
 from webhook.server.app import create_app
 from webhook.server.certificates import serving_certificates
+from webhook.server.inflight import InFlightLimit
 from webhook.server.listener import (
     GRACEFUL_SHUTDOWN_SECONDS,
     run_on_loop,
@@ -210,7 +211,11 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
     reviewer = build_reviewer(settings, lookups, templates, cluster_wide)
     endpoint = MutateEndpoint(reviewer, metrics)
     routers = [templates_router(settings.template_namespace)] if templates else []
-    app = create_app(endpoint, readiness, metrics, routers)
+    app = InFlightLimit(
+        create_app(endpoint, readiness, metrics, routers),
+        settings.max_in_flight,
+        metrics.reviews.labels(kind="", operation="", outcome="shed").inc,
+    )
 
     # The contract with webhook.tls: load() first, then our own context;
     # uvicorn_config does both.

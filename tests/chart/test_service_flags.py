@@ -32,10 +32,10 @@ MODES: dict[str, dict[str, Any]] = {
     "secret": {"mode": "secret", "secret": {"name": "tls", "caBundle": "Y2EK"}},
 }
 
-# NOTE: flags of the team's command-line contract that `serve` does not
-# accept yet. The chart already passes them; a pod would exit with a usage
-# error until they exist. test_pending_flags_still_missing fails as soon as
-# one lands, so that it is taken off this list.
+# Flags the chart passes that `serve` does not accept yet (none at present).
+# A pod would exit with a usage error until they exist.
+# test_pending_flags_still_missing fails as soon as one lands, so that it is
+# taken off this set.
 PENDING_FLAGS: set[str] = set()
 
 

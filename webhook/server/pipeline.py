@@ -6,6 +6,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import yaml
 
@@ -38,10 +39,12 @@ def load_extra_kinds(path: str | None) -> tuple[WorkloadKind, ...]:
 
 
 def injection_options(settings: ServeSettings) -> InjectionOptions:
-    on_missing: OnMissing = "warn" if settings.on_missing == "warn" else "deny"
+    """Build the admission options, raising `ValueError` for an invalid setting."""
+    # InjectionOptions rejects any other value, so an unknown one such as
+    # "Warn" fails at start instead of acting as "deny".
     return InjectionOptions(
         annotation_prefix=settings.annotation_prefix,
-        on_missing=on_missing,
+        on_missing=cast(OnMissing, settings.on_missing),
         extra_kinds=load_extra_kinds(settings.workload_kinds_file),
     )
 

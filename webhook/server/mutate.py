@@ -99,15 +99,18 @@ class MutateEndpoint:
 
     async def _answer(self, review: Review, deadline: float) -> tuple[bytes, str]:
         """Decide the review; return the encoded response and the outcome label."""
-        log = logs.bind(logger, logs.review_fields(review["request"]))
+        uid = review["request"]["uid"]
+        log = logs.bind(logger, {logs.UID: uid})
         try:
+            # Inside the try, so that a bug in reading the fields still ends
+            # in an AdmissionReview with the uid.
+            log = logs.bind(logger, logs.review_fields(review["request"]))
             log.debug("review received")
             decision = await self._reviewer(review, deadline, log)
         except Exception:
             # Deny, because admitting after a crash could let an unchecked
             # SECRET: value through.
             log.exception("review failed with an internal error")
-            uid = review["request"]["uid"]
             decision = deny(500, INTERNAL_ERROR_MESSAGE.format(uid=uid))
             return encode_response(review, decision), "error"
 

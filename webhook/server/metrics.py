@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -27,6 +28,13 @@ LATENCY_BUCKETS_SECONDS = (
 )
 LOOKUP_RESULTS = ("cached", "fetched", "not_found", "forbidden", "error")
 
+# Label values of the reviews counter. Any client that reaches /mutate
+# chooses the kind and operation, so values outside these sets are counted
+# as "other" to keep the number of series bounded.
+REVIEW_OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+REVIEW_OUTCOMES = frozenset({"allowed", "patched", "denied", "error", "malformed"})
+OTHER = "other"
+
 
 @dataclass(frozen=True)
 class Metrics:
@@ -40,6 +48,16 @@ class Metrics:
     def count_lookup(self, result: str) -> None:
         self.lookups.labels(result=result).inc()
 
+    def count_review(
+        self, kind: str, operation: str, outcome: str, known_kinds: Collection[str]
+    ) -> None:
+        """Count one review, with `kind` "other" unless it is in `known_kinds`."""
+        self.reviews.labels(
+            kind=kind if kind in known_kinds else OTHER,
+            operation=operation if operation in REVIEW_OPERATIONS else OTHER,
+            outcome=outcome if outcome in REVIEW_OUTCOMES else OTHER,
+        ).inc()
+
 
 def new_metrics(registry: CollectorRegistry | None = None) -> Metrics:
     """Create the collectors in `registry`, or in a fresh one.
@@ -50,8 +68,9 @@ def new_metrics(registry: CollectorRegistry | None = None) -> Metrics:
     registry = registry or CollectorRegistry()
     reviews = Counter(
         "runai_secrets_webhook_reviews",
-        "AdmissionReviews answered, by object kind, operation and outcome "
-        "(allowed, patched, denied, error, malformed).",
+        "AdmissionReviews answered, by object kind (built-in and configured "
+        "kinds, else other), operation and outcome (allowed, patched, denied, "
+        "error, malformed).",
         ["kind", "operation", "outcome"],
         registry=registry,
     )

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 import orjson
 from fastapi import Request, Response
 
 from webhook.admission.decisions import Decision, deny
 from webhook.admission.errors import MalformedReview
+from webhook.admission.podspecs import BUILTIN_KINDS
 from webhook.admission.reviews import (
     MAX_REVIEW_BYTES,
     Review,
@@ -30,6 +31,8 @@ from webhook.server.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
+
+BUILTIN_KIND_NAMES = frozenset(kind.kind for kind in BUILTIN_KINDS)
 
 # Decides one parsed review before the absolute time.monotonic() deadline.
 Reviewer = Callable[[Review, float, logs.BoundLogger], Awaitable[Decision]]
@@ -74,9 +77,16 @@ def too_large(size: int, limit: int) -> MalformedReview:
 class MutateEndpoint:
     """The /mutate route: turns an HTTP call into a review and back."""
 
-    def __init__(self, reviewer: Reviewer, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        reviewer: Reviewer,
+        metrics: Metrics,
+        known_kinds: Collection[str] = BUILTIN_KIND_NAMES,
+    ) -> None:
         self._reviewer = reviewer
         self._metrics = metrics
+        # Kinds counted under their own name in the metrics; others as "other".
+        self._known_kinds = frozenset(known_kinds)
 
     async def __call__(self, request: Request) -> Response:
         started = time.monotonic()
@@ -91,9 +101,7 @@ class MutateEndpoint:
 
         kind = review["request"]["kind"]["kind"]
         operation = review["request"]["operation"]
-        self._metrics.reviews.labels(
-            kind=kind, operation=operation, outcome=outcome
-        ).inc()
+        self._metrics.count_review(kind, operation, outcome, self._known_kinds)
         self._metrics.review_seconds.observe(time.monotonic() - started)
         return Response(content, media_type=JSON)
 

@@ -25,7 +25,6 @@ from webhook.admission.podspecs import WorkloadKind, load_workload_kinds
 from webhook.admission.reviews import Review
 from webhook.kube.lookups import Resolver, SecretKeyLookups, resolve_in_order
 from webhook.server.logs import BoundLogger
-from webhook.server.mutate import Reviewer
 from webhook.settings import ServeSettings
 from webhook.templates.service import TemplateService
 
@@ -136,6 +135,6 @@ def build_reviewer(
     settings: ServeSettings,
     lookups: SecretKeyLookups,
     templates: TemplateService | None = None,
-) -> Reviewer:
+) -> ReviewPipeline:
     """Build the reviewer that /mutate calls for every parsed review."""
     return ReviewPipeline(injection_options(settings), [lookups.lookup], templates)

@@ -180,7 +180,9 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
     lookups = SecretKeyLookups(
         source, executor, settings.cache_ttl, metrics.count_lookup
     )
-    endpoint = MutateEndpoint(build_reviewer(settings, lookups, templates), metrics)
+    reviewer = build_reviewer(settings, lookups, templates)
+    kinds = {kind for _, _, kind in reviewer.options.kinds}
+    endpoint = MutateEndpoint(reviewer, metrics, kinds)
     routers = [templates_router(settings.template_namespace)] if templates else []
     app = create_app(endpoint, readiness, metrics, routers)
 

@@ -18,6 +18,13 @@ DEFAULT_ANNOTATION_PREFIX = "runai-secrets-webhook"
 
 Number = TypeVar("Number", int, float)
 
+# Reviews in flight per process before the excess gets 429. Lookups run 16
+# API calls at once, so 64 reviews clear in about four rounds of API latency
+# (tens of milliseconds each), far inside kube-apiserver's 10 s default
+# timeout. The bodies held stay below 64 x 7 MiB in the worst case and are
+# tens of KiB for a typical pod. An estimate, not a measured optimum.
+DEFAULT_MAX_IN_FLIGHT = 64
+
 
 def env_name(flag: str) -> str:
     """Return the environment variable for a flag such as `--cache-ttl`."""
@@ -65,6 +72,14 @@ def worker_count(text: str) -> int:
     value = _number(text, int, "a whole number")
     if value < 1:
         raise argparse.ArgumentTypeError(f"invalid worker count {text!r}: must be >= 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """Parse a count that must not be negative."""
+    value = _number(text, int, "a whole number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be >= 0")
     return value
 
 
@@ -311,10 +326,18 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     ),
     Flag(
         "--workers",
-        "Number of server processes sharing the port. Each has its own cache, "
-        "and /metrics shows the counters of the process that serves the scrape.",
+        "Number of server processes sharing the port. Each has its own cache; "
+        "/metrics adds up the counters of all of them.",
         1,
         worker_count,
+        metavar="COUNT",
+    ),
+    Flag(
+        "--max-in-flight",
+        "Reviews one server process handles at once; more are answered at once "
+        "with HTTP 429 and Retry-After, which kube-apiserver retries. 0: no limit.",
+        DEFAULT_MAX_IN_FLIGHT,
+        non_negative_int,
         metavar="COUNT",
     ),
     Flag(
@@ -358,6 +381,7 @@ class ServeSettings:
     workload_kinds_file: str | None = None
     cache_ttl: float = 5.0
     workers: int = 1
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     templates: bool = False
     template_namespace: str = "runai"
 

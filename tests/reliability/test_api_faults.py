@@ -1,8 +1,8 @@
-"""Faults of the Kubernetes API end in a clear answer inside the review's deadline.
+"""Faults of the Kubernetes API end in a clear response inside the review's deadline.
 
 The fake API injects latency past the deadline, connection resets, 429 with
-Retry-After, 500 and 401 after a token rotation. Each review must be
-answered before kube-apiserver's `?timeout=` runs out, with a denial that
+Retry-After, 500 and 401 after a token rotation. Each review must get a
+response before kube-apiserver's `?timeout=` runs out, with a denial that
 names the cause and says retrying is safe, and the next review after the
 fault is cleared must be allowed again.
 """
@@ -41,7 +41,7 @@ def admit(caller: AdmissionCaller) -> tuple[AdmissionResult, float]:
 
 
 def assert_clear_denial(result: AdmissionResult, seconds: float, cause: str) -> None:
-    # The webhook answered: the apiserver did not fail the call itself.
+    # The webhook responded: the apiserver did not fail the call itself.
     assert [call.outcome for call in result.calls] == ["denied"], result.calls
     assert seconds < TIMEOUT_SECONDS
     assert not result.allowed

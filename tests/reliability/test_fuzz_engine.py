@@ -2,7 +2,7 @@
 
 The same reviews as test_fuzz_service, without HTTP, so many more fit in a
 few seconds. Each goes the way /mutate takes it: parse, plan, look up,
-decide, encode; the result must answer the request and its patch must apply.
+decide, encode; the response must carry the request's uid and its patch must apply.
 """
 
 from __future__ import annotations

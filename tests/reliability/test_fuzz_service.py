@@ -1,6 +1,6 @@
 """Generated AdmissionReviews, plausible to hostile, sent to the running service.
 
-Each answer must be a 4xx for a malformed call or a well-formed
+Each response must be a 4xx for a malformed call or a well-formed
 AdmissionReview with the request's uid and a patch that applies; never a
 5xx, a crash denial or a traceback in the logs.
 """

@@ -1,7 +1,7 @@
 """A review that joins another review's API call is not failed by its deadline.
 
 Lookups of the same secret share one call. When the review that started it
-has an earlier deadline, that call times out first; a review that joined it
+has an earlier deadline, that call times out first. A review that joined it
 must then make its own call with the time it has left.
 """
 

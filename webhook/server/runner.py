@@ -25,6 +25,7 @@ from webhook.kube.lookups import SecretKeyLookups
 from webhook.kube.secrets import ClusterSecrets, DirectorySecrets
 from webhook.server.app import create_app
 from webhook.server.certificates import serving_certificates
+from webhook.server.inflight import InFlightLimit
 from webhook.server.listener import (
     GRACEFUL_SHUTDOWN_SECONDS,
     run_on_loop,
@@ -184,7 +185,11 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
     kinds = {kind for _, _, kind in reviewer.options.kinds}
     endpoint = MutateEndpoint(reviewer, metrics, kinds)
     routers = [templates_router(settings.template_namespace)] if templates else []
-    app = create_app(endpoint, readiness, metrics, routers)
+    app = InFlightLimit(
+        create_app(endpoint, readiness, metrics, routers),
+        settings.max_in_flight,
+        metrics.reviews.labels(kind="", operation="", outcome="shed").inc,
+    )
 
     # The contract with webhook.tls: load() first, then our own context;
     # uvicorn_config does both.

@@ -170,15 +170,20 @@ def test_missing_named_template_is_denied() -> None:
     assert '"verbose"' in caught.value.message
 
 
-def test_missing_template_on_unchanged_update_warns() -> None:
-    old: dict[str, Any] = {
+def deployment(templates: str | None, env: list[dict[str, Any]]) -> dict[str, Any]:
+    annotations = {TEMPLATES_ANNOTATION: templates} if templates is not None else {}
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "train", "annotations": {TEMPLATES_ANNOTATION: "gone"}},
-        "spec": {"template": {"spec": pod()["spec"]}},
+        "metadata": {"name": "train", "annotations": annotations},
+        "spec": {"template": {"spec": pod(env=env)["spec"]}},
     }
+
+
+def test_unrelated_update_adds_no_template_env() -> None:
+    old = deployment("gone", [{"name": "A", "value": "1"}])
     new = copy.deepcopy(old)
-    new["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "2"
+    new["metadata"]["labels"] = {"team": "a"}
     request = request_for(
         new, operation="UPDATE", old=old, group="apps", kind="Deployment"
     )
@@ -186,8 +191,38 @@ def test_missing_template_on_unchanged_update_warns() -> None:
     decision = run_review(request, loaded_store(ADMIN))
 
     assert decision.allowed
-    assert any("no longer exists" in warning for warning in decision.warnings)
-    assert "MYPASSWORD" in env_of(patched(new, decision)["spec"]["template"])
+    assert decision.patch == ()
+    assert decision.warnings == ()
+
+
+def test_update_still_converts_own_placeholders() -> None:
+    old = deployment(None, [])
+    new = deployment(None, [{"name": "P", "value": "SECRET:my-secret,cred-pass"}])
+    request = request_for(
+        new, operation="UPDATE", old=old, group="apps", kind="Deployment"
+    )
+
+    decision = run_review(request, loaded_store(ADMIN))
+
+    env = env_of(patched(new, decision)["spec"]["template"])
+    assert env["P"]["valueFrom"]["secretKeyRef"]["name"] == "my-secret"
+    assert "MYPASSWORD" not in env
+    assert "LOG_LEVEL" not in env
+
+
+def test_update_changing_templates_adds_them() -> None:
+    old = deployment(None, [])
+    new = deployment("verbose", [])
+    request = request_for(
+        new, operation="UPDATE", old=old, group="apps", kind="Deployment"
+    )
+
+    decision = run_review(request, loaded_store(ADMIN, NAMED))
+
+    env = env_of(patched(new, decision)["spec"]["template"])
+    assert env["LOG_LEVEL"]["value"] == "info"
+    assert env["OPTS"]["value"] == "a=b"
+    assert "MYPASSWORD" in env
 
 
 def test_missing_template_on_changed_update_is_denied() -> None:

@@ -20,6 +20,7 @@ from webhook.admission.annotations import annotations_of, parse_env_annotation
 from webhook.admission.decisions import quote
 from webhook.admission.errors import Denied
 from webhook.admission.injection import InjectionOptions
+from webhook.admission.objects import is_ephemeral, kind_in_scope
 from webhook.admission.reviews import Request
 from webhook.admission.subjects import describe_subject
 from webhook.templates.entries import Template
@@ -76,11 +77,13 @@ def select_templates(
 ) -> TemplateSelection:
     """Choose the templates for the object under review.
 
+    Templates apply on CREATE, and on an UPDATE only when it changes the
+    templates annotation, because the author then requests new templates.
+    Any other UPDATE gets none, so a template edit or an unrelated change
+    of a workload never changes its pod template and rolls out new pods.
     Raises Denied when the object names a template that does not exist, a
     chosen template (the admin one included) is invalid, or the templates
-    have not been loaded yet. On an UPDATE that leaves the templates
-    annotation as it was, a missing or invalid template only gives a
-    warning, so that a controller updating an older object is not blocked.
+    have not been loaded yet.
     """
     obj = request.get("object")
     if not isinstance(obj, dict) or not _in_scope(request, options):
@@ -93,42 +96,33 @@ def select_templates(
             f"{quote(template_namespace)} yet. Retry in a few seconds.",
         )
 
-    key = options.keys.templates
     annotations = annotations_of(obj)
-    strict = request["operation"] == "CREATE" or _annotation_changed(request, key)
-    names = requested_templates(annotations, key)
-    chosen, warnings = _chosen_templates(
-        subject, store, names, strict, template_namespace
-    )
+    names = requested_templates(annotations, options.keys.templates)
+    chosen = _chosen_templates(subject, store, names, template_namespace)
     for template in chosen:
-        if template.error is None:
-            continue
-        if strict:
+        if template.error is not None:
             raise Denied(
                 CODE_INVALID,
                 _invalid_message(subject, template, template_namespace),
             )
-        warnings.append(
-            f"template {quote(template.name)} is invalid; its env vars were not added"
-        )
 
-    usable = [template for template in chosen if template.error is None]
     annotation_names = _annotation_names(annotations, options)
-    return _merge(usable, annotation_names, tuple(warnings))
+    return _merge(chosen, annotation_names)
 
 
 def _in_scope(request: Request, options: InjectionOptions) -> bool:
-    """Tell whether `webhook.admission` adds env to this request's object.
+    """Tell whether templates add env to this request's object.
 
-    That is a CREATE, or an UPDATE of a kind whose pod template may change,
-    of a kind that stores env as a pod spec, and not of a subresource.
+    The object must be one that `webhook.admission` rewrites (a pod spec
+    kind, not an ephemeral container update), and the request a CREATE or
+    an UPDATE that changes the templates annotation.
     """
-    gvk = request["kind"]
-    kind = options.kinds.get((gvk["group"], gvk["version"], gvk["kind"]))
-    if kind is None or not kind.rewrites or request.get("subResource"):
+    kind = kind_in_scope(request, options.kinds)
+    if kind is None or not kind.rewrites or is_ephemeral(request):
         return False
-    operation = request["operation"]
-    return operation == "CREATE" or (operation == "UPDATE" and kind.on_update)
+    if request["operation"] == "CREATE":
+        return True
+    return _annotation_changed(request, options.keys.templates)
 
 
 def _annotation_changed(request: Request, key: str) -> bool:
@@ -140,30 +134,19 @@ def _annotation_changed(request: Request, key: str) -> bool:
 
 
 def _chosen_templates(
-    subject: str,
-    store: TemplateStore,
-    names: list[str],
-    strict: bool,
-    template_namespace: str,
-) -> tuple[list[Template], list[str]]:
+    subject: str, store: TemplateStore, names: list[str], template_namespace: str
+) -> list[Template]:
     admin = store.admin()
     chosen = [admin] if admin is not None else []
-    warnings: list[str] = []
     for name in names:
         template = store.get(name)
-        if template is not None:
-            chosen.append(template)
-        elif strict:
+        if template is None:
             raise Denied(
                 CODE_MISSING,
                 _missing_message(subject, name, store, template_namespace),
             )
-        else:
-            warnings.append(
-                f"template {quote(name)} no longer exists in namespace "
-                f"{quote(template_namespace)}; its env vars were not added"
-            )
-    return chosen, warnings
+        chosen.append(template)
+    return chosen
 
 
 def _annotation_names(
@@ -183,9 +166,7 @@ def _annotation_names(
         return set()
 
 
-def _merge(
-    templates: list[Template], annotation_names: set[str], warnings: tuple[str, ...]
-) -> TemplateSelection:
+def _merge(templates: list[Template], annotation_names: set[str]) -> TemplateSelection:
     additions: list[EnvAddition] = []
     sources: dict[str, str] = {}
     values: dict[str, str] = {}
@@ -211,7 +192,6 @@ def _merge(
         additions=tuple(additions),
         sources=sources,
         conflicts=conflicts,
-        warnings=warnings,
     )
 
 

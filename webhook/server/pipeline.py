@@ -23,6 +23,7 @@ from webhook.admission.injection import (
 from webhook.admission.lookups import LookupStatus, SecretLookup
 from webhook.admission.podspecs import WorkloadKind, load_workload_kinds
 from webhook.admission.reviews import Review
+from webhook.kube.config import MAX_CONCURRENT_CALLS
 from webhook.kube.lookups import (
     CachedResolver,
     Resolver,
@@ -32,6 +33,10 @@ from webhook.kube.lookups import (
 from webhook.server.logs import BoundLogger
 from webhook.settings import ServeSettings
 from webhook.templates.service import TemplateService
+
+# Lookups of one review that run at once: as many as the API calls that one
+# process makes at once.
+MAX_CONCURRENT_LOOKUPS = MAX_CONCURRENT_CALLS
 
 
 def load_extra_kinds(path: str | None) -> tuple[WorkloadKind, ...]:
@@ -111,18 +116,21 @@ class ReviewPipeline:
         lookups = self._from_cache(planned.namespace, grouped)
         missing = sorted(secret for secret in grouped if secret not in lookups)
         if missing:
-            answers = await asyncio.gather(
-                *(
-                    resolve_in_order(
+            # Bounds the lookups of one review that run at once, so that one
+            # object with many secrets cannot take every API connection.
+            slots = asyncio.Semaphore(MAX_CONCURRENT_LOOKUPS)
+
+            async def resolve(secret: str) -> SecretLookup:
+                async with slots:
+                    return await resolve_in_order(
                         self.resolvers,
                         planned.namespace,
                         secret,
                         grouped[secret],
                         deadline,
                     )
-                    for secret in missing
-                )
-            )
+
+            answers = await asyncio.gather(*(resolve(secret) for secret in missing))
             lookups.update(zip(missing, answers, strict=True))
         self._log_failures(lookups, log)
         return decide(planned, lookups)

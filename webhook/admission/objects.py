@@ -69,6 +69,7 @@ def scan_object(
         for pointer in kind.pointers:
             for _, items in find_pointer_targets(obj, pointer):
                 scan.scan_environment_items(items)
+        _check_unapplied_annotation(scan, annotations, keys, kind)
         return scan
 
     additions = _annotation_additions(annotations, keys, scan.subject)
@@ -91,6 +92,26 @@ def _annotation_additions(
     text = annotations.get(keys.env)
     return (
         parse_env_annotation(text, keys.env, subject) if isinstance(text, str) else []
+    )
+
+
+def _check_unapplied_annotation(
+    scan: Scan, annotations: Mapping[str, Any], keys: AnnotationKeys, kind: WorkloadKind
+) -> None:
+    """Check the env annotation of a kind that is checked, never rewritten.
+
+    Its lines are parsed and their secrets looked up like the object's own
+    env, so a mistake is found now, and a warning says that they are not
+    added.
+    """
+    additions = _annotation_additions(annotations, keys, scan.subject)
+    if not additions:
+        return
+    for addition in additions:
+        scan.check_addition(addition)
+    scan.warnings.append(
+        f"annotation {keys.env} cannot be applied to {kind.kind} objects, so its "
+        "env vars were checked but not added. Set them in spec.environment instead."
     )
 
 

@@ -325,3 +325,60 @@ def test_requested_templates_parsing(text: str, names: list[str]) -> None:
     assert (
         requested_templates({TEMPLATES_ANNOTATION: text}, TEMPLATES_ANNOTATION) == names
     )
+
+
+def job_with_sidecar(template_annotations: dict[str, str]) -> dict[str, Any]:
+    containers = [
+        {"name": "app", "image": "busybox"},
+        {"name": "sidecar", "image": "busybox"},
+    ]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "train"},
+        "spec": {
+            "template": {
+                "metadata": {"annotations": template_annotations},
+                "spec": {"containers": containers, "restartPolicy": "Never"},
+            }
+        },
+    }
+
+
+def names_by_container(pod_spec: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        item["name"]: [entry["name"] for entry in item.get("env", [])]
+        for item in pod_spec["containers"]
+    }
+
+
+def test_template_containers_reach_job_pods() -> None:
+    job = job_with_sidecar({"runai-secrets-webhook/containers": "app"})
+    store = loaded_store(ADMIN)
+    request = request_for(job, group="batch", kind="Job")
+
+    decision = run_review(request, store)
+    pod_template = patched(job, decision)["spec"]["template"]
+    pod = {"apiVersion": "v1", "kind": "Pod", **pod_template}
+    pod["metadata"]["generateName"] = "train-"
+    pod_decision = run_review(request_for(pod), store)
+    pod_env = names_by_container(patched(pod, pod_decision)["spec"])
+
+    assert names_by_container(pod_template["spec"]) == {
+        "app": ["MYPASSWORD", "LOG_LEVEL"],
+        "sidecar": [],
+    }
+    assert pod_env == {"app": ["MYPASSWORD", "LOG_LEVEL"], "sidecar": []}
+
+
+def test_templates_annotation_read_from_pod_template() -> None:
+    job = job_with_sidecar({TEMPLATES_ANNOTATION: "verbose"})
+
+    selection = select_templates(
+        request_for(job, group="batch", kind="Job"),
+        OPTIONS,
+        loaded_store(NAMED),
+        TEMPLATE_NAMESPACE,
+    )
+
+    assert selection.templates == ("verbose",)

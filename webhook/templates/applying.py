@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.admission.additions import EnvAddition
-from webhook.admission.annotations import annotations_of, parse_env_annotation
+from webhook.admission.annotations import AnnotationKeys, parse_env_annotation
 from webhook.admission.decisions import quote
 from webhook.admission.errors import Denied
 from webhook.admission.injection import InjectionOptions
 from webhook.admission.objects import is_ephemeral, kind_in_scope
+from webhook.admission.podspecs import WorkloadKind
+from webhook.admission.podtemplates import control_annotations
 from webhook.admission.reviews import Request
 from webhook.admission.subjects import describe_subject
 from webhook.templates.entries import Template
@@ -86,7 +88,14 @@ def select_templates(
     have not been loaded yet.
     """
     obj = request.get("object")
-    if not isinstance(obj, dict) or not _in_scope(request, options):
+    kind = _kind_in_scope(request, options)
+    if not isinstance(obj, dict) or kind is None:
+        return NO_TEMPLATES
+    # The pod template's annotations win, as they do for the pods it makes.
+    annotations = control_annotations(obj, kind, options.keys)
+    if request["operation"] != "CREATE" and not _annotation_changed(
+        request, kind, options.keys
+    ):
         return NO_TEMPLATES
     subject = describe_subject(request, obj)
     if not store.loaded:
@@ -96,7 +105,6 @@ def select_templates(
             f"{quote(template_namespace)} yet. Retry in a few seconds.",
         )
 
-    annotations = annotations_of(obj)
     names = requested_templates(annotations, options.keys.templates)
     chosen = _chosen_templates(subject, store, names, template_namespace)
     for template in chosen:
@@ -110,27 +118,30 @@ def select_templates(
     return _merge(chosen, annotation_names)
 
 
-def _in_scope(request: Request, options: InjectionOptions) -> bool:
-    """Tell whether templates add env to this request's object.
+def _kind_in_scope(request: Request, options: InjectionOptions) -> WorkloadKind | None:
+    """Return the kind of the object if templates may add env to it, else None.
 
-    The object must be one that `webhook.admission` rewrites (a pod spec
-    kind, not an ephemeral container update), and the request a CREATE or
-    an UPDATE that changes the templates annotation.
+    The object must be one that `webhook.admission` rewrites: a pod spec
+    kind, and not an update of ephemeral containers.
     """
     kind = kind_in_scope(request, options.kinds)
     if kind is None or not kind.rewrites or is_ephemeral(request):
-        return False
-    if request["operation"] == "CREATE":
-        return True
-    return _annotation_changed(request, options.keys.templates)
+        return None
+    return kind
 
 
-def _annotation_changed(request: Request, key: str) -> bool:
-    old = request.get("oldObject")
-    old_value = annotations_of(old).get(key) if isinstance(old, dict) else None
-    new = request.get("object")
-    new_value = annotations_of(new).get(key) if isinstance(new, dict) else None
-    return bool(old_value != new_value)
+def _annotation_changed(
+    request: Request, kind: WorkloadKind, keys: AnnotationKeys
+) -> bool:
+    """Tell whether an UPDATE changes the templates annotation the object uses."""
+    values = []
+    for name in ("oldObject", "object"):
+        obj = request.get(name)
+        annotations = (
+            control_annotations(obj, kind, keys) if isinstance(obj, dict) else {}
+        )
+        values.append(annotations.get(keys.templates))
+    return values[0] != values[1]
 
 
 def _chosen_templates(

@@ -122,3 +122,32 @@ def test_rotated_token_read_again(tmp_path: Path) -> None:
     assert after.allowed, after.message
     assert seconds < TIMEOUT_SECONDS
     assert fake.count(resource="secrets", token="rotated-token-91c2", status=200) == 1
+
+
+def test_api_outage_and_return(tmp_path: Path) -> None:
+    first = FakeKube().start()
+    port = first.port
+    try:
+        populate(first)
+        with running_service(first, tmp_path) as running:
+            configuration = mutating_configuration(
+                running.certificate.ca_bundle, timeout_seconds=TIMEOUT_SECONDS
+            )
+            caller = running.caller(
+                namespaces={TEAM_A: {"runai/queue": TEAM_A}}, mutating=[configuration]
+            )
+            first.stop()
+            down, down_seconds = admit(caller)
+            # A new API server on the same address, as after a control plane restart.
+            with FakeKube(port=port) as second:
+                populate(second)
+                back, back_seconds = admit(caller)
+            health = running.get("/healthz")[0]
+    finally:
+        if not first.stopping.is_set():
+            first.stop()
+
+    assert_clear_denial(down, down_seconds, "connection refused or unreachable")
+    assert back.allowed, back.message
+    assert back_seconds < TIMEOUT_SECONDS
+    assert health == 200

@@ -34,14 +34,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-soak", action="store_true", help="skip the five-minute soak in full mode"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="start the webhook with `serve --workers N` (the targets are for 1)",
+    )
     return parser.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     mode = "quick" if args.quick else "full"
     rounds, seconds, repeats = MODES[mode]
-    results: dict[str, Any] = {"mode": mode}
-    with running_stack() as stack:
+    results: dict[str, Any] = {"mode": mode, "workers": args.workers}
+    with running_stack([f"--workers={args.workers}"]) as stack:
         body = stack.workdir / "review.json"
         body.write_bytes(bodies.training_review())
         results["review_bytes"] = body.stat().st_size

@@ -36,7 +36,7 @@ def review_for(secret: str) -> bytes:
 async def send_all(stack: Stack, body: bytes) -> list[dict[str, Any]]:
     limits = httpx.Limits(max_connections=CONCURRENT_REVIEWS)
     async with httpx.AsyncClient(
-        verify=str(stack.ca_file), limits=limits, timeout=30.0
+        verify=stack.tls_context(), limits=limits, timeout=30.0
     ) as client:
         # Open the connections first, so the reviews start together.
         await asyncio.gather(

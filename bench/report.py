@@ -78,7 +78,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     lines = [
         f"Taken {host['time']} on {host['cpu']} ({host['cores']} cores), "
         f"Python {host['python']}, load average {host['load_average']} at the end; "
-        f"mode {results['mode']}.",
+        f"mode {results['mode']}, webhook workers {results['workers']}.",
         "",
         "| server | reviews/s | p50 ms | p99 ms | p99.9 ms | peak RSS MiB | failed |",
         "|---|---|---|---|---|---|---|",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -142,14 +143,20 @@ class Stack:
     ca_file: Path
     workdir: Path
 
+    def tls_context(self) -> ssl.SSLContext:
+        """Return a client context that trusts the servers' test CA."""
+        return ssl.create_default_context(cafile=self.ca_file)
+
     def client(self, connections: int = 1) -> httpx.Client:
         limits = httpx.Limits(max_connections=connections)
-        return httpx.Client(verify=str(self.ca_file), limits=limits, timeout=30.0)
+        return httpx.Client(verify=self.tls_context(), limits=limits, timeout=30.0)
 
 
 def wait_ready(server: Server, ca_file: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    with httpx.Client(verify=str(ca_file), timeout=2.0) as client:
+    with httpx.Client(
+        verify=ssl.create_default_context(cafile=ca_file), timeout=2.0
+    ) as client:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
                 break

@@ -30,7 +30,11 @@ def ensure_wrk() -> str:
     if found:
         return found
     if shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False)
+        # A fresh image has no package lists yet; update once and retry.
+        install = ["apt-get", "install", "-y", "-q", "wrk"]
+        if subprocess.run(install, check=False).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], check=False)
+            subprocess.run(install, check=False)
         found = shutil.which("wrk")
         if found:
             return found

@@ -233,8 +233,8 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     ),
     Flag(
         "--workers",
-        "Number of server processes sharing the port. Each has its own cache, "
-        "and /metrics shows the counters of the process that serves the scrape.",
+        "Number of server processes sharing the port. Each has its own cache; "
+        "/metrics adds up the counters of all of them.",
         1,
         worker_count,
         metavar="COUNT",

@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from webhook.server.metrics import Metrics
+from webhook.server.metrics import Metrics, exported_registry
 from webhook.server.readiness import Readiness
 
 
@@ -79,7 +79,8 @@ def create_app(
     @app.get("/metrics")
     async def export_metrics() -> Response:
         return Response(
-            generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST
+            generate_latest(exported_registry(metrics.registry)),
+            media_type=CONTENT_TYPE_LATEST,
         )
 
     return MutateFastPath(mutate, app)

@@ -92,6 +92,9 @@ def configure_logging(
     # The client's own debug lines include request headers, bearer token too.
     logging.getLogger("kubernetes").setLevel(max(logging.INFO, root.level))
     logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
+    # Python warnings, such as prometheus-client's in multiprocess mode, become
+    # WARNING lines in the same format instead of raw text on stderr.
+    logging.captureWarnings(True)
 
 
 class BoundLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

@@ -91,9 +91,7 @@ class MutateEndpoint:
 
         kind = review["request"]["kind"]["kind"]
         operation = review["request"]["operation"]
-        self._metrics.reviews.labels(
-            kind=kind, operation=operation, outcome=outcome
-        ).inc()
+        self._metrics.count_review(kind, operation, outcome)
         self._metrics.review_seconds.observe(time.monotonic() - started)
         return Response(content, media_type=JSON)
 

@@ -22,7 +22,12 @@ from webhook.admission.injection import (
 from webhook.admission.lookups import LookupStatus, SecretLookup
 from webhook.admission.podspecs import WorkloadKind, load_workload_kinds
 from webhook.admission.reviews import Review
-from webhook.kube.lookups import Resolver, SecretKeyLookups, resolve_in_order
+from webhook.kube.lookups import (
+    CachedResolver,
+    Resolver,
+    SecretKeyLookups,
+    resolve_in_order,
+)
 from webhook.server.logs import BoundLogger
 from webhook.server.mutate import Reviewer
 from webhook.settings import ServeSettings
@@ -60,6 +65,7 @@ class ReviewPipeline:
     `resolvers` are asked in order for each secret; the first looks in the
     review's namespace, later ones may look elsewhere (cluster-wide secrets).
     With `templates`, their env vars are added to the review's object.
+    `cached`, when given, is asked first: secrets it returns are not looked up.
     """
 
     def __init__(
@@ -67,10 +73,12 @@ class ReviewPipeline:
         options: InjectionOptions,
         resolvers: list[Resolver],
         templates: TemplateService | None = None,
+        cached: CachedResolver | None = None,
     ) -> None:
         self.options = options
         self.resolvers = resolvers
         self.templates = templates
+        self.cached = cached
 
     async def __call__(
         self, review: Review, deadline: float, log: BoundLogger
@@ -98,18 +106,36 @@ class ReviewPipeline:
             return planned
 
         grouped = keys_by_secret(planned)
-        secrets = sorted(grouped)
-        answers = await asyncio.gather(
-            *(
-                resolve_in_order(
-                    self.resolvers, planned.namespace, secret, grouped[secret], deadline
+        lookups = self._from_cache(planned.namespace, grouped)
+        missing = sorted(secret for secret in grouped if secret not in lookups)
+        if missing:
+            answers = await asyncio.gather(
+                *(
+                    resolve_in_order(
+                        self.resolvers,
+                        planned.namespace,
+                        secret,
+                        grouped[secret],
+                        deadline,
+                    )
+                    for secret in missing
                 )
-                for secret in secrets
             )
-        )
-        lookups = dict(zip(secrets, answers, strict=True))
+            lookups.update(zip(missing, answers, strict=True))
         self._log_failures(lookups, log)
         return decide(planned, lookups)
+
+    def _from_cache(
+        self, namespace: str, grouped: dict[str, set[str]]
+    ) -> dict[str, SecretLookup]:
+        found: dict[str, SecretLookup] = {}
+        if self.cached is None:
+            return found
+        for secret, keys in grouped.items():
+            hit = self.cached(namespace, secret, keys)
+            if hit is not None:
+                found[secret] = hit
+        return found
 
     @staticmethod
     def _log_failures(lookups: dict[str, SecretLookup], log: BoundLogger) -> None:
@@ -135,4 +161,6 @@ def build_reviewer(
     templates: TemplateService | None = None,
 ) -> Reviewer:
     """Build the reviewer that /mutate calls for every parsed review."""
-    return ReviewPipeline(injection_options(settings), [lookups.lookup], templates)
+    return ReviewPipeline(
+        injection_options(settings), [lookups.lookup], templates, lookups.cached
+    )

@@ -4,6 +4,16 @@ The parent binds the listening socket once and starts N processes that
 each run the whole service on it, so the kernel spreads connections across
 them. The parent forwards SIGTERM and SIGINT as SIGTERM, so each worker
 finishes its in-flight reviews, and exits when all workers have exited.
+
+Metrics use prometheus-client's multiprocess mode: the workers write their
+samples to files in one directory, and /metrics on any worker adds up all
+of them. Gauges appear once per worker with a `pid` label, and process
+metrics such as memory are not exported in this mode.
+
+NOTE: prometheus-client cannot remove a label set in multiprocess mode, so
+after a certificate reload the expiry gauge keeps the replaced
+certificate's series beside the new one until the worker restarts. Alerts
+on it should take the max per role.
 """
 
 from __future__ import annotations
@@ -11,16 +21,21 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from prometheus_client import multiprocess
+
 from webhook.server.certificates import certificate_files
+from webhook.server.metrics import MULTIPROCESS_DIR_VARIABLE
 from webhook.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
@@ -73,6 +88,23 @@ def run_workers(settings: ServeSettings, serve_one: ServeOne) -> int:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
 
+    # Set before the workers start, because each imports prometheus-client
+    # anew and picks the mode then. An admin's own directory is kept.
+    metrics_dir = os.environ.get(MULTIPROCESS_DIR_VARIABLE) or tempfile.mkdtemp(
+        prefix="runai-secrets-webhook-metrics-"
+    )
+    created = MULTIPROCESS_DIR_VARIABLE not in os.environ
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = metrics_dir
+    try:
+        return _start_and_supervise(settings, serve_one, listener)
+    finally:
+        if created:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _start_and_supervise(
+    settings: ServeSettings, serve_one: ServeOne, listener: socket.socket
+) -> int:
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(
@@ -85,7 +117,11 @@ def run_workers(settings: ServeSettings, serve_one: ServeOne) -> int:
     for worker in workers:
         worker.start()
     logger.info(
-        "workers started", extra={"workers": [worker.pid for worker in workers]}
+        "workers started",
+        extra={
+            "workers": [worker.pid for worker in workers],
+            "metrics_dir": os.environ[MULTIPROCESS_DIR_VARIABLE],
+        },
     )
     return supervise(workers)
 
@@ -109,6 +145,8 @@ def supervise(workers: Sequence[BaseProcess]) -> int:
         wait([worker.sentinel for worker in running])
         for worker in [w for w in running if w.exitcode is not None]:
             running.remove(worker)
+            if worker.pid is not None:
+                multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
             if worker.exitcode != 0 and not stopping:
                 # A half-sized server would look healthy; stop so the pod restarts.
                 logger.error(

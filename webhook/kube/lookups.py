@@ -126,8 +126,8 @@ class SecretKeyLookups:
             return SecretLookup.failed(LookupStatus.TIMEOUT, "the API call timed out")
 
         # A joined call ran on the deadline of the review that started it,
-        # which may come before ours: its timeout says nothing about the API
-        # now, so with time left this review makes its own call.
+        # which may come before ours. Its timeout does not show that the API
+        # is still slow, so with time left this review makes its own call.
         if joined and result.status is LookupStatus.TIMEOUT:
             return await self._fetch_shared(namespace, name, deadline)
         return result

@@ -11,10 +11,12 @@ import argparse
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 ENV_PREFIX = "RUNAI_SECRETS_WEBHOOK_"
 DEFAULT_ANNOTATION_PREFIX = "runai-secrets-webhook"
+
+Number = TypeVar("Number", int, float)
 
 # Reviews in flight per process before the excess gets 429. Lookups run 16
 # API calls at once, so 64 reviews clear in about four rounds of API latency
@@ -43,15 +45,31 @@ def parse_bool(text: str) -> bool:
 
 def positive_float(text: str) -> float:
     """Parse a number of seconds that must not be negative."""
-    value = float(text)
+    value = _number(text, float, "a number of seconds")
     if value < 0:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be >= 0")
     return value
 
 
+def interval_seconds(text: str) -> float:
+    """Parse an interval in seconds, which must be greater than 0."""
+    value = _number(text, float, "a number of seconds")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"invalid interval {text!r}: must be > 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """Parse a whole number that must be at least 1."""
+    value = _number(text, int, "a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be >= 1")
+    return value
+
+
 def worker_count(text: str) -> int:
     """Parse a number of worker processes, at least 1."""
-    value = int(text)
+    value = _number(text, int, "a whole number")
     if value < 1:
         raise argparse.ArgumentTypeError(f"invalid worker count {text!r}: must be >= 1")
     return value
@@ -59,18 +77,94 @@ def worker_count(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     """Parse a count that must not be negative."""
-    value = int(text)
+    value = _number(text, int, "a whole number")
     if value < 0:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be >= 0")
     return value
 
 
 def port_number(text: str) -> int:
-    """Parse a TCP port number."""
-    value = int(text)
+    """Parse a TCP port number; 0 lets the system pick a free port."""
+    value = _number(text, int, "a whole number")
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {text!r}: expected 0 to 65535")
     return value
+
+
+def _number(text: str, parse: Callable[[str], Number], expected: str) -> Number:
+    try:
+        value = parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: expected {expected}"
+        ) from None
+    # float() accepts "nan" and "inf", which no setting can use.
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {expected}")
+    return value
+
+
+class EnvironmentValue(str):
+    """A flag's text taken from its environment variable, not the command line.
+
+    argparse converts a string default with the flag's type only when the
+    flag is absent from the command line, so a bad variable is reported by
+    `parse_args` like a bad flag, and a flag given on the command line wins.
+    """
+
+    variable: str
+
+    def __new__(cls, text: str, variable: str) -> EnvironmentValue:
+        value = super().__new__(cls, text)
+        value.variable = variable
+        return value
+
+
+def checked_type(
+    parse: Callable[[str], Any], choices: tuple[str, ...] | None
+) -> Callable[[str], Any]:
+    """Wrap a flag's type so that it checks `choices` and names the variable.
+
+    argparse checks choices only for values given on the command line, not
+    for defaults, so the wrapper checks them for environment values too.
+    """
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+            if choices is not None and value not in choices:
+                raise argparse.ArgumentTypeError(
+                    f"invalid choice {text!r}: choose one of {', '.join(choices)}"
+                )
+        except (ValueError, argparse.ArgumentTypeError) as error:
+            if isinstance(text, EnvironmentValue):
+                raise argparse.ArgumentTypeError(
+                    f"environment variable {text.variable}: {_reason(error, text)}"
+                ) from None
+            raise argparse.ArgumentTypeError(_reason(error, text)) from None
+        return value
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
+def _reason(error: Exception, text: str) -> str:
+    if isinstance(error, argparse.ArgumentTypeError):
+        return str(error)
+    return f"invalid value {text!r}"
+
+
+class _EnvironmentSwitch(argparse.BooleanOptionalAction):
+    """A `--flag/--no-flag` switch whose environment value is parsed by argparse.
+
+    Python 3.12 deprecates the `type` argument of BooleanOptionalAction, so
+    the type is set after construction. argparse uses it only to convert the
+    string default.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.type = checked_type(parse_bool, None)
 
 
 @dataclass(frozen=True)
@@ -96,8 +190,7 @@ class Flag:
         variable = env_name(self.name)
         default = self.default
         if variable in environ:
-            raw = environ[variable]
-            default = parse_bool(raw) if self.is_switch else self.type(raw)
+            default = EnvironmentValue(environ[variable], variable)
         default_text = "unset" if self.default in (None, "") else repr(self.default)
         help_text = f"{self.help} Env: {variable}. Default: {default_text}."
         if self.is_switch:
@@ -105,7 +198,7 @@ class Flag:
                 self.name,
                 dest=self.dest,
                 default=default,
-                action=argparse.BooleanOptionalAction,
+                action=_EnvironmentSwitch,
                 help=help_text,
             )
             return
@@ -113,7 +206,7 @@ class Flag:
             self.name,
             dest=self.dest,
             default=default,
-            type=self.type,
+            type=checked_type(self.type, self.choices),
             choices=self.choices,
             metavar=self.metavar,
             help=help_text,
@@ -140,7 +233,7 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         "Seconds between reads of --tls-cert-file and --tls-key-file; a new "
         "valid pair is served to new connections without a restart.",
         5.0,
-        positive_float,
+        interval_seconds,
         metavar="SECONDS",
     ),
     Flag(

@@ -190,4 +190,5 @@ def build_cluster_wide_lookups(
         marks=Marks(annotation_prefix),
     )
     resolver = ClusterWideResolver(KubeApi(client, request_timeout), settings)
+    metrics.register_metrics()
     return ClusterWideLookups(resolver, executor, source_namespace)

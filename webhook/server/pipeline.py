@@ -6,6 +6,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import yaml
 
@@ -22,6 +23,7 @@ from webhook.admission.injection import (
 from webhook.admission.lookups import LookupStatus, SecretLookup
 from webhook.admission.podspecs import WorkloadKind, load_workload_kinds
 from webhook.admission.reviews import Review
+from webhook.kube.config import MAX_CONCURRENT_CALLS
 from webhook.kube.lookups import (
     CachedResolver,
     Resolver,
@@ -30,9 +32,12 @@ from webhook.kube.lookups import (
 )
 from webhook.propagation.clusterwide import ClusterWideLookups
 from webhook.server.logs import BoundLogger
-from webhook.server.mutate import Reviewer
 from webhook.settings import ServeSettings
 from webhook.templates.service import TemplateService
+
+# Lookups of one review that run at once: as many as the API calls that one
+# process makes at once.
+MAX_CONCURRENT_LOOKUPS = MAX_CONCURRENT_CALLS
 
 
 def load_extra_kinds(path: str | None) -> tuple[WorkloadKind, ...]:
@@ -44,10 +49,12 @@ def load_extra_kinds(path: str | None) -> tuple[WorkloadKind, ...]:
 
 
 def injection_options(settings: ServeSettings) -> InjectionOptions:
-    on_missing: OnMissing = "warn" if settings.on_missing == "warn" else "deny"
+    """Build the admission options, raising `ValueError` for an invalid setting."""
+    # InjectionOptions rejects any other value, so an unknown one such as
+    # "Warn" fails at start instead of acting as "deny".
     return InjectionOptions(
         annotation_prefix=settings.annotation_prefix,
-        on_missing=on_missing,
+        on_missing=cast(OnMissing, settings.on_missing),
         extra_kinds=load_extra_kinds(settings.workload_kinds_file),
     )
 
@@ -115,18 +122,21 @@ class ReviewPipeline:
         missing = sorted(secret for secret in grouped if secret not in lookups)
         if missing:
             resolvers = self._resolvers_for(review)
-            answers = await asyncio.gather(
-                *(
-                    resolve_in_order(
+            # Bounds the lookups of one review that run at once, so that one
+            # object with many secrets cannot take every API connection.
+            slots = asyncio.Semaphore(MAX_CONCURRENT_LOOKUPS)
+
+            async def resolve(secret: str) -> SecretLookup:
+                async with slots:
+                    return await resolve_in_order(
                         resolvers,
                         planned.namespace,
                         secret,
                         grouped[secret],
                         deadline,
                     )
-                    for secret in missing
-                )
-            )
+
+            answers = await asyncio.gather(*(resolve(secret) for secret in missing))
             lookups.update(zip(missing, answers, strict=True))
         self._log_failures(lookups, log)
         return decide(planned, lookups)
@@ -173,7 +183,7 @@ def build_reviewer(
     lookups: SecretKeyLookups,
     templates: TemplateService | None = None,
     cluster_wide: ClusterWideLookups | None = None,
-) -> Reviewer:
+) -> ReviewPipeline:
     """Build the reviewer that /mutate calls for every parsed review."""
     return ReviewPipeline(
         injection_options(settings),

@@ -209,7 +209,8 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
         source, executor, settings.cache_ttl, metrics.count_lookup
     )
     reviewer = build_reviewer(settings, lookups, templates, cluster_wide)
-    endpoint = MutateEndpoint(reviewer, metrics)
+    kinds = {kind for _, _, kind in reviewer.options.kinds}
+    endpoint = MutateEndpoint(reviewer, metrics, kinds)
     routers = [templates_router(settings.template_namespace)] if templates else []
     app = InFlightLimit(
         create_app(endpoint, readiness, metrics, routers),

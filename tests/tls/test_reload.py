@@ -283,6 +283,31 @@ def test_unsupported_curve_key_rejected_next_loaded(
     assert serving.served.leaf == third.cert
 
 
+def test_unsupported_curve_key_swap_served_live(
+    tmp_path: Path, ca: pki.KeyPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    mount = MountedSecret(tmp_path / "mount")
+    first, bad, third = new_leaf(ca), new_leaf(ca), new_leaf(ca)
+    mount.update(first)
+    context = client_context(tmp_path / "ca.crt")
+
+    serving = _serve_files(mount.cert_file, mount.key_file)
+    with caplog.at_level(logging.ERROR, logger="webhook"):
+        with running_server(serving) as port:
+            mount.update_pem(bad.cert_pem, unsupported_curve_key())
+            time.sleep(POLL_INTERVAL * 5)
+            assert handshake(port, context) == first.cert.serial_number
+            assert serving.ready()
+
+            mount.update(third)
+            _wait_until_served(port, context, third)
+
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert messages == [
+        "rejected new certificate files; still serving the previous pair"
+    ]
+
+
 def test_unsupported_curve_key_at_startup(tmp_path: Path, ca: pki.KeyPair) -> None:
     leaf = new_leaf(ca)
     (tmp_path / "tls.crt").write_bytes(leaf.cert_pem)

@@ -353,6 +353,33 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         "runai",
         metavar="NAMESPACE",
     ),
+    Flag(
+        "--cluster-wide-secrets",
+        "Accept a reference to a secret missing from the job's namespace when "
+        '--source-namespace has it with the label runai/cluster-wide: "true", '
+        "and create the copy during the review (not on dry runs).",
+        False,
+        is_switch=True,
+    ),
+    Flag(
+        "--propagate",
+        "Also run the propagation controller, which copies cluster-wide secrets "
+        "into every project namespace; its flags are listed below.",
+        False,
+        is_switch=True,
+    ),
+    Flag(
+        "--source-namespace",
+        "Namespace of the cluster-wide secrets.",
+        "runai",
+        metavar="NAMESPACE",
+    ),
+    Flag(
+        "--project-label",
+        "Label that marks project namespaces, the only ones that get copies.",
+        "runai/queue",
+        metavar="LABEL",
+    ),
 )
 
 
@@ -384,6 +411,30 @@ class ServeSettings:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     templates: bool = False
     template_namespace: str = "runai"
+    cluster_wide_secrets: bool = False
+    propagate: bool = False
+    source_namespace: str = "runai"
+    project_label: str = "runai/queue"
+
+    def secrets_dir_conflict(self) -> str | None:
+        """Return an error when --secrets-dir is set with a flag that needs the API.
+
+        Cluster-wide secrets and the controller read namespaces and write
+        copies through the Kubernetes API, which a directory cannot stand in for.
+        """
+        if not self.secrets_dir:
+            return None
+        for flag, on in (
+            ("--cluster-wide-secrets", self.cluster_wide_secrets),
+            ("--propagate", self.propagate),
+        ):
+            if on:
+                return (
+                    f"{flag} reads and writes secrets through the Kubernetes API, "
+                    "so it cannot be combined with --secrets-dir; drop one of the "
+                    "two flags"
+                )
+        return None
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> ServeSettings:

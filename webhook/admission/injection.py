@@ -238,6 +238,7 @@ def _problems(plan: Plan, lookups: Mapping[str, SecretLookup]) -> list[Problem]:
             group[1],
             results[group].detail,
             tuple(uses),
+            results[group].namespace,
         )
         for group, uses in grouped.items()
     ]

@@ -30,6 +30,7 @@ from webhook.kube.lookups import (
     SecretKeyLookups,
     resolve_in_order,
 )
+from webhook.propagation.clusterwide import ClusterWideLookups
 from webhook.server.logs import BoundLogger
 from webhook.settings import ServeSettings
 from webhook.templates.service import TemplateService
@@ -73,6 +74,8 @@ class ReviewPipeline:
     review's namespace, later ones may look elsewhere (cluster-wide secrets).
     With `templates`, their env vars are added to the review's object.
     `cached`, when given, is asked first: secrets it returns are not looked up.
+    With `cluster_wide`, a secret no resolver found is looked up last among
+    the cluster-wide secrets, told whether the review is a dry run.
     """
 
     def __init__(
@@ -81,11 +84,13 @@ class ReviewPipeline:
         resolvers: list[Resolver],
         templates: TemplateService | None = None,
         cached: CachedResolver | None = None,
+        cluster_wide: ClusterWideLookups | None = None,
     ) -> None:
         self.options = options
         self.resolvers = resolvers
         self.templates = templates
         self.cached = cached
+        self.cluster_wide = cluster_wide
 
     async def __call__(
         self, review: Review, deadline: float, log: BoundLogger
@@ -116,6 +121,7 @@ class ReviewPipeline:
         lookups = self._from_cache(planned.namespace, grouped)
         missing = sorted(secret for secret in grouped if secret not in lookups)
         if missing:
+            resolvers = self._resolvers_for(review)
             # Bounds the lookups of one review that run at once, so that one
             # object with many secrets cannot take every API connection.
             slots = asyncio.Semaphore(MAX_CONCURRENT_LOOKUPS)
@@ -123,7 +129,7 @@ class ReviewPipeline:
             async def resolve(secret: str) -> SecretLookup:
                 async with slots:
                     return await resolve_in_order(
-                        self.resolvers,
+                        resolvers,
                         planned.namespace,
                         secret,
                         grouped[secret],
@@ -134,6 +140,13 @@ class ReviewPipeline:
             lookups.update(zip(missing, answers, strict=True))
         self._log_failures(lookups, log)
         return decide(planned, lookups)
+
+    def _resolvers_for(self, review: Review) -> list[Resolver]:
+        if self.cluster_wide is None:
+            return self.resolvers
+        # A dry run must write nothing, so it never creates the copy.
+        dry_run = bool(review["request"].get("dryRun", False))
+        return [*self.resolvers, self.cluster_wide.for_review(dry_run)]
 
     def _from_cache(
         self, namespace: str, grouped: dict[str, set[str]]
@@ -169,8 +182,13 @@ def build_reviewer(
     settings: ServeSettings,
     lookups: SecretKeyLookups,
     templates: TemplateService | None = None,
+    cluster_wide: ClusterWideLookups | None = None,
 ) -> ReviewPipeline:
     """Build the reviewer that /mutate calls for every parsed review."""
     return ReviewPipeline(
-        injection_options(settings), [lookups.lookup], templates, lookups.cached
+        injection_options(settings),
+        [lookups.lookup],
+        templates,
+        lookups.cached,
+        cluster_wide,
     )

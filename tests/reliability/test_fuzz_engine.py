@@ -65,7 +65,7 @@ def answer(document: Any, options: InjectionOptions, failure: Any) -> Any:
 
 @pytest.mark.parametrize("on_missing", ["deny", "warn"])
 @settings(
-    max_examples=400,
+    max_examples=250,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

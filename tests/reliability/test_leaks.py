@@ -125,6 +125,8 @@ def test_sentinel_absent_everywhere(
     assert kube.count(verb="get", resource="secrets") >= 8
     for result in results:
         assert_no_sentinel(result_texts(result), "a response")
+        # No response lists a key that the request did not name.
+        assert all(HIDDEN_KEY not in text for text in result_texts(result))
     assert_no_sentinel([metrics, warn_metrics], "/metrics")
     assert_no_sentinel([service.logs(), warn_logs], "the logs")
     assert "DEBUG" in service.logs(), "the test needs DEBUG lines to mean anything"

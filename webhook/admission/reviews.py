@@ -90,7 +90,7 @@ class ResponseReview(TypedDict):
     response: Response
 
 
-# A wrong envelope field is quoted in the 400 message and its log line; a
+# A wrong envelope field is quoted in the 400 message and its log line. A
 # hostile caller could send megabytes there, so the quote is cut.
 MAX_SHOWN_CHARS = 80
 

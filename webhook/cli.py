@@ -13,8 +13,15 @@ from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
 from webhook import __version__
-from webhook.propagation.command import add_propagate_command
+from webhook.kube.config import new_api_client
+from webhook.propagation.beside import serve_with_controller
+from webhook.propagation.command import (
+    add_controller_arguments,
+    add_propagate_command,
+    controller_from_args,
+)
 from webhook.server import runner
+from webhook.server.logs import configure_logging
 from webhook.settings import ServeSettings, add_serve_flags
 from webhook.tls.command import add_certs_command
 
@@ -30,6 +37,8 @@ def add_serve(subparsers: Subparsers) -> None:
         description="Serve POST /mutate, /healthz, /readyz and /metrics over HTTPS.",
     )
     add_serve_flags(parser)
+    # Read only with --propagate; argparse fails here if a name clashes.
+    add_controller_arguments(parser)
     parser.set_defaults(run=run_serve)
 
 
@@ -42,7 +51,20 @@ def run_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return runner.run(settings)
+    conflict = settings.secrets_dir_conflict()
+    if conflict:
+        print(f"error: {conflict}", file=sys.stderr)
+        return 2
+    if not settings.propagate:
+        return runner.run(settings)
+
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        controller = controller_from_args(args, new_api_client(settings.kubeconfig))
+    except ValueError as error:
+        print(f"error: invalid propagation settings: {error}", file=sys.stderr)
+        return 2
+    return serve_with_controller(controller, lambda: runner.run(settings))
 
 
 SUBCOMMANDS: list[Callable[[Subparsers], object]] = [

@@ -11,10 +11,19 @@ import argparse
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 ENV_PREFIX = "RUNAI_SECRETS_WEBHOOK_"
 DEFAULT_ANNOTATION_PREFIX = "runai-secrets-webhook"
+
+Number = TypeVar("Number", int, float)
+
+# Reviews in flight per process before the excess gets 429. Lookups run 16
+# API calls at once, so 64 reviews clear in about four rounds of API latency
+# (tens of milliseconds each), far inside kube-apiserver's 10 s default
+# timeout. The bodies held stay below 64 x 7 MiB in the worst case and are
+# tens of KiB for a typical pod. An estimate, not a measured optimum.
+DEFAULT_MAX_IN_FLIGHT = 64
 
 
 def env_name(flag: str) -> str:
@@ -36,26 +45,126 @@ def parse_bool(text: str) -> bool:
 
 def positive_float(text: str) -> float:
     """Parse a number of seconds that must not be negative."""
-    value = float(text)
+    value = _number(text, float, "a number of seconds")
     if value < 0:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be >= 0")
     return value
 
 
+def interval_seconds(text: str) -> float:
+    """Parse an interval in seconds, which must be greater than 0."""
+    value = _number(text, float, "a number of seconds")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"invalid interval {text!r}: must be > 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """Parse a whole number that must be at least 1."""
+    value = _number(text, int, "a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be >= 1")
+    return value
+
+
 def worker_count(text: str) -> int:
     """Parse a number of worker processes, at least 1."""
-    value = int(text)
+    value = _number(text, int, "a whole number")
     if value < 1:
         raise argparse.ArgumentTypeError(f"invalid worker count {text!r}: must be >= 1")
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """Parse a count that must not be negative."""
+    value = _number(text, int, "a whole number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be >= 0")
+    return value
+
+
 def port_number(text: str) -> int:
-    """Parse a TCP port number."""
-    value = int(text)
+    """Parse a TCP port number; 0 lets the system pick a free port."""
+    value = _number(text, int, "a whole number")
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {text!r}: expected 0 to 65535")
     return value
+
+
+def _number(text: str, parse: Callable[[str], Number], expected: str) -> Number:
+    try:
+        value = parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: expected {expected}"
+        ) from None
+    # float() accepts "nan" and "inf", which no setting can use.
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {expected}")
+    return value
+
+
+class EnvironmentValue(str):
+    """A flag's text taken from its environment variable, not the command line.
+
+    argparse converts a string default with the flag's type only when the
+    flag is absent from the command line, so a bad variable is reported by
+    `parse_args` like a bad flag, and a flag given on the command line wins.
+    """
+
+    variable: str
+
+    def __new__(cls, text: str, variable: str) -> EnvironmentValue:
+        value = super().__new__(cls, text)
+        value.variable = variable
+        return value
+
+
+def checked_type(
+    parse: Callable[[str], Any], choices: tuple[str, ...] | None
+) -> Callable[[str], Any]:
+    """Wrap a flag's type so that it checks `choices` and names the variable.
+
+    argparse checks choices only for values given on the command line, not
+    for defaults, so the wrapper checks them for environment values too.
+    """
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+            if choices is not None and value not in choices:
+                raise argparse.ArgumentTypeError(
+                    f"invalid choice {text!r}: choose one of {', '.join(choices)}"
+                )
+        except (ValueError, argparse.ArgumentTypeError) as error:
+            if isinstance(text, EnvironmentValue):
+                raise argparse.ArgumentTypeError(
+                    f"environment variable {text.variable}: {_reason(error, text)}"
+                ) from None
+            raise argparse.ArgumentTypeError(_reason(error, text)) from None
+        return value
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
+def _reason(error: Exception, text: str) -> str:
+    if isinstance(error, argparse.ArgumentTypeError):
+        return str(error)
+    return f"invalid value {text!r}"
+
+
+class _EnvironmentSwitch(argparse.BooleanOptionalAction):
+    """A `--flag/--no-flag` switch whose environment value is parsed by argparse.
+
+    Python 3.12 deprecates the `type` argument of BooleanOptionalAction, so
+    the type is set after construction. argparse uses it only to convert the
+    string default.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.type = checked_type(parse_bool, None)
 
 
 @dataclass(frozen=True)
@@ -81,8 +190,7 @@ class Flag:
         variable = env_name(self.name)
         default = self.default
         if variable in environ:
-            raw = environ[variable]
-            default = parse_bool(raw) if self.is_switch else self.type(raw)
+            default = EnvironmentValue(environ[variable], variable)
         default_text = "unset" if self.default in (None, "") else repr(self.default)
         help_text = f"{self.help} Env: {variable}. Default: {default_text}."
         if self.is_switch:
@@ -90,7 +198,7 @@ class Flag:
                 self.name,
                 dest=self.dest,
                 default=default,
-                action=argparse.BooleanOptionalAction,
+                action=_EnvironmentSwitch,
                 help=help_text,
             )
             return
@@ -98,7 +206,7 @@ class Flag:
             self.name,
             dest=self.dest,
             default=default,
-            type=self.type,
+            type=checked_type(self.type, self.choices),
             choices=self.choices,
             metavar=self.metavar,
             help=help_text,
@@ -125,7 +233,7 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         "Seconds between reads of --tls-cert-file and --tls-key-file; a new "
         "valid pair is served to new connections without a restart.",
         5.0,
-        positive_float,
+        interval_seconds,
         metavar="SECONDS",
     ),
     Flag(
@@ -225,6 +333,14 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         metavar="COUNT",
     ),
     Flag(
+        "--max-in-flight",
+        "Reviews one server process handles at once; more are answered at once "
+        "with HTTP 429 and Retry-After, which kube-apiserver retries. 0: no limit.",
+        DEFAULT_MAX_IN_FLIGHT,
+        non_negative_int,
+        metavar="COUNT",
+    ),
+    Flag(
         "--templates",
         'Apply Run:AI templates (ConfigMaps labelled runai/template: "true") to '
         "the objects reviewed, and serve /validate-template.",
@@ -236,6 +352,33 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         "Namespace of the template ConfigMaps.",
         "runai",
         metavar="NAMESPACE",
+    ),
+    Flag(
+        "--cluster-wide-secrets",
+        "Accept a reference to a secret missing from the job's namespace when "
+        '--source-namespace has it with the label runai/cluster-wide: "true", '
+        "and create the copy during the review (not on dry runs).",
+        False,
+        is_switch=True,
+    ),
+    Flag(
+        "--propagate",
+        "Also run the propagation controller, which copies cluster-wide secrets "
+        "into every project namespace; its flags are listed below.",
+        False,
+        is_switch=True,
+    ),
+    Flag(
+        "--source-namespace",
+        "Namespace of the cluster-wide secrets.",
+        "runai",
+        metavar="NAMESPACE",
+    ),
+    Flag(
+        "--project-label",
+        "Label that marks project namespaces, the only ones that get copies.",
+        "runai/queue",
+        metavar="LABEL",
     ),
 )
 
@@ -265,8 +408,33 @@ class ServeSettings:
     workload_kinds_file: str | None = None
     cache_ttl: float = 5.0
     workers: int = 1
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     templates: bool = False
     template_namespace: str = "runai"
+    cluster_wide_secrets: bool = False
+    propagate: bool = False
+    source_namespace: str = "runai"
+    project_label: str = "runai/queue"
+
+    def secrets_dir_conflict(self) -> str | None:
+        """Return an error when --secrets-dir is set with a flag that needs the API.
+
+        Cluster-wide secrets and the controller read namespaces and write
+        copies through the Kubernetes API, which a directory cannot stand in for.
+        """
+        if not self.secrets_dir:
+            return None
+        for flag, on in (
+            ("--cluster-wide-secrets", self.cluster_wide_secrets),
+            ("--propagate", self.propagate),
+        ):
+            if on:
+                return (
+                    f"{flag} reads and writes secrets through the Kubernetes API, "
+                    "so it cannot be combined with --secrets-dir; drop one of the "
+                    "two flags"
+                )
+        return None
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> ServeSettings:

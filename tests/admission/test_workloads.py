@@ -225,6 +225,54 @@ def test_v2_workload_malformed_reference_is_denied() -> None:
     )
 
 
+ENV_ANNOTATION = "runai-secrets-webhook/env"
+
+
+def annotated_v2_workload(text: str) -> dict[str, Any]:
+    obj = v2_workload("TrainingWorkload", {"MODE": {"value": "fast"}})
+    obj["metadata"]["annotations"] = {ENV_ANNOTATION: text}
+    return obj
+
+
+def test_v2_env_annotation_checked_and_warned() -> None:
+    rv = review(
+        annotated_v2_workload("DB_PASS=SECRET:db-creds,password"),
+        kind="TrainingWorkload",
+    )
+
+    plan = plan_review(rv, InjectionOptions())
+    decision = run(rv)
+
+    assert isinstance(plan, Plan)
+    assert plan.secret_names == ("db-creds",)
+    assert decision.allowed
+    assert decision.patch == ()
+    assert len(decision.warnings) == 1
+    assert ENV_ANNOTATION in decision.warnings[0]
+    assert "TrainingWorkload" in decision.warnings[0]
+    assert "spec.environment" in decision.warnings[0]
+
+
+def test_v2_env_annotation_missing_secret_denied() -> None:
+    rv = review(annotated_v2_workload("X=SECRET:nope,nokey"), kind="TrainingWorkload")
+
+    decision = run(rv, lookups={"nope": SecretLookup.not_found()})
+
+    assert not decision.allowed
+    assert decision.code == 403
+    assert '"nope"' in decision.message
+    assert ENV_ANNOTATION in decision.message
+
+
+def test_v2_env_annotation_syntax_denied() -> None:
+    rv = review(annotated_v2_workload("X SECRET:nope"), kind="TrainingWorkload")
+
+    decision = run(rv, lookups={})
+
+    assert decision.code == 400
+    assert f"annotation {ENV_ANNOTATION} line 1" in decision.message
+
+
 PYTORCH = load_workload_kinds(
     {
         "kinds": [

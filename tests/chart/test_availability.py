@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.chart.helm import RELEASE, find, render
-from webhook.server.runner import GRACEFUL_SHUTDOWN_SECONDS
+from webhook.server.listener import GRACEFUL_SHUTDOWN_SECONDS
 
 
 def webhook_pod(helm: Path, values: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -126,3 +126,16 @@ def test_templates_named_component_kind() -> None:
 def test_bad_values_rejected(helm: Path, values: dict[str, Any], expected: str) -> None:
     with pytest.raises(HelmError, match=expected):
         render(helm, values)
+
+
+def test_no_key_material_generated() -> None:
+    # helm upgrade re-renders every template, so a key or CA made by a
+    # template function would change the CA that the apiserver trusts.
+    templates = (
+        Path(__file__).resolve().parents[2] / "charts/runai-secrets-webhook/templates"
+    )
+    generators = ("genCA", "genSelfSignedCert", "genSignedCert", "genPrivateKey")
+    for path in templates.iterdir():
+        text = path.read_text()
+        for generator in generators:
+            assert generator not in text, f"{path.name} calls {generator}"

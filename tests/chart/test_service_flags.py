@@ -32,14 +32,11 @@ MODES: dict[str, dict[str, Any]] = {
     "secret": {"mode": "secret", "secret": {"name": "tls", "caBundle": "Y2EK"}},
 }
 
-# NOTE: flags of the team's command-line contract that `serve` does not
-# accept yet. The chart already passes them; a pod would exit with a usage
-# error until they exist. test_pending_flags_still_missing fails as soon as
-# one lands, so that it is taken off this list.
-PENDING_FLAGS = {
-    "--project-label",
-    "--source-namespace",
-}
+# Flags the chart passes that `serve` does not accept yet (none at present).
+# A pod would exit with a usage error until they exist.
+# test_pending_flags_still_missing fails as soon as one lands, so that it is
+# taken off this set.
+PENDING_FLAGS: set[str] = set()
 
 
 # Subcommands the chart runs that the CLI does not have yet.
@@ -128,3 +125,25 @@ def test_propagation_flags_known(helm: Path) -> None:
         pytest.skip("the propagate subcommand is not part of the CLI yet")
     passed = {arg.partition("=")[0] for arg in args[1:]}
     assert passed - flags_of("propagate") == set()
+
+
+def test_propagation_turns_on_resolver(helm: Path) -> None:
+    manifests = render(helm, {"propagation": {"enabled": True}})
+    deployment = find(manifests, "Deployment", RELEASE)
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    parsed = build_parser().parse_args(args)
+
+    assert parsed.cluster_wide_secrets is True
+    assert parsed.source_namespace == "runai"
+    assert parsed.project_label == "runai/queue"
+    # The controller has its own Deployment; the webhook pods do not run it.
+    assert parsed.propagate is False
+
+
+def test_default_install_resolver_off(helm: Path) -> None:
+    deployment = find(render(helm, {}), "Deployment", RELEASE)
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    parsed = build_parser().parse_args(args)
+
+    assert parsed.cluster_wide_secrets is False
+    assert parsed.propagate is False

@@ -54,6 +54,19 @@ def test_resolve_dry_run_writes_nothing(
     assert writes(fake_kube) == []
 
 
+def test_resolve_missing_key_writes_nothing(
+    fake_kube: FakeKube, resolver: ClusterWideResolver
+) -> None:
+    keys = resolver.resolve(
+        "runai-team-b", "regcred", dry_run=False, needed={"auth", "token"}
+    )
+
+    # The keys still come back, so the denial can name the missing one.
+    assert keys == frozenset({"auth", "user"})
+    assert secret(fake_kube, "runai-team-b", "regcred") is None
+    assert writes(fake_kube) == []
+
+
 @pytest.mark.parametrize(
     ("namespace", "name"),
     [

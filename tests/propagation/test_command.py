@@ -83,3 +83,33 @@ def test_missing_lease_namespace_explained(
 
     with pytest.raises(SystemExit, match="pass --lease-namespace NAMESPACE"):
         command.controller_from_args(parse([]), unused_client())
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--resync-period", "0"),
+        ("--conflict-retry", "-5"),
+        ("--request-timeout", "0"),
+        ("--watch-timeout", "0"),
+        ("--metrics-port", "-1"),
+    ],
+)
+def test_non_positive_setting_rejected(
+    flag: str,
+    value: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as from_flag:
+        parse([flag, value])
+    assert from_flag.value.code == 2
+
+    variable = "RUNAI_SECRETS_WEBHOOK_" + flag[2:].replace("-", "_").upper()
+    monkeypatch.setenv(variable, value)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as from_environment:
+        parse([])
+
+    assert from_environment.value.code == 2
+    assert variable in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """Raw AdmissionReview calls to a running service, as kube-apiserver posts them.
 
 The admission caller in tests.harness.apiserver checks responses the way
-kube-apiserver does and hides malformed answers behind its own errors. These
+kube-apiserver does and hides malformed responses behind its own errors. These
 helpers send any body, well-formed or not, and return what came back.
 """
 
@@ -46,7 +46,7 @@ def pod_review(
 
 @dataclass(frozen=True)
 class Reply:
-    """One HTTP answer; `status` 0 means the call failed before an answer."""
+    """One HTTP response; `status` 0 means the call failed before a response."""
 
     status: int
     headers: dict[str, str]

@@ -24,7 +24,7 @@ def request_uid(document: Any) -> str | None:
 
 
 def check_reply(document: Any, reply: Reply) -> None:
-    """Assert that `reply` is a 4xx error or a valid review answering `document`."""
+    """Assert that `reply` is a 4xx error or a valid response to `document`."""
     assert reply.status != 0, f"no answer: {reply.error}"
     assert reply.status < 500, f"HTTP {reply.status}: {reply.body[:300]!r}"
     if reply.status != 200:

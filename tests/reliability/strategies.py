@@ -200,3 +200,61 @@ def reviews(draw: st.DrawFn, max_mutations: int = 3) -> Json:
         value = copy.deepcopy(draw(hostile_values))
         mutate(document, path, value, remove=draw(st.booleans()))
     return document
+
+
+# A YAML document whose aliases expand to 9^9 strings if walked as a tree.
+YAML_BOMB = "\n".join(
+    ["a0: &a0 ['SECRET:db,password']"]
+    + [
+        f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]"
+        for level in range(1, 9)
+    ]
+    + ["environments: *a8"]
+)
+template_values = st.one_of(
+    st.lists(
+        st.sampled_from(["A=SECRET:db,password", "B=plain", "C=SECRET:bad", "=x"])
+        | odd_text,
+        max_size=5,
+    ).map(lambda entries: "environments:\n" + "".join(f"  - {e!r}\n" for e in entries)),
+    odd_text,
+    st.just("environments: {a: 1}"),
+    st.just("environments: [[1, 2], null, 3]"),
+    st.just("[unclosed"),
+    st.just(YAML_BOMB),
+)
+
+
+@st.composite
+def template_reviews(draw: st.DrawFn) -> Json:
+    """Build a review of a template ConfigMap, then break it in a few places."""
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": draw(st.sampled_from(["template-admin", "verbose"]) | odd_text),
+            "namespace": "runai",
+            "labels": {"runai/template": draw(st.sampled_from(["true", "false"]))},
+        },
+        "data": {"values": draw(template_values)},
+    }
+    operation = draw(st.sampled_from(["CREATE", "UPDATE"]))
+    request = {
+        "uid": str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1)))),
+        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+        "namespace": "runai",
+        "operation": operation,
+        "object": configmap,
+        "oldObject": copy.deepcopy(configmap) if operation == "UPDATE" else None,
+    }
+    document = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": request,
+    }
+    for _ in range(draw(st.integers(0, 2))):
+        path = draw(st.sampled_from(paths(document)))
+        value = copy.deepcopy(draw(hostile_values))
+        mutate(document, path, value, remove=draw(st.booleans()))
+    return document

@@ -1,6 +1,6 @@
 """Generated AdmissionReviews, plausible to hostile, sent to the running service.
 
-Each answer must be a 4xx for a malformed call or a well-formed
+Each response must be a 4xx for a malformed call or a well-formed
 AdmissionReview with the request's uid and a patch that applies; never a
 5xx, a crash denial or a traceback in the logs.
 """
@@ -12,13 +12,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.harness.service import WebhookService
-from tests.reliability.calls import client_for, post
+from tests.reliability.calls import client_for, pod_review, post
 from tests.reliability.checks import check_reply
+from tests.reliability.cluster import TEAM_A, pod
 from tests.reliability.strategies import hostile_values, reviews
 
 # Each example is one HTTPS call; the engine test covers volume.
@@ -80,3 +82,29 @@ def test_no_traceback_in_logs(service: WebhookService) -> None:
 
     assert "Traceback" not in logs
     assert '"level":"ERROR"' not in logs
+
+
+def odd_bodies() -> dict[str, bytes]:
+    """Return JSON texts that decoders disagree on, keyed by what is odd."""
+    base = json.dumps(pod_review(pod("SECRET:db,password"), TEAM_A))
+    deep = "[" * 5000 + "]" * 5000
+    return {
+        "nesting past the decoder's depth limit": base.replace(
+            '"dryRun": false', f'"dryRun": {deep}'
+        ).encode(),
+        "NaN literal": base.replace('"dryRun": false', '"dryRun": NaN').encode(),
+        "duplicate kind key": base.replace(
+            '"kind": "AdmissionReview"', '"kind": "AdmissionReview", "kind": "X"'
+        ).encode(),
+        "byte order mark": b"\xef\xbb\xbf" + base.encode(),
+        "UTF-16": base.encode("utf-16"),
+        "lone surrogate": base.replace('"alice"', '"\\ud800"').encode(),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(odd_bodies()))
+def test_odd_json_rejected_with_400(http: httpx.Client, case: str) -> None:
+    reply = post(http, odd_bodies()[case])
+
+    assert reply.status == 400, reply.body[:200]
+    assert orjson.loads(reply.body)["message"]

@@ -67,7 +67,7 @@ CROSS_NAMESPACE_SPELLINGS = [
 
 
 def result_texts(result: AdmissionResult) -> list[str]:
-    """Return what a requester sees of one admission: message, warnings, responses."""
+    """Return the message, warnings and responses that one admission returns."""
     texts = [result.message, *result.warnings]
     texts += [str(call.response) for call in result.calls]
     return texts
@@ -125,6 +125,8 @@ def test_sentinel_absent_everywhere(
     assert kube.count(verb="get", resource="secrets") >= 8
     for result in results:
         assert_no_sentinel(result_texts(result), "a response")
+        # No response lists a key that the request did not name.
+        assert all(HIDDEN_KEY not in text for text in result_texts(result))
     assert_no_sentinel([metrics, warn_metrics], "/metrics")
     assert_no_sentinel([service.logs(), warn_logs], "the logs")
     assert "DEBUG" in service.logs(), "the test needs DEBUG lines to mean anything"
@@ -213,3 +215,21 @@ def test_raw_responses_carry_no_sentinel(service: WebhookService) -> None:
 
     assert [reply.status for reply in replies] == [200, 200, 200]
     assert_no_sentinel([reply.body.decode() for reply in replies], "a raw response")
+
+
+def test_direct_caller_learns_key_existence(service: WebhookService) -> None:
+    # NOTE: without --client-ca-file, anyone who reaches the port can send a
+    # review naming any namespace and learn whether a secret and key exist
+    # there (never a value). This test records that exposure; the mitigations
+    # are mutual TLS and a NetworkPolicy.
+    existing = pod_review(pod("SECRET:only-in-b,token"), "team-b")
+    missing = pod_review(pod("SECRET:only-in-b,absent"), "team-b")
+
+    with client_for(service) as client:
+        found = post(client, orjson.dumps(existing)).json()["response"]
+        absent = post(client, orjson.dumps(missing)).json()["response"]
+
+    assert found["allowed"] is True
+    assert absent["allowed"] is False
+    assert 'has no key "absent"' in absent["status"]["message"]
+    assert "token" not in absent["status"]["message"]

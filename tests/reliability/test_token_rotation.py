@@ -1,4 +1,4 @@
-"""A rotated service account token is read again after the API answers 401.
+"""A rotated service account token is read again after the API returns 401.
 
 The fake API accepts only the newest token once it rotates. The lookup must
 re-read the token file, both from a kubeconfig's `tokenFile` and from the

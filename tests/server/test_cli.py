@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from webhook.cli import build_parser
+from webhook.server.pipeline import injection_options
 from webhook.settings import SERVE_FLAGS, ServeSettings, env_name
 
 
@@ -105,3 +106,90 @@ def test_every_subcommand_registered() -> None:
     )
 
     assert "{serve,certs,propagate}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("ON_MISSING", "Warn", "deny, warn"),
+        ("LOG_FORMAT", "JSON", "json, text"),
+        ("LOG_LEVEL", "verbose", "DEBUG, INFO, WARNING, ERROR"),
+        ("PORT", "abc", "whole number"),
+        ("CACHE_TTL", "-1", ">= 0"),
+        ("CACHE_TTL", "nan", "number of seconds"),
+        ("WORKERS", "0", ">= 1"),
+        ("CERT_RELOAD_INTERVAL", "0", "> 0"),
+        ("TEMPLATES", "maybe", "true or false"),
+    ],
+)
+def test_invalid_environment_value_exits_2(
+    variable: str,
+    value: str,
+    allowed: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(f"RUNAI_SECRETS_WEBHOOK_{variable}", value)
+
+    with pytest.raises(SystemExit) as exit_info:
+        serve_settings([])
+
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert f"RUNAI_SECRETS_WEBHOOK_{variable}" in error
+    assert repr(value) in error
+    assert allowed in error
+    assert "Traceback" not in error
+
+
+def test_valid_environment_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNAI_SECRETS_WEBHOOK_TEMPLATES", "true")
+
+    assert serve_settings([]).templates is True
+    assert serve_settings(["--no-templates"]).templates is False
+
+
+def test_command_line_wins_over_bad_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RUNAI_SECRETS_WEBHOOK_ON_MISSING", "Warn")
+
+    assert serve_settings(["--on-missing", "warn"]).on_missing == "warn"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--workers", "0"],
+        ["--port", "-1"],
+        ["--cert-reload-interval", "0"],
+        ["--cache-ttl", "inf"],
+    ],
+)
+def test_out_of_range_flag_rejected(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        serve_settings(argv)
+
+    assert exit_info.value.code == 2
+    assert argv[1] in capsys.readouterr().err
+
+
+def test_invalid_environment_from_process() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook", "serve"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "", "RUNAI_SECRETS_WEBHOOK_ON_MISSING": "Warn"},
+    )
+
+    assert result.returncode == 2
+    assert "RUNAI_SECRETS_WEBHOOK_ON_MISSING" in result.stderr
+    assert "'Warn'" in result.stderr
+    assert "deny, warn" in result.stderr
+
+
+def test_unknown_on_missing_not_treated_as_deny() -> None:
+    with pytest.raises(ValueError, match="'Warn'"):
+        injection_options(ServeSettings(on_missing="Warn"))

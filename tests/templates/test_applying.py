@@ -170,15 +170,20 @@ def test_missing_named_template_is_denied() -> None:
     assert '"verbose"' in caught.value.message
 
 
-def test_missing_template_on_unchanged_update_warns() -> None:
-    old: dict[str, Any] = {
+def deployment(templates: str | None, env: list[dict[str, Any]]) -> dict[str, Any]:
+    annotations = {TEMPLATES_ANNOTATION: templates} if templates is not None else {}
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "train", "annotations": {TEMPLATES_ANNOTATION: "gone"}},
-        "spec": {"template": {"spec": pod()["spec"]}},
+        "metadata": {"name": "train", "annotations": annotations},
+        "spec": {"template": {"spec": pod(env=env)["spec"]}},
     }
+
+
+def test_unrelated_update_adds_no_template_env() -> None:
+    old = deployment("gone", [{"name": "A", "value": "1"}])
     new = copy.deepcopy(old)
-    new["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "2"
+    new["metadata"]["labels"] = {"team": "a"}
     request = request_for(
         new, operation="UPDATE", old=old, group="apps", kind="Deployment"
     )
@@ -186,8 +191,38 @@ def test_missing_template_on_unchanged_update_warns() -> None:
     decision = run_review(request, loaded_store(ADMIN))
 
     assert decision.allowed
-    assert any("no longer exists" in warning for warning in decision.warnings)
-    assert "MYPASSWORD" in env_of(patched(new, decision)["spec"]["template"])
+    assert decision.patch == ()
+    assert decision.warnings == ()
+
+
+def test_update_still_converts_own_placeholders() -> None:
+    old = deployment(None, [])
+    new = deployment(None, [{"name": "P", "value": "SECRET:my-secret,cred-pass"}])
+    request = request_for(
+        new, operation="UPDATE", old=old, group="apps", kind="Deployment"
+    )
+
+    decision = run_review(request, loaded_store(ADMIN))
+
+    env = env_of(patched(new, decision)["spec"]["template"])
+    assert env["P"]["valueFrom"]["secretKeyRef"]["name"] == "my-secret"
+    assert "MYPASSWORD" not in env
+    assert "LOG_LEVEL" not in env
+
+
+def test_update_changing_templates_adds_them() -> None:
+    old = deployment(None, [])
+    new = deployment("verbose", [])
+    request = request_for(
+        new, operation="UPDATE", old=old, group="apps", kind="Deployment"
+    )
+
+    decision = run_review(request, loaded_store(ADMIN, NAMED))
+
+    env = env_of(patched(new, decision)["spec"]["template"])
+    assert env["LOG_LEVEL"]["value"] == "info"
+    assert env["OPTS"]["value"] == "a=b"
+    assert "MYPASSWORD" in env
 
 
 def test_missing_template_on_changed_update_is_denied() -> None:
@@ -290,3 +325,60 @@ def test_requested_templates_parsing(text: str, names: list[str]) -> None:
     assert (
         requested_templates({TEMPLATES_ANNOTATION: text}, TEMPLATES_ANNOTATION) == names
     )
+
+
+def job_with_sidecar(template_annotations: dict[str, str]) -> dict[str, Any]:
+    containers = [
+        {"name": "app", "image": "busybox"},
+        {"name": "sidecar", "image": "busybox"},
+    ]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "train"},
+        "spec": {
+            "template": {
+                "metadata": {"annotations": template_annotations},
+                "spec": {"containers": containers, "restartPolicy": "Never"},
+            }
+        },
+    }
+
+
+def names_by_container(pod_spec: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        item["name"]: [entry["name"] for entry in item.get("env", [])]
+        for item in pod_spec["containers"]
+    }
+
+
+def test_template_containers_reach_job_pods() -> None:
+    job = job_with_sidecar({"runai-secrets-webhook/containers": "app"})
+    store = loaded_store(ADMIN)
+    request = request_for(job, group="batch", kind="Job")
+
+    decision = run_review(request, store)
+    pod_template = patched(job, decision)["spec"]["template"]
+    pod = {"apiVersion": "v1", "kind": "Pod", **pod_template}
+    pod["metadata"]["generateName"] = "train-"
+    pod_decision = run_review(request_for(pod), store)
+    pod_env = names_by_container(patched(pod, pod_decision)["spec"])
+
+    assert names_by_container(pod_template["spec"]) == {
+        "app": ["MYPASSWORD", "LOG_LEVEL"],
+        "sidecar": [],
+    }
+    assert pod_env == {"app": ["MYPASSWORD", "LOG_LEVEL"], "sidecar": []}
+
+
+def test_templates_annotation_read_from_pod_template() -> None:
+    job = job_with_sidecar({TEMPLATES_ANNOTATION: "verbose"})
+
+    selection = select_templates(
+        request_for(job, group="batch", kind="Job"),
+        OPTIONS,
+        loaded_store(NAMED),
+        TEMPLATE_NAMESPACE,
+    )
+
+    assert selection.templates == ("verbose",)

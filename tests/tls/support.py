@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import http.client
 import os
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +49,35 @@ def new_leaf(
     )
 
 
+# A SEC1 EC private key on secp112r1 (OID 1.3.132.0.6), in the layout that
+# `openssl ecparam -name secp112r1 -genkey -noout` writes. OpenSSL parses the
+# curve, `cryptography` raises UnsupportedAlgorithm for it.
+_SECP112R1_KEY_DER = bytes.fromhex(
+    "301c020101040e0102030405060708090a0b0c0d0ea00706052b81040006"
+)
+
+
+def unsupported_curve_key() -> bytes:
+    """Return a PEM EC key on a curve that `cryptography` cannot load.
+
+    The key comes from openssl when it is installed, else from a fixed
+    encoding of the same form.
+    """
+    openssl = shutil.which("openssl")
+    if openssl is not None:
+        made = subprocess.run(
+            [openssl, "ecparam", "-name", "secp112r1", "-genkey", "-noout"],
+            capture_output=True,
+            check=False,
+        )
+        if made.returncode == 0 and b"EC PRIVATE KEY" in made.stdout:
+            return made.stdout
+    encoded = base64.encodebytes(_SECP112R1_KEY_DER)
+    return b"-----BEGIN EC PRIVATE KEY-----\n%b-----END EC PRIVATE KEY-----\n" % (
+        encoded
+    )
+
+
 def write_files(directory: Path, leaf: pki.KeyPair) -> None:
     """Replace tls.crt and tls.key, each by an atomic rename."""
     for name, data in (("tls.key", leaf.key_pem), ("tls.crt", leaf.cert_pem)):
@@ -77,13 +108,16 @@ class MountedSecret:
         return self.directory / "tls.key"
 
     def update(self, leaf: pki.KeyPair) -> None:
+        self.update_pem(leaf.cert_pem, leaf.key_pem)
+
+    def update_pem(self, cert_pem: bytes, key_pem: bytes) -> None:
         self._version += 1
         version_dir = (
             self.directory / f"..2026_12_04_00_00_{self._version:02d}.{os.getpid()}"
         )
         version_dir.mkdir()
-        (version_dir / "tls.crt").write_bytes(leaf.cert_pem)
-        (version_dir / "tls.key").write_bytes(leaf.key_pem)
+        (version_dir / "tls.crt").write_bytes(cert_pem)
+        (version_dir / "tls.key").write_bytes(key_pem)
 
         data_link = self.directory / "..data"
         old_target = os.readlink(data_link) if data_link.is_symlink() else None

@@ -22,6 +22,7 @@ from tests.tls.support import (
     handshake,
     new_ca,
     new_leaf,
+    unsupported_curve_key,
     write_files,
 )
 from webhook.tls import pki
@@ -247,3 +248,43 @@ def test_unloadable_pair_keeps_previous(
     client_ca.write_bytes(new_ca("client CA").cert_pem)
     assert reloader.poll() is True
     assert serving.served.leaf == second.cert
+
+
+def test_unsupported_curve_key_rejected_next_loaded(
+    tmp_path: Path, ca: pki.KeyPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    mount = MountedSecret(tmp_path / "mount")
+    first, bad, third = new_leaf(ca), new_leaf(ca), new_leaf(ca)
+    mount.update(first)
+    serving = ServingCertificates()
+    reloader = FileReloader(mount.cert_file, mount.key_file, serving.install)
+    reloader.load()
+
+    mount.update_pem(bad.cert_pem, unsupported_curve_key())
+    with caplog.at_level(logging.ERROR, logger="webhook"):
+        assert reloader.poll() is False
+        assert reloader.poll() is False
+
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].getMessage().startswith("rejected new certificate files")
+    assert errors[0].__dict__["cert_file"] == str(mount.cert_file)
+    assert errors[0].__dict__["key_file"] == str(mount.key_file)
+    assert "unsupported private key algorithm" in errors[0].__dict__["reason"]
+    assert "1.3.132.0.6" in errors[0].__dict__["reason"]
+    assert serving.served is not None
+    assert serving.served.leaf == first.cert
+    assert serving.ready()
+
+    mount.update(third)
+    assert reloader.poll() is True
+    assert serving.served.leaf == third.cert
+
+
+def test_unsupported_curve_key_at_startup(tmp_path: Path, ca: pki.KeyPair) -> None:
+    leaf = new_leaf(ca)
+    (tmp_path / "tls.crt").write_bytes(leaf.cert_pem)
+    (tmp_path / "tls.key").write_bytes(unsupported_curve_key())
+
+    with pytest.raises(InvalidPairError, match="unsupported private key algorithm"):
+        _serve_files(tmp_path / "tls.crt", tmp_path / "tls.key")

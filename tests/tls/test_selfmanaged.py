@@ -30,7 +30,9 @@ from tests.tls.support import (
     handshake,
     issued_by_bundle,
     issuing_ca,
+    unsupported_curve_key,
 )
+from webhook.tls import pki
 from webhook.tls.authority import CAPolicy
 from webhook.tls.cluster import ClusterClient
 from webhook.tls.metrics import EXPIRY_METRIC as EXPIRY
@@ -340,6 +342,42 @@ def test_invalid_ca_secret_replaced(
     assert "CA Secret is invalid; replacing it with a new CA" in caplog.text
     secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
     assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
+    served = replica.serving.served
+    assert served is not None
+    assert issued_by_bundle(served.leaf, ca_bundles(kube)[0])
+
+
+def test_unsupported_curve_ca_key_replaced(
+    kube: FakeKube, caplog: pytest.LogCaptureFixture
+) -> None:
+    ca = pki.create_ca("old CA", now=datetime.now(UTC), lifetime=timedelta(days=1))
+    kube.add_secret(
+        NAMESPACE,
+        SECRET,
+        {
+            "tls.crt": ca.cert_pem.decode(),
+            "tls.key": unsupported_curve_key().decode(),
+            "ca.crt": ca.cert_pem.decode(),
+        },
+        type_="kubernetes.io/tls",
+    )
+    replica = _replica(kube)
+
+    with caplog.at_level(logging.ERROR, logger="webhook.tls"):
+        replica.manager.reconcile()
+
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "CA Secret is invalid; replacing it with a new CA"
+    ]
+    assert errors[0].__dict__["secret"] == SECRET
+    assert "unsupported private key algorithm" in errors[0].__dict__["reason"]
+    stored = kube.get("v1", "secrets", NAMESPACE, SECRET)
+    signing = x509.load_pem_x509_certificate(
+        base64.b64decode(stored["data"]["tls.crt"])
+    )
+    assert signing != ca.cert
+    assert replica.serving.ready()
     served = replica.serving.served
     assert served is not None
     assert issued_by_bundle(served.leaf, ca_bundles(kube)[0])

@@ -19,6 +19,8 @@ class Problem:
 
     `key` is set only when the secret exists without that key; the other
     statuses concern the whole secret. `uses` lists every place using it.
+    `found_in` is the namespace the secret was found in when that is not the
+    request's, as for a cluster-wide secret without a copy yet.
     """
 
     status: LookupStatus
@@ -26,6 +28,7 @@ class Problem:
     key: str | None
     detail: str
     uses: tuple[ReferenceUse, ...]
+    found_in: str | None = None
 
     @property
     def is_missing(self) -> bool:
@@ -52,7 +55,7 @@ def describe_places(uses: Sequence[ReferenceUse], with_keys: bool = False) -> st
 
 def problem_sentences(problem: Problem, namespace: str) -> str:
     """Describe one problem, where it is used and the fix, for a denial."""
-    secret, ns = quote(problem.secret), quote(namespace)
+    secret, ns = quote(problem.secret), quote(problem.found_in or namespace)
     places = describe_places(problem.uses, with_keys=problem.key is None)
     used_by = f"It is used by {places}."
     if problem.key is not None:
@@ -101,7 +104,7 @@ def denial_message(subject: str, problems: Sequence[Problem], namespace: str) ->
 
 def missing_warning(problem: Problem, namespace: str) -> str:
     """Warn that a reference was converted although its secret or key is missing."""
-    secret, ns = quote(problem.secret), quote(namespace)
+    secret, ns = quote(problem.secret), quote(problem.found_in or namespace)
     if problem.key is not None:
         summary = f"secret {secret} in namespace {ns} has no key {quote(problem.key)}"
     else:

@@ -14,6 +14,12 @@ from webhook.admission.annotations import (
 from webhook.admission.decisions import quote
 from webhook.admission.errors import Denied
 from webhook.admission.podspecs import EnvLayout, WorkloadKind, find_pointer_targets
+from webhook.admission.podtemplates import (
+    merged_controls,
+    pod_specs,
+    template_annotations,
+    warn_workload_only,
+)
 from webhook.admission.reviews import Request
 from webhook.admission.scanning import (
     APP_CONTAINERS,
@@ -69,19 +75,22 @@ def scan_object(
         for pointer in kind.pointers:
             for _, items in find_pointer_targets(obj, pointer):
                 scan.scan_environment_items(items)
+        _check_unapplied_annotation(scan, annotations, keys, kind)
         return scan
 
-    additions = _annotation_additions(annotations, keys, scan.subject)
-    additions.extend(extra_additions)
-    specs = [
-        target
-        for pointer in kind.pointers
-        for target in find_pointer_targets(obj, pointer)
-    ]
-    selected = _selected_containers(annotations, keys, scan.subject, specs)
+    specs = pod_specs(obj, kind)
     for path, spec in specs:
-        if isinstance(spec, Mapping):
-            _scan_pod_spec(scan, path, spec, additions, selected)
+        if not isinstance(spec, Mapping):
+            continue
+        # Pods copy the annotations of their template's metadata, so the
+        # control annotations there win over the workload's own for this spec.
+        settings = merged_controls(annotations, template_annotations(obj, path), keys)
+        scan.convert_literals = not injection_disabled(settings, keys)
+        additions = _annotation_additions(settings, keys, scan.subject)
+        additions.extend(extra_additions)
+        selected = _selected_containers(settings, keys, scan.subject, specs)
+        _scan_pod_spec(scan, path, spec, additions, selected)
+    warn_workload_only(scan, obj, annotations, keys, specs)
     return scan
 
 
@@ -91,6 +100,26 @@ def _annotation_additions(
     text = annotations.get(keys.env)
     return (
         parse_env_annotation(text, keys.env, subject) if isinstance(text, str) else []
+    )
+
+
+def _check_unapplied_annotation(
+    scan: Scan, annotations: Mapping[str, Any], keys: AnnotationKeys, kind: WorkloadKind
+) -> None:
+    """Check the env annotation of a kind that is checked, never rewritten.
+
+    Its lines are parsed and their secrets looked up like the object's own
+    env, so a mistake is found now, and a warning states that they are
+    not added.
+    """
+    additions = _annotation_additions(annotations, keys, scan.subject)
+    if not additions:
+        return
+    for addition in additions:
+        scan.check_addition(addition)
+    scan.warnings.append(
+        f"annotation {keys.env} cannot be applied to {kind.kind} objects, so its "
+        "env vars were checked but not added. Set them in spec.environment instead."
     )
 
 

@@ -90,7 +90,7 @@ class ResponseReview(TypedDict):
     response: Response
 
 
-# A wrong envelope field is quoted in the 400 message and its log line; a
+# A wrong envelope field is quoted in the 400 message and its log line. A
 # hostile caller could send megabytes there, so the quote is cut.
 MAX_SHOWN_CHARS = 80
 
@@ -177,8 +177,17 @@ def _check_request(request: JsonObject) -> None:
             400, "request.kind must hold string group, version and kind"
         )
     for field in ("object", "oldObject"):
-        if not isinstance(request.get(field), dict | None):
+        obj = request.get(field)
+        if not isinstance(obj, dict | None):
             raise MalformedReview(400, f"request.{field} must be a JSON object or null")
+        # Every Kubernetes object has metadata as an object; kube-apiserver
+        # never sends another type, so any other value is a forged review.
+        if obj is not None and not isinstance(obj.get("metadata"), dict | None):
+            raise MalformedReview(
+                400,
+                f"request.{field}.metadata {_shown(obj['metadata'])} is not a JSON "
+                "object. Send the object as kube-apiserver stores it.",
+            )
     namespace = request.get("namespace")
     if not isinstance(namespace, str | None):
         raise MalformedReview(400, "request.namespace must be a string")

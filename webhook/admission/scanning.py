@@ -191,6 +191,12 @@ class Scan:
             )
         self.warnings.append(warning)
 
+    def check_addition(self, addition: EnvAddition) -> None:
+        """Record the secret reference of an addition to check, without adding it."""
+        if is_placeholder(addition.value):
+            ref = self.parse(addition.value, addition.name, "", addition.origin)
+            self.uses.append(ReferenceUse(ref, addition.name, "", addition.origin))
+
     def scan_environment_items(self, items: object) -> None:
         """Check a Run:AI v2 env map (`NAME: {value: ...}`) without rewriting it."""
         if not isinstance(items, Mapping) or not self.convert_literals:

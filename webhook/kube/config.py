@@ -82,9 +82,10 @@ def reload_credentials(
     """Read the bearer token again from where `load_configuration` found it.
 
     The kubelet rotates a pod's service account token on disk, and a
-    kubeconfig's `tokenFile` may be rewritten the same way. The client reads a
-    `tokenFile` only once and the in-cluster token at most once a minute, so
-    after a 401 the caller reloads here and retries.
+    kubeconfig's `tokenFile` may be rewritten the same way. The kubernetes
+    client (version 37) reads a `tokenFile` only when the configuration is
+    loaded and the in-cluster token again only after a minute, so after a 401
+    the caller reloads here and retries.
     """
     fresh = load_configuration(kubeconfig, environ, service_account_dir)
     configuration = api_client.configuration

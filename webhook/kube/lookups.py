@@ -126,8 +126,8 @@ class SecretKeyLookups:
             return SecretLookup.failed(LookupStatus.TIMEOUT, "the API call timed out")
 
         # A joined call ran on the deadline of the review that started it,
-        # which may come before ours: its timeout says nothing about the API
-        # now, so with time left this review makes its own call.
+        # which may come before ours. Its timeout does not show that the API
+        # is still slow, so with time left this review makes its own call.
         if joined and result.status is LookupStatus.TIMEOUT:
             return await self._fetch_shared(namespace, name, deadline)
         return result
@@ -152,9 +152,21 @@ class SecretKeyLookups:
     ) -> asyncio.Future[SecretLookup]:
         loop = asyncio.get_running_loop()
         key = (namespace, name)
-        future = loop.run_in_executor(
-            self._executor, self._source.fetch, namespace, name, timeout
-        )
+        deadline = self._clock() + timeout
+
+        def fetch() -> SecretLookup:
+            # In a burst the call may wait for a free thread. The API gets only
+            # the time that is left, and none if the review has given up, so
+            # calls nobody waits for do not keep threads from new reviews.
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return SecretLookup.failed(
+                    LookupStatus.TIMEOUT,
+                    "no lookup thread was free before the review's deadline",
+                )
+            return self._source.fetch(namespace, name, remaining)
+
+        future = loop.run_in_executor(self._executor, fetch)
         self._in_flight[key] = future
 
         def finish(done: asyncio.Future[SecretLookup]) -> None:

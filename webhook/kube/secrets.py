@@ -76,6 +76,12 @@ class ClusterSecrets:
         """Whether the API has returned any HTTP response, errors included."""
         return self._answered.is_set()
 
+    @property
+    def api_client(self) -> client.ApiClient:
+        """The client this source reads with, whose token a 401 reloads in place."""
+        api_client: client.ApiClient = self._api.api_client
+        return api_client
+
     def fetch(self, namespace: str, name: str, timeout: float) -> SecretLookup:
         """Read one secret's key names within `timeout` seconds.
 

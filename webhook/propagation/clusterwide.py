@@ -42,13 +42,19 @@ class ClusterWideResolver:
         self._settings = settings
 
     def resolve(
-        self, namespace: str, name: str, dry_run: bool
+        self,
+        namespace: str,
+        name: str,
+        dry_run: bool,
+        needed: Collection[str] = (),
     ) -> frozenset[str] | None:
         """Return the key names of cluster-wide secret `name` for `namespace`.
 
         Returns None when no cluster-wide secret of that name applies to the
         namespace, so the caller reports the secret as missing. Only key names
-        leave this function; the values are dropped with the response.
+        leave this function; the values are dropped with the response. The
+        copy is created only when the source has every key in `needed`,
+        because a review denied for a missing key must not write.
         Raises the API errors of the reads.
         """
         settings = self._settings
@@ -62,7 +68,7 @@ class ClusterWideResolver:
             return None
 
         keys = frozenset((source.get("data") or {}).keys())
-        if not dry_run:
+        if not dry_run and keys.issuperset(needed):
             self._create_copy(build_copy(source, namespace, settings), namespace, name)
         return keys
 
@@ -134,7 +140,9 @@ class ClusterWideLookups:
                 LookupStatus.TIMEOUT, "no time was left before the review's deadline"
             )
         loop = asyncio.get_running_loop()
-        call = functools.partial(self._resolver.resolve, namespace, name, dry_run)
+        call = functools.partial(
+            self._resolver.resolve, namespace, name, dry_run, frozenset(keys)
+        )
         try:
             found = await asyncio.wait_for(
                 loop.run_in_executor(self._executor, call), remaining
@@ -182,4 +190,5 @@ def build_cluster_wide_lookups(
         marks=Marks(annotation_prefix),
     )
     resolver = ClusterWideResolver(KubeApi(client, request_timeout), settings)
+    metrics.register_metrics()
     return ClusterWideLookups(resolver, executor, source_namespace)

@@ -30,6 +30,13 @@ from webhook.propagation.settings import (
     PropagationSettings,
     WatchTiming,
 )
+from webhook.settings import (
+    EnvironmentValue,
+    checked_type,
+    interval_seconds,
+    port_number,
+    positive_int,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +70,16 @@ class FieldsFormatter(logging.Formatter):
 def env_default(flag: str, default: Any = None) -> Any:
     """Return the value of the flag's environment variable, or `default`."""
     name = ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
-    return os.environ.get(name, default)
+    if name in os.environ:
+        return EnvironmentValue(os.environ[name], name)
+    return default
 
 
 def _add(
     parser: argparse._ActionsContainer, flag: str, default: Any, **kwargs: Any
 ) -> None:
+    if "type" in kwargs:
+        kwargs["type"] = checked_type(kwargs["type"], kwargs.get("choices"))
     parser.add_argument(flag, default=env_default(flag, default), **kwargs)
 
 
@@ -108,27 +119,27 @@ CONTROLLER_FLAGS: tuple[tuple[str, Any, Callable[[str], Any], str], ...] = (
      "comma-separated source label keys copied to projects; 'prefix/*' allowed"),
     ("--copy-annotations", "", _csv,
      "comma-separated source annotation keys copied to projects"),
-    ("--resync-period", 300.0, float,
+    ("--resync-period", 300.0, interval_seconds,
      "seconds between full resyncs of every source"),
-    ("--conflict-retry", 30.0, float,
+    ("--conflict-retry", 30.0, interval_seconds,
      "seconds between checks of a project whose secret blocks a copy"),
     ("--lease-name", "runai-secrets-webhook-propagation", str,
      "name of the coordination.k8s.io Lease that elects the leader"),
     ("--lease-namespace", None, str,
      "namespace of the Lease; default: the pod's own namespace"),
-    ("--lease-duration", 15.0, float,
+    ("--lease-duration", 15.0, interval_seconds,
      "seconds a standby waits for an unrenewed Lease before taking over"),
-    ("--renew-deadline", 10.0, float,
+    ("--renew-deadline", 10.0, interval_seconds,
      "seconds after the last renew at which the leader stops writing"),
-    ("--retry-period", 2.0, float,
+    ("--retry-period", 2.0, interval_seconds,
      "seconds between attempts to acquire or renew the Lease"),
     ("--identity", None, str,
      "holder identity in the Lease; default: host name and a random suffix"),
-    ("--watch-timeout", 300, int,
+    ("--watch-timeout", 300, positive_int,
      "server-side timeoutSeconds of each watch request"),
-    ("--watch-idle-timeout", 90.0, float,
+    ("--watch-idle-timeout", 90.0, interval_seconds,
      "seconds without an event or bookmark after which a watch is restarted"),
-    ("--request-timeout", 10.0, float,
+    ("--request-timeout", 10.0, interval_seconds,
      "client-side timeout of every other API request, in seconds"),
 )  # fmt: skip
 
@@ -154,7 +165,7 @@ def add_propagate_command(subparsers: Any) -> argparse.ArgumentParser:
         parser,
         "--metrics-port",
         9090,
-        type=int,
+        type=port_number,
         help="port of the Prometheus metrics listener; 0 turns it off",
     )
     parser.set_defaults(run=run_propagate)

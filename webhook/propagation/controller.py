@@ -52,6 +52,7 @@ class Controller:
         self._sources: dict[str, bool] = {}
         self._failures: dict[str, int] = {}
         self._resync = threading.Event()
+        metrics.register_metrics()
         self._states = metrics.CopyStates()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -1,14 +1,17 @@
 """Prometheus metrics of the propagation controller.
 
-They live in prometheus-client's default registry, so `serve` exposes them on
-its `/metrics` endpoint and `propagate` on its own metrics port.
+The collectors are created unregistered, so that a `serve` without the
+controller exports none of them. `register_metrics` adds them to
+prometheus-client's default registry when the controller or the
+cluster-wide lookups start, and then `serve` exposes them on its `/metrics`
+endpoint and `propagate` on its own metrics port.
 """
 
 from __future__ import annotations
 
 import threading
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 COPIES = Gauge(
     "runai_secrets_webhook_propagation_copies",
@@ -16,37 +19,66 @@ COPIES = Gauge(
     " source: synced, conflict (a secret we did not create has the name) or"
     " failed (an API error).",
     ["state"],
+    registry=None,
 )
 CONFLICTS = Counter(
     "runai_secrets_webhook_propagation_conflicts_total",
     "Times a target namespace was found holding a secret of the source's name"
     " that the controller did not create.",
+    registry=None,
 )
 RECONCILES = Counter(
     "runai_secrets_webhook_propagation_reconciles_total",
     "Reconciles of one source by result: success, error or not_leader.",
     ["result"],
+    registry=None,
 )
 API_ERRORS = Counter(
     "runai_secrets_webhook_propagation_api_errors_total",
     "Failed Kubernetes API calls by operation.",
     ["operation"],
+    registry=None,
 )
 WATCH_RESTARTS = Counter(
     "runai_secrets_webhook_propagation_watch_restarts_total",
     "Watch restarts by watch and reason: expired, short, idle, gone, error.",
     ["watch", "reason"],
+    registry=None,
 )
 LEADER = Gauge(
     "runai_secrets_webhook_propagation_leader",
     "1 while this replica holds the propagation Lease, else 0.",
+    registry=None,
 )
 LAST_FULL_RESYNC = Gauge(
     "runai_secrets_webhook_propagation_last_full_resync_timestamp_seconds",
     "Unix time of the last full resync this replica started as leader.",
+    registry=None,
 )
 
 STATES = ("synced", "conflict", "failed")
+
+_COLLECTORS = (
+    COPIES,
+    CONFLICTS,
+    RECONCILES,
+    API_ERRORS,
+    WATCH_RESTARTS,
+    LEADER,
+    LAST_FULL_RESYNC,
+)
+_registered: set[int] = set()
+_register_lock = threading.Lock()
+
+
+def register_metrics(registry: CollectorRegistry = REGISTRY) -> None:
+    """Add the propagation collectors to `registry`, once per registry."""
+    with _register_lock:
+        if id(registry) in _registered:
+            return
+        for collector in _COLLECTORS:
+            registry.register(collector)
+        _registered.add(id(registry))
 
 
 class CopyStates:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
@@ -32,6 +33,15 @@ LATENCY_BUCKETS_SECONDS = (
 )
 LOOKUP_RESULTS = ("cached", "fetched", "not_found", "forbidden", "error")
 
+# Label values of the reviews counter. Any client that reaches /mutate
+# chooses the kind and operation, so values outside these sets are counted
+# as "other" to keep the number of series bounded.
+REVIEW_OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+REVIEW_OUTCOMES = frozenset(
+    {"allowed", "patched", "denied", "error", "malformed", "shed"}
+)
+OTHER = "other"
+
 
 @dataclass(frozen=True)
 class Metrics:
@@ -51,15 +61,26 @@ class Metrics:
     def count_lookup(self, result: str) -> None:
         self._child(self.lookups, (result,)).inc()
 
-    def count_review(self, kind: str, operation: str, outcome: str) -> None:
-        self._child(self.reviews, (kind, operation, outcome)).inc()
-
     def _child(self, counter: Counter, values: tuple[str, ...]) -> Counter:
         key = (counter, values)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = counter.labels(*values)
         return child
+
+    def count_review(
+        self, kind: str, operation: str, outcome: str, known_kinds: Collection[str]
+    ) -> None:
+        """Count one review, with `kind` "other" unless it is in `known_kinds`.
+
+        Bounding the values also bounds the cache of labelled children.
+        """
+        values = (
+            kind if kind in known_kinds else OTHER,
+            operation if operation in REVIEW_OPERATIONS else OTHER,
+            outcome if outcome in REVIEW_OUTCOMES else OTHER,
+        )
+        self._child(self.reviews, values).inc()
 
 
 def new_metrics(registry: CollectorRegistry | None = None) -> Metrics:
@@ -71,8 +92,9 @@ def new_metrics(registry: CollectorRegistry | None = None) -> Metrics:
     registry = registry or CollectorRegistry()
     reviews = Counter(
         "runai_secrets_webhook_reviews",
-        "AdmissionReviews answered, by object kind, operation and outcome "
-        "(allowed, patched, denied, error, malformed).",
+        "AdmissionReviews answered, by object kind (built-in and configured "
+        "kinds, else other), operation and outcome (allowed, patched, denied, "
+        "error, malformed, shed).",
         ["kind", "operation", "outcome"],
         registry=registry,
     )

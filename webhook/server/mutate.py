@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 import orjson
 from fastapi import Request, Response
 
 from webhook.admission.decisions import Decision, deny
 from webhook.admission.errors import MalformedReview
+from webhook.admission.podspecs import BUILTIN_KINDS
 from webhook.admission.reviews import (
     MAX_REVIEW_BYTES,
     Review,
@@ -30,6 +31,8 @@ from webhook.server.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
+
+BUILTIN_KIND_NAMES = frozenset(kind.kind for kind in BUILTIN_KINDS)
 
 # Decides one parsed review before the absolute time.monotonic() deadline.
 Reviewer = Callable[[Review, float, logs.BoundLogger], Awaitable[Decision]]
@@ -74,9 +77,16 @@ def too_large(size: int, limit: int) -> MalformedReview:
 class MutateEndpoint:
     """The /mutate route: turns an HTTP call into a review and back."""
 
-    def __init__(self, reviewer: Reviewer, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        reviewer: Reviewer,
+        metrics: Metrics,
+        known_kinds: Collection[str] = BUILTIN_KIND_NAMES,
+    ) -> None:
         self._reviewer = reviewer
         self._metrics = metrics
+        # Kinds counted under their own name in the metrics; others as "other".
+        self._known_kinds = frozenset(known_kinds)
 
     async def __call__(self, request: Request) -> Response:
         started = time.monotonic()
@@ -91,21 +101,24 @@ class MutateEndpoint:
 
         kind = review["request"]["kind"]["kind"]
         operation = review["request"]["operation"]
-        self._metrics.count_review(kind, operation, outcome)
+        self._metrics.count_review(kind, operation, outcome, self._known_kinds)
         self._metrics.review_seconds.observe(time.monotonic() - started)
         return Response(content, media_type=JSON)
 
     async def _answer(self, review: Review, deadline: float) -> tuple[bytes, str]:
         """Decide the review; return the encoded response and the outcome label."""
-        log = logs.bind(logger, logs.review_fields(review["request"]))
+        uid = review["request"]["uid"]
+        log = logs.bind(logger, {logs.UID: uid})
         try:
+            # Inside the try, so that a bug in reading the fields still ends
+            # in an AdmissionReview with the uid.
+            log = logs.bind(logger, logs.review_fields(review["request"]))
             log.debug("review received")
             decision = await self._reviewer(review, deadline, log)
         except Exception:
             # Deny, because admitting after a crash could let an unchecked
             # SECRET: value through.
             log.exception("review failed with an internal error")
-            uid = review["request"]["uid"]
             decision = deny(500, INTERNAL_ERROR_MESSAGE.format(uid=uid))
             return encode_response(review, decision), "error"
 

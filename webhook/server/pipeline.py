@@ -6,6 +6,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import yaml
 
@@ -22,16 +23,21 @@ from webhook.admission.injection import (
 from webhook.admission.lookups import LookupStatus, SecretLookup
 from webhook.admission.podspecs import WorkloadKind, load_workload_kinds
 from webhook.admission.reviews import Review
+from webhook.kube.config import MAX_CONCURRENT_CALLS
 from webhook.kube.lookups import (
     CachedResolver,
     Resolver,
     SecretKeyLookups,
     resolve_in_order,
 )
+from webhook.propagation.clusterwide import ClusterWideLookups
 from webhook.server.logs import BoundLogger
-from webhook.server.mutate import Reviewer
 from webhook.settings import ServeSettings
 from webhook.templates.service import TemplateService
+
+# Lookups of one review that run at once: as many as the API calls that one
+# process makes at once.
+MAX_CONCURRENT_LOOKUPS = MAX_CONCURRENT_CALLS
 
 
 def load_extra_kinds(path: str | None) -> tuple[WorkloadKind, ...]:
@@ -43,10 +49,12 @@ def load_extra_kinds(path: str | None) -> tuple[WorkloadKind, ...]:
 
 
 def injection_options(settings: ServeSettings) -> InjectionOptions:
-    on_missing: OnMissing = "warn" if settings.on_missing == "warn" else "deny"
+    """Build the admission options, raising `ValueError` for an invalid setting."""
+    # InjectionOptions rejects any other value, so an unknown one such as
+    # "Warn" fails at start instead of acting as "deny".
     return InjectionOptions(
         annotation_prefix=settings.annotation_prefix,
-        on_missing=on_missing,
+        on_missing=cast(OnMissing, settings.on_missing),
         extra_kinds=load_extra_kinds(settings.workload_kinds_file),
     )
 
@@ -66,6 +74,8 @@ class ReviewPipeline:
     review's namespace, later ones may look elsewhere (cluster-wide secrets).
     With `templates`, their env vars are added to the review's object.
     `cached`, when given, is asked first: secrets it returns are not looked up.
+    With `cluster_wide`, a secret no resolver found is looked up last among
+    the cluster-wide secrets, told whether the review is a dry run.
     """
 
     def __init__(
@@ -74,11 +84,13 @@ class ReviewPipeline:
         resolvers: list[Resolver],
         templates: TemplateService | None = None,
         cached: CachedResolver | None = None,
+        cluster_wide: ClusterWideLookups | None = None,
     ) -> None:
         self.options = options
         self.resolvers = resolvers
         self.templates = templates
         self.cached = cached
+        self.cluster_wide = cluster_wide
 
     async def __call__(
         self, review: Review, deadline: float, log: BoundLogger
@@ -109,21 +121,32 @@ class ReviewPipeline:
         lookups = self._from_cache(planned.namespace, grouped)
         missing = sorted(secret for secret in grouped if secret not in lookups)
         if missing:
-            answers = await asyncio.gather(
-                *(
-                    resolve_in_order(
-                        self.resolvers,
+            resolvers = self._resolvers_for(review)
+            # Bounds the lookups of one review that run at once, so that one
+            # object with many secrets cannot take every API connection.
+            slots = asyncio.Semaphore(MAX_CONCURRENT_LOOKUPS)
+
+            async def resolve(secret: str) -> SecretLookup:
+                async with slots:
+                    return await resolve_in_order(
+                        resolvers,
                         planned.namespace,
                         secret,
                         grouped[secret],
                         deadline,
                     )
-                    for secret in missing
-                )
-            )
+
+            answers = await asyncio.gather(*(resolve(secret) for secret in missing))
             lookups.update(zip(missing, answers, strict=True))
         self._log_failures(lookups, log)
         return decide(planned, lookups)
+
+    def _resolvers_for(self, review: Review) -> list[Resolver]:
+        if self.cluster_wide is None:
+            return self.resolvers
+        # A dry run must write nothing, so it never creates the copy.
+        dry_run = bool(review["request"].get("dryRun", False))
+        return [*self.resolvers, self.cluster_wide.for_review(dry_run)]
 
     def _from_cache(
         self, namespace: str, grouped: dict[str, set[str]]
@@ -159,8 +182,13 @@ def build_reviewer(
     settings: ServeSettings,
     lookups: SecretKeyLookups,
     templates: TemplateService | None = None,
-) -> Reviewer:
+    cluster_wide: ClusterWideLookups | None = None,
+) -> ReviewPipeline:
     """Build the reviewer that /mutate calls for every parsed review."""
     return ReviewPipeline(
-        injection_options(settings), [lookups.lookup], templates, lookups.cached
+        injection_options(settings),
+        [lookups.lookup],
+        templates,
+        lookups.cached,
+        cluster_wide,
     )

@@ -23,8 +23,13 @@ from webhook.kube.config import (
 )
 from webhook.kube.lookups import SecretKeyLookups
 from webhook.kube.secrets import ClusterSecrets, DirectorySecrets
+from webhook.propagation.clusterwide import (
+    ClusterWideLookups,
+    build_cluster_wide_lookups,
+)
 from webhook.server.app import create_app
 from webhook.server.certificates import serving_certificates
+from webhook.server.inflight import InFlightLimit
 from webhook.server.listener import (
     GRACEFUL_SHUTDOWN_SECONDS,
     run_on_loop,
@@ -111,6 +116,28 @@ def build_templates(
     )
 
 
+def build_cluster_wide(
+    settings: ServeSettings, source: SecretSource, executor: ThreadPoolExecutor
+) -> ClusterWideLookups | None:
+    """Set up the cluster-wide secret lookups when --cluster-wide-secrets is on.
+
+    They share the client of `source`, so a token that a 401 made `source`
+    read again serves them too.
+    """
+    if not settings.cluster_wide_secrets:
+        return None
+    conflict = settings.secrets_dir_conflict()
+    if conflict or not isinstance(source, ClusterSecrets):
+        raise ValueError(conflict or "--cluster-wide-secrets needs the Kubernetes API")
+    return build_cluster_wide_lookups(
+        source.api_client,
+        executor,
+        source_namespace=settings.source_namespace,
+        project_label=settings.project_label,
+        annotation_prefix=settings.annotation_prefix,
+    )
+
+
 async def probe_until_answered(
     source: SecretSource, executor: ThreadPoolExecutor
 ) -> None:
@@ -161,17 +188,18 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
         return run_workers(settings, run)
 
     metrics = new_metrics(REGISTRY)
+    executor = ThreadPoolExecutor(
+        MAX_CONCURRENT_CALLS, thread_name_prefix="secret-lookup"
+    )
     try:
         source = build_source(settings)
         certificates = serving_certificates(settings, metrics.registry)
         templates = build_templates(settings, REGISTRY)
+        cluster_wide = build_cluster_wide(settings, source, executor)
     except (OSError, ValueError) as error:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
 
-    executor = ThreadPoolExecutor(
-        MAX_CONCURRENT_CALLS, thread_name_prefix="secret-lookup"
-    )
     readiness = Readiness(
         source_answered=lambda: source.answered,
         certificate_ready=certificates.ready,
@@ -180,9 +208,15 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
     lookups = SecretKeyLookups(
         source, executor, settings.cache_ttl, metrics.count_lookup
     )
-    endpoint = MutateEndpoint(build_reviewer(settings, lookups, templates), metrics)
+    reviewer = build_reviewer(settings, lookups, templates, cluster_wide)
+    kinds = {kind for _, _, kind in reviewer.options.kinds}
+    endpoint = MutateEndpoint(reviewer, metrics, kinds)
     routers = [templates_router(settings.template_namespace)] if templates else []
-    app = create_app(endpoint, readiness, metrics, routers)
+    app = InFlightLimit(
+        create_app(endpoint, readiness, metrics, routers),
+        settings.max_in_flight,
+        metrics.reviews.labels(kind="", operation="", outcome="shed").inc,
+    )
 
     # The contract with webhook.tls: load() first, then our own context;
     # uvicorn_config does both.

@@ -48,8 +48,9 @@ def templates_router(template_namespace: str) -> APIRouter:
             return Response(content, status_code=error.status, media_type=JSON)
 
         admission = review["request"]
-        log = logs.bind(logger, logs.review_fields(admission))
+        log = logs.bind(logger, {logs.UID: admission["uid"]})
         try:
+            log = logs.bind(logger, logs.review_fields(admission))
             decision = review_template(admission, template_namespace)
         except Exception:
             # Reject, so that a template the webhook could not check is not

@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.admission.additions import EnvAddition
-from webhook.admission.annotations import annotations_of, parse_env_annotation
+from webhook.admission.annotations import AnnotationKeys, parse_env_annotation
 from webhook.admission.decisions import quote
 from webhook.admission.errors import Denied
 from webhook.admission.injection import InjectionOptions
+from webhook.admission.objects import is_ephemeral, kind_in_scope
+from webhook.admission.podspecs import WorkloadKind
+from webhook.admission.podtemplates import control_annotations
 from webhook.admission.reviews import Request
 from webhook.admission.subjects import describe_subject
 from webhook.templates.entries import Template
@@ -76,14 +79,23 @@ def select_templates(
 ) -> TemplateSelection:
     """Choose the templates for the object under review.
 
+    Templates apply on CREATE, and on an UPDATE only when it changes the
+    templates annotation, because the author then requests new templates.
+    Any other UPDATE gets none, so a template edit or an unrelated change
+    of a workload never changes its pod template and rolls out new pods.
     Raises Denied when the object names a template that does not exist, a
     chosen template (the admin one included) is invalid, or the templates
-    have not been loaded yet. On an UPDATE that leaves the templates
-    annotation as it was, a missing or invalid template only gives a
-    warning, so that a controller updating an older object is not blocked.
+    have not been loaded yet.
     """
     obj = request.get("object")
-    if not isinstance(obj, dict) or not _in_scope(request, options):
+    kind = _kind_in_scope(request, options)
+    if not isinstance(obj, dict) or kind is None:
+        return NO_TEMPLATES
+    # The pod template's annotations win, as they do for the pods it makes.
+    annotations = control_annotations(obj, kind, options.keys)
+    if request["operation"] != "CREATE" and not _annotation_changed(
+        request, kind, options.keys
+    ):
         return NO_TEMPLATES
     subject = describe_subject(request, obj)
     if not store.loaded:
@@ -93,77 +105,59 @@ def select_templates(
             f"{quote(template_namespace)} yet. Retry in a few seconds.",
         )
 
-    key = options.keys.templates
-    annotations = annotations_of(obj)
-    strict = request["operation"] == "CREATE" or _annotation_changed(request, key)
-    names = requested_templates(annotations, key)
-    chosen, warnings = _chosen_templates(
-        subject, store, names, strict, template_namespace
-    )
+    names = requested_templates(annotations, options.keys.templates)
+    chosen = _chosen_templates(subject, store, names, template_namespace)
     for template in chosen:
-        if template.error is None:
-            continue
-        if strict:
+        if template.error is not None:
             raise Denied(
                 CODE_INVALID,
                 _invalid_message(subject, template, template_namespace),
             )
-        warnings.append(
-            f"template {quote(template.name)} is invalid; its env vars were not added"
-        )
 
-    usable = [template for template in chosen if template.error is None]
     annotation_names = _annotation_names(annotations, options)
-    return _merge(usable, annotation_names, tuple(warnings))
+    return _merge(chosen, annotation_names)
 
 
-def _in_scope(request: Request, options: InjectionOptions) -> bool:
-    """Tell whether `webhook.admission` adds env to this request's object.
+def _kind_in_scope(request: Request, options: InjectionOptions) -> WorkloadKind | None:
+    """Return the kind of the object if templates may add env to it, else None.
 
-    That is a CREATE, or an UPDATE of a kind whose pod template may change,
-    of a kind that stores env as a pod spec, and not of a subresource.
+    The object must be one that `webhook.admission` rewrites: a pod spec
+    kind, and not an update of ephemeral containers.
     """
-    gvk = request["kind"]
-    kind = options.kinds.get((gvk["group"], gvk["version"], gvk["kind"]))
-    if kind is None or not kind.rewrites or request.get("subResource"):
-        return False
-    operation = request["operation"]
-    return operation == "CREATE" or (operation == "UPDATE" and kind.on_update)
+    kind = kind_in_scope(request, options.kinds)
+    if kind is None or not kind.rewrites or is_ephemeral(request):
+        return None
+    return kind
 
 
-def _annotation_changed(request: Request, key: str) -> bool:
-    old = request.get("oldObject")
-    old_value = annotations_of(old).get(key) if isinstance(old, dict) else None
-    new = request.get("object")
-    new_value = annotations_of(new).get(key) if isinstance(new, dict) else None
-    return bool(old_value != new_value)
+def _annotation_changed(
+    request: Request, kind: WorkloadKind, keys: AnnotationKeys
+) -> bool:
+    """Tell whether an UPDATE changes the templates annotation the object uses."""
+    values = []
+    for name in ("oldObject", "object"):
+        obj = request.get(name)
+        annotations = (
+            control_annotations(obj, kind, keys) if isinstance(obj, dict) else {}
+        )
+        values.append(annotations.get(keys.templates))
+    return values[0] != values[1]
 
 
 def _chosen_templates(
-    subject: str,
-    store: TemplateStore,
-    names: list[str],
-    strict: bool,
-    template_namespace: str,
-) -> tuple[list[Template], list[str]]:
+    subject: str, store: TemplateStore, names: list[str], template_namespace: str
+) -> list[Template]:
     admin = store.admin()
     chosen = [admin] if admin is not None else []
-    warnings: list[str] = []
     for name in names:
         template = store.get(name)
-        if template is not None:
-            chosen.append(template)
-        elif strict:
+        if template is None:
             raise Denied(
                 CODE_MISSING,
                 _missing_message(subject, name, store, template_namespace),
             )
-        else:
-            warnings.append(
-                f"template {quote(name)} no longer exists in namespace "
-                f"{quote(template_namespace)}; its env vars were not added"
-            )
-    return chosen, warnings
+        chosen.append(template)
+    return chosen
 
 
 def _annotation_names(
@@ -183,9 +177,7 @@ def _annotation_names(
         return set()
 
 
-def _merge(
-    templates: list[Template], annotation_names: set[str], warnings: tuple[str, ...]
-) -> TemplateSelection:
+def _merge(templates: list[Template], annotation_names: set[str]) -> TemplateSelection:
     additions: list[EnvAddition] = []
     sources: dict[str, str] = {}
     values: dict[str, str] = {}
@@ -211,7 +203,6 @@ def _merge(
         additions=tuple(additions),
         sources=sources,
         conflicts=conflicts,
-        warnings=warnings,
     )
 
 

@@ -190,6 +190,9 @@ def read_template(configmap: Mapping[str, Any]) -> Template:
     metadata = configmap.get("metadata") or {}
     name = str(metadata.get("name", ""))
     data = configmap.get("data") or {}
+    if not isinstance(data, Mapping):
+        error = InvalidTemplate("data must be a map of string values")
+        return Template(name=name, entries=(), error=error)
     values = data.get("values")
     if values is None:
         return Template(name=name, entries=())

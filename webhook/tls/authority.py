@@ -190,6 +190,8 @@ def _load_ca(data: Mapping[str, bytes], cert_key: str, key_key: str) -> pki.KeyP
     cert = x509.load_pem_x509_certificate(data[cert_key])
     try:
         key = pki.load_private_key(data[key_key])
+    except pki.UnsupportedKeyError as error:
+        raise ValueError(f"{key_key}: {error}") from None
     except (ValueError, TypeError):
         # The parser's message is left out, so no part of a key is logged.
         raise ValueError(f"{key_key} is not an unencrypted PEM private key") from None

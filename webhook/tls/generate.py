@@ -189,10 +189,9 @@ def _usable_for_development(paths: CertificatePaths, dns_names: list[str]) -> bo
         x509.load_pem_x509_certificates(paths.ca_cert.read_bytes())
         key = pki.load_private_key(paths.key.read_bytes())
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        matches = pki.key_matches(cert, key)
     except (OSError, ValueError, TypeError, x509.ExtensionNotFound):
         return False
     remaining = cert.not_valid_after_utc - datetime.now(UTC)
     named = set(dns_names) <= set(san.value.get_values_for_type(x509.DNSName))
-    return (
-        named and pki.key_matches(cert, key) and remaining > DEVELOPMENT_MIN_REMAINING
-    )
+    return named and matches and remaining > DEVELOPMENT_MIN_REMAINING

@@ -40,6 +40,8 @@ def check_pair(chain_pem: bytes, key_pem: bytes, *, now: datetime) -> ServingPai
         raise InvalidPairError(f"certificate does not parse as PEM: {error}") from None
     try:
         key = pki.load_private_key(key_pem)
+    except pki.UnsupportedKeyError as error:
+        raise InvalidPairError(str(error)) from None
     except TypeError:
         raise InvalidPairError(
             "private key is encrypted: expected an unencrypted PEM key"
@@ -53,7 +55,11 @@ def check_pair(chain_pem: bytes, key_pem: bytes, *, now: datetime) -> ServingPai
         ) from None
 
     leaf = chain[0]
-    if not pki.key_matches(leaf, key):
+    try:
+        matches = pki.key_matches(leaf, key)
+    except pki.UnsupportedKeyError as error:
+        raise InvalidPairError(str(error)) from None
+    if not matches:
         raise InvalidPairError(
             f"private key does not match the certificate {_subject(leaf)} "
             f"(serial {leaf.serial_number:x})"

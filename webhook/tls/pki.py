@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -22,6 +23,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 KeyType = Literal["ecdsa", "rsa"]
 KEY_TYPES: tuple[KeyType, ...] = ("ecdsa", "rsa")
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+class UnsupportedKeyError(ValueError):
+    """Raised for a key whose algorithm or curve `cryptography` cannot use."""
+
 
 # 2048 bits is the usual minimum for RSA. Larger keys make every handshake
 # slower, and ECDSA P-256 is the default anyway.
@@ -188,8 +194,19 @@ def ca_bundle_base64(ca_pem: bytes) -> str:
 
 
 def load_private_key(pem: bytes) -> PrivateKey:
-    """Parse an unencrypted PEM private key. Raise ValueError if it is not one."""
-    key = serialization.load_pem_private_key(pem, password=None)
+    """Parse an unencrypted PEM private key. Raise ValueError if it is not one.
+
+    An encrypted key raises TypeError, as in `cryptography`.
+    """
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except UnsupportedAlgorithm as error:
+        # For example an EC key on a curve that OpenSSL parses but
+        # `cryptography` does not support, such as secp112r1. The message
+        # names the algorithm or curve only, never key material.
+        raise UnsupportedKeyError(
+            f"unsupported private key algorithm: {error}"
+        ) from None
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise ValueError(
             f"unsupported private key type {type(key).__name__}: expected ECDSA or RSA"
@@ -198,8 +215,18 @@ def load_private_key(pem: bytes) -> PrivateKey:
 
 
 def key_matches(cert: x509.Certificate, key: PrivateKey) -> bool:
-    """Return whether key is the private key of cert's public key."""
-    return cert.public_key() == key.public_key()
+    """Return whether key is the private key of cert's public key.
+
+    Raises UnsupportedKeyError if cert's public key uses an unsupported
+    algorithm.
+    """
+    try:
+        public_key = cert.public_key()
+    except UnsupportedAlgorithm as error:
+        raise UnsupportedKeyError(
+            f"unsupported certificate public key algorithm: {error}"
+        ) from None
+    return public_key == key.public_key()
 
 
 def _validity(

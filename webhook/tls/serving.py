@@ -30,6 +30,13 @@ logger = logging.getLogger(__name__)
 
 Runner = Callable[[], Coroutine[Any, Any, None]]
 
+# Seconds before a crashed certificate task is first restarted. The wait
+# doubles with each crash in a row up to MAX_RESTART_DELAY, and a task that
+# ran longer than MAX_RESTART_DELAY before it crashed starts over at
+# RESTART_DELAY.
+RESTART_DELAY = 1.0
+MAX_RESTART_DELAY = 60.0
+
 
 class ServingCertificates:
     """The server's SSLContext and the background work that keeps it valid."""
@@ -40,8 +47,10 @@ class ServingCertificates:
         *,
         clock: Clock = utc_now,
         registry: CollectorRegistry | None = None,
+        restart_delay: float = RESTART_DELAY,
     ) -> None:
         self._switch = ContextSwitch(client_ca_file)
+        self._restart_delay = restart_delay
         self._clock = clock
         self._gauge = ExpiryGauge(registry)
         self._runners: list[Runner] = []
@@ -123,7 +132,11 @@ class ServingCertificates:
             self._gauge.show("ca", ca_certs)
 
     def ready(self) -> bool:
-        """Return whether a certificate that is valid now is being served."""
+        """Return whether a certificate that is valid now is being served.
+
+        A crashed certificate task does not change this while its restart
+        is pending, because the certificate served until then stays valid.
+        """
         pair = self._switch.served
         if pair is None or not self._serves_trusted:
             return False
@@ -133,7 +146,8 @@ class ServingCertificates:
     async def start(self) -> None:
         """Start the background tasks; call once the event loop runs."""
         for runner in self._runners:
-            self._tasks.append(asyncio.create_task(_logged(runner)))
+            supervised = _restarting(runner, self._restart_delay)
+            self._tasks.append(asyncio.create_task(supervised))
 
     async def close(self) -> None:
         """Stop the background tasks; connections keep their certificate."""
@@ -146,15 +160,33 @@ class ServingCertificates:
         self._gauge.clear()
 
 
-async def _logged(runner: Runner) -> None:
-    try:
-        await runner()
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        # A crashed runner leaves the last certificate in use until it
-        # expires, which /readyz then reports, so log the reason here.
-        logger.exception(
-            "certificate task stopped", extra={"task": runner.__qualname__}
-        )
-        raise
+async def _restarting(runner: Runner, first_delay: float) -> None:
+    """Run runner until cancelled, restarting it with backoff when it ends.
+
+    A crashed runner leaves the last certificate in use without reload or
+    renewal, so it is logged with its traceback and started again.
+    """
+    loop = asyncio.get_running_loop()
+    delay = first_delay
+    while True:
+        started = loop.time()
+        crash: Exception | None = None
+        try:
+            await runner()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001
+            # Any bug in a runner must end in a restart, not a dead task.
+            crash = error
+
+        if loop.time() - started > MAX_RESTART_DELAY:
+            delay = first_delay
+        fields = {"task": runner.__qualname__, "retry_seconds": delay}
+        if crash is None:
+            logger.error("certificate task returned; restarting it", extra=fields)
+        else:
+            logger.error(
+                "certificate task crashed; restarting it", exc_info=crash, extra=fields
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, MAX_RESTART_DELAY)

@@ -1,0 +1,86 @@
+"""The in-flight limit counts only review calls and frees its slot on errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from webhook.server.inflight import InFlightLimit
+
+
+class Gate:
+    """An ASGI app that holds review calls until released and can fail on demand."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.fail = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/mutate":
+            await self.release.wait()
+            if self.fail:
+                raise RuntimeError("planted failure")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def client_for(app: InFlightLimit) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="https://webhook.test")
+
+
+async def test_probes_pass_while_reviews_fill_limit() -> None:
+    gate = Gate()
+    shed: list[int] = []
+    limit = InFlightLimit(gate, 2, lambda: shed.append(1))
+
+    async with client_for(limit) as client:
+        held = [asyncio.create_task(client.post("/mutate")) for _ in range(2)]
+        while limit.in_flight < 2:
+            await asyncio.sleep(0.01)
+        extra = await client.post("/mutate")
+        health = await client.get("/healthz")
+        metrics = await client.get("/metrics")
+        template = await client.post("/validate-template")
+        gate.release.set()
+        statuses = [(await task).status_code for task in held]
+
+    assert extra.status_code == 429
+    assert extra.headers["retry-after"] == "1"
+    assert health.status_code == 200
+    assert metrics.status_code == 200
+    assert template.status_code == 429
+    assert statuses == [200, 200]
+    assert shed == [1, 1]
+    assert limit.in_flight == 0
+
+
+async def test_failed_review_frees_slot() -> None:
+    gate = Gate()
+    gate.fail = True
+    gate.release.set()
+    limit = InFlightLimit(gate, 1)
+
+    async with client_for(limit) as client:
+        failed = await client.post("/mutate")
+        gate.fail = False
+        after = await client.post("/mutate")
+
+    assert failed.status_code == 500
+    assert after.status_code == 200
+    assert limit.in_flight == 0
+
+
+@pytest.mark.parametrize("limit", [0])
+async def test_zero_means_no_limit(limit: int) -> None:
+    gate = Gate()
+    gate.release.set()
+    unlimited = InFlightLimit(gate, limit)
+
+    async with client_for(unlimited) as client:
+        replies = await asyncio.gather(*(client.post("/mutate") for _ in range(20)))
+
+    assert {reply.status_code for reply in replies} == {200}

@@ -377,8 +377,10 @@ class KubeHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _bearer_token(self) -> str | None:
-        header = self.headers.get("Authorization") or ""
-        return header[7:].strip() if header.startswith("Bearer ") else None
+        # kube-apiserver reads the scheme case-insensitively, and the client's
+        # in-cluster loader sends it in lower case.
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else None
 
     @staticmethod
     def _json(body: bytes) -> Object:

@@ -62,13 +62,6 @@ def test_without_reload_rotation_fails(fake: FakeKube, tmp_path: Path) -> None:
     assert "HTTP 401" in after.detail
 
 
-# NOTE: the client's in-cluster loader sends "authorization: bearer <token>"
-# with a lower-case scheme, which kube-apiserver accepts (the scheme is
-# case-insensitive) but the fake API rejects as 401. Strict, so that this
-# test fails once the fake accepts it and the mark can go.
-@pytest.mark.xfail(
-    strict=True, reason="the fake API accepts only the scheme spelled 'Bearer'"
-)
 def test_in_cluster_token_read_again(fake: FakeKube, tmp_path: Path) -> None:
     account = tmp_path / "serviceaccount"
     account.mkdir()

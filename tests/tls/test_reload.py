@@ -27,7 +27,7 @@ from tests.tls.support import (
 )
 from webhook.tls import pki
 from webhook.tls.pairs import InvalidPairError, ServingPair
-from webhook.tls.reload import FileReloader
+from webhook.tls.reload import CertificateFilesError, FileReloader
 from webhook.tls.serving import ServingCertificates
 
 POLL_INTERVAL = 0.1
@@ -170,8 +170,9 @@ def test_startup_rejects_invalid_files(tmp_path: Path, ca: pki.KeyPair) -> None:
     (tmp_path / "tls.key").write_bytes(second.key_pem)
     with pytest.raises(InvalidPairError, match="does not match"):
         _serve_files(tmp_path / "tls.crt", tmp_path / "tls.key")
-    with pytest.raises(FileNotFoundError):
-        _serve_files(tmp_path / "missing.crt", tmp_path / "tls.key")
+    missing = tmp_path / "missing.crt"
+    with pytest.raises(CertificateFilesError, match=f"cannot read {missing}: No such"):
+        _serve_files(missing, tmp_path / "tls.key")
 
 
 def test_expired_pair_rejected(tmp_path: Path, ca: pki.KeyPair) -> None:
@@ -243,7 +244,8 @@ def test_unloadable_pair_keeps_previous(
 
     assert serving.served is not None
     assert serving.served.leaf == first.cert
-    assert "OpenSSL cannot load the pair" in caplog.records[-1].__dict__["reason"]
+    reason = caplog.records[-1].__dict__["reason"]
+    assert reason.startswith(f"client CA file {client_ca}: cannot be read: ")
 
     client_ca.write_bytes(new_ca("client CA").cert_pem)
     assert reloader.poll() is True

@@ -21,6 +21,11 @@ DEFAULT_PREFIX = "runai-secrets-webhook"
 # printable ASCII except '=', but older API servers still reject the rest.
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 
+# kube-apiserver rejects an object whose annotations, keys and values
+# together, pass 256 KiB. It checks this after the mutating webhooks, so a
+# larger env annotation can never be admitted; it is denied before parsing.
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+
 
 def check_prefix(prefix: str) -> None:
     """Raise `ValueError` unless `prefix` is a valid annotation key prefix.
@@ -75,8 +80,18 @@ def parse_env_annotation(text: str, key: str, subject: str) -> list[EnvAddition]
     """Parse the env annotation: one `NAME=SECRET:<secret>,<key>` per line.
 
     Blank lines are skipped. Raises `Denied` (400) naming the first bad line
-    of `subject` (the object, for example `Pod "web"`) and the expected form.
+    of `subject` (the object, for example `Pod "web"`) and the expected form,
+    or naming the annotation's size when it is over the Kubernetes limit.
     """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_ANNOTATIONS_BYTES:
+        raise Denied(
+            400,
+            f"{subject}: annotation {key} has {size} bytes, over the Kubernetes "
+            f"limit of {MAX_ANNOTATIONS_BYTES} bytes for all annotations of an "
+            "object together, so the object could not be stored. Move env vars "
+            "into fewer lines or into the containers' env.",
+        )
     additions = []
     for number, raw_line in enumerate(text.splitlines(), start=1):
         line = raw_line.strip()

@@ -53,14 +53,6 @@ CODE_MISSING = 403
 CODE_FORBIDDEN = 500
 CODE_UNAVAILABLE = 503
 
-# Most distinct secrets one review may refer to. Each needs an API call (or
-# a cache hit), and all must finish inside kube-apiserver's default webhook
-# timeout of 10 s. At 16 calls at once and tens of milliseconds each, 256
-# secrets take about 16 rounds, well inside it. Real pods refer to a handful
-# of secrets, so the limit is far above them and only stops a pod made to
-# load the API server.
-MAX_SECRETS_PER_REVIEW = 256
-
 
 @dataclass(frozen=True, slots=True)
 class InjectionOptions:
@@ -134,15 +126,6 @@ def plan_review(
         scan = scan_object(request, obj, kind, options.keys, additions)
     except Denied as error:
         return from_denied(error)
-
-    secret_count = len({use.ref.secret for use in scan.uses})
-    if secret_count > MAX_SECRETS_PER_REVIEW:
-        return deny(
-            400,
-            f"{scan.subject} refers to {secret_count} different secrets, over the "
-            f"limit of {MAX_SECRETS_PER_REVIEW} per object. Put related keys "
-            "into fewer secrets.",
-        )
 
     namespace = request.get("namespace") or ""
     if scan.uses and not namespace:

@@ -21,6 +21,15 @@ from webhook.admission.references import (
     secret_key_ref_entry,
 )
 
+# Most distinct secrets one review may refer to. Each needs an API call (or
+# a cache hit), and all must finish inside kube-apiserver's default webhook
+# timeout of 10 s. At 16 calls at once and tens of milliseconds each, 256
+# secrets take about 16 rounds, well inside it. Real pods refer to a handful
+# of secrets, so the limit is far above them and only stops a pod made to
+# load the API server. The scan stops at the first secret past the limit,
+# so such a pod costs little CPU either.
+MAX_SECRETS_PER_REVIEW = 256
+
 APP_CONTAINERS = "containers"
 INIT_CONTAINERS = "initContainers"
 EPHEMERAL_CONTAINERS = "ephemeralContainers"
@@ -69,6 +78,22 @@ class Scan:
     warnings: list[str] = field(default_factory=list)
     # Parsed placeholders of this object, since a large pod often repeats one.
     _references: dict[str, SecretRef] = field(default_factory=dict)
+    # Distinct secret names used so far, to stop at the per-review limit.
+    _secrets: set[str] = field(default_factory=set)
+
+    def _use(self, use: ReferenceUse) -> None:
+        """Record one use, raising `Denied` (400) past the limit of secrets."""
+        secrets = self._secrets
+        if use.ref.secret not in secrets:
+            secrets.add(use.ref.secret)
+            if len(secrets) > MAX_SECRETS_PER_REVIEW:
+                raise Denied(
+                    400,
+                    f"{self.subject} refers to more than {MAX_SECRETS_PER_REVIEW} "
+                    f"different secrets, over the limit of {MAX_SECRETS_PER_REVIEW} "
+                    "per object. Put related keys into fewer secrets.",
+                )
+        self.uses.append(use)
 
     def scan_containers(
         self, containers: object, base_path: str, additions: Sequence[EnvAddition] = ()
@@ -118,7 +143,7 @@ class Scan:
         ref = self._references.get(value) or self.parse(value, env_var, container)
         self._references[value] = ref
 
-        self.uses.append(ReferenceUse(ref, env_var, container))
+        self._use(ReferenceUse(ref, env_var, container))
         self.operations.append(
             replace_env_entry(path, index, secret_key_ref_entry(env_var, ref))
         )
@@ -148,7 +173,7 @@ class Scan:
             self.injected.append(f"{container}/{addition.name}")
             if ref is not None:
                 use = ReferenceUse(ref, addition.name, container, addition.origin)
-                self.uses.append(use)
+                self._use(use)
         self.operations.extend(add_env_entries(path, has_env_array, entries))
 
     def _addition_entry(
@@ -195,7 +220,7 @@ class Scan:
         """Record the secret reference of an addition to check, without adding it."""
         if is_placeholder(addition.value):
             ref = self.parse(addition.value, addition.name, "", addition.origin)
-            self.uses.append(ReferenceUse(ref, addition.name, "", addition.origin))
+            self._use(ReferenceUse(ref, addition.name, "", addition.origin))
 
     def scan_environment_items(self, items: object) -> None:
         """Check a Run:AI v2 env map (`NAME: {value: ...}`) without rewriting it."""
@@ -205,7 +230,7 @@ class Scan:
             value = item.get("value") if isinstance(item, Mapping) else None
             if isinstance(env_var, str) and is_placeholder(value):
                 ref = self.parse(value, env_var, "")
-                self.uses.append(ReferenceUse(ref, env_var))
+                self._use(ReferenceUse(ref, env_var))
 
     def parse(
         self, value: str, env_var: str, container: str, origin: str = ""

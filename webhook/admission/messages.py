@@ -126,3 +126,14 @@ def found_elsewhere_warning(secret: str, found_in: str, namespace: str) -> str:
 
 def _detail(detail: str) -> str:
     return f" ({quote(detail)})" if detail else ""
+
+
+def out_of_time_message(subject: str) -> str:
+    """Deny a review whose deadline passed before its secrets were looked up."""
+    return (
+        f"{subject}: the webhook ran out of time before it could check the "
+        "object's secrets, because reading the object took the whole time "
+        "kube-apiserver allows for this review. Nothing was changed, so retrying "
+        "the request is safe; if it fails again, make the object smaller or ask "
+        "the cluster admin to raise the webhook's timeoutSeconds."
+    )

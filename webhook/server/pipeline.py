@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,9 +12,10 @@ from typing import cast
 import yaml
 
 from webhook.admission.additions import EnvAddition
-from webhook.admission.decisions import Decision, from_denied
+from webhook.admission.decisions import Decision, deny, from_denied
 from webhook.admission.errors import Denied
 from webhook.admission.injection import (
+    CODE_UNAVAILABLE,
     InjectionOptions,
     OnMissing,
     Plan,
@@ -21,6 +23,7 @@ from webhook.admission.injection import (
     plan_review,
 )
 from webhook.admission.lookups import LookupStatus, SecretLookup
+from webhook.admission.messages import out_of_time_message
 from webhook.admission.podspecs import WorkloadKind, load_workload_kinds
 from webhook.admission.reviews import Review
 from webhook.kube.config import MAX_CONCURRENT_CALLS
@@ -120,6 +123,10 @@ class ReviewPipeline:
         grouped = keys_by_secret(planned)
         lookups = self._from_cache(planned.namespace, grouped)
         missing = sorted(secret for secret in grouped if secret not in lookups)
+        if missing and time.monotonic() >= deadline:
+            # Planning took the whole budget: no lookup was tried, so the
+            # Kubernetes API is not to blame.
+            return deny(CODE_UNAVAILABLE, out_of_time_message(planned.subject))
         if missing:
             resolvers = self._resolvers_for(review)
             # Bounds the lookups of one review that run at once, so that one

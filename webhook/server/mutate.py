@@ -24,7 +24,7 @@ from webhook.admission.reviews import (
     encode_response,
     parse_review,
 )
-from webhook.server import logs
+from webhook.server import logs, offload
 from webhook.server.deadlines import review_budget
 from webhook.server.metrics import Metrics
 
@@ -92,7 +92,9 @@ class MutateEndpoint:
         started = time.monotonic()
         try:
             body = await read_body(request)
-            review = parse_review(body, request.headers.get("content-type", ""))
+            offload.body_bytes.set(len(body))
+            content_type = request.headers.get("content-type", "")
+            review = await offload.off_loop_if_large(parse_review, body, content_type)
         except MalformedReview as error:
             return self._malformed(error)
 

@@ -35,6 +35,7 @@ from webhook.kube.lookups import (
 )
 from webhook.propagation.clusterwide import ClusterWideLookups
 from webhook.server.logs import BoundLogger
+from webhook.server.offload import off_loop_if_large
 from webhook.settings import ServeSettings
 from webhook.templates.service import TemplateService
 
@@ -116,11 +117,11 @@ class ReviewPipeline:
         deadline: float,
         log: BoundLogger,
     ) -> Decision:
-        planned = plan_review(review, self.options, additions)
+        planned = await off_loop_if_large(plan_review, review, self.options, additions)
         if isinstance(planned, Decision):
             return planned
 
-        grouped = keys_by_secret(planned)
+        grouped = await off_loop_if_large(keys_by_secret, planned)
         lookups = self._from_cache(planned.namespace, grouped)
         missing = sorted(secret for secret in grouped if secret not in lookups)
         if missing and time.monotonic() >= deadline:
@@ -146,7 +147,7 @@ class ReviewPipeline:
             answers = await asyncio.gather(*(resolve(secret) for secret in missing))
             lookups.update(zip(missing, answers, strict=True))
         self._log_failures(lookups, log)
-        return decide(planned, lookups)
+        return await off_loop_if_large(decide, planned, lookups)
 
     def _resolvers_for(self, review: Review) -> list[Resolver]:
         if self.cluster_wide is None:

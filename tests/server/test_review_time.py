@@ -33,45 +33,44 @@ def test_deadline_passed_before_lookups_blames_the_time_not_the_api() -> None:
     assert resolver.calls == 0
 
 
-async def review_while_ticking(body_size: int, entries: int) -> tuple[float, float]:
+async def review_while_ticking(body_size: int, entries: int) -> tuple[float, int]:
     """Decide a review of `entries` env vars while another task ticks.
 
-    Returns the review's duration and the longest gap between ticks.
+    Returns the review's duration and how often the other task ran meanwhile.
     """
     pipeline = ReviewPipeline(InjectionOptions(), [SlowResolver()])
     large = review(*["db-creds,username"] * entries)
-    gaps: list[float] = []
+    ticks = 0
     done = False
 
     async def tick() -> None:
-        last = time.monotonic()
+        nonlocal ticks
         while not done:
             await asyncio.sleep(0.005)
-            now = time.monotonic()
-            gaps.append(now - last)
-            last = now
+            ticks += 1
 
     ticker = asyncio.create_task(tick())
     await asyncio.sleep(0.02)
     offload.body_bytes.set(body_size)
-    started = time.monotonic()
+    started, ticks_before = time.monotonic(), ticks
     decision = await pipeline(large, time.monotonic() + 60, LOG)
-    duration = time.monotonic() - started
+    duration, ticks_during = time.monotonic() - started, ticks - ticks_before
     done = True
     await ticker
     assert decision.allowed
-    return duration, max(gaps)
+    return duration, ticks_during
 
 
 def test_large_review_planned_without_stalling_the_loop() -> None:
-    duration, longest_gap = asyncio.run(
+    duration, ticks = asyncio.run(
         review_while_ticking(offload.LARGE_BODY_BYTES + 1, 40_000)
     )
 
-    # On the loop, planning is one block and the longest gap is nearly the
-    # whole review; in a worker thread the loop runs every few milliseconds.
+    # On the loop, planning and deciding are two blocks, so the other task
+    # runs at most a few times; in a worker thread it runs every few
+    # milliseconds, even with pauses for garbage collection.
     assert duration > 0.1
-    assert longest_gap < duration / 3
+    assert ticks >= 10
 
 
 def test_small_review_planned_on_the_loop_thread() -> None:

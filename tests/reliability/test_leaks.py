@@ -132,6 +132,24 @@ def test_sentinel_absent_everywhere(
     assert "DEBUG" in service.logs(), "the test needs DEBUG lines to mean anything"
 
 
+def test_metrics_name_no_secret(kube: FakeKube, service: WebhookService) -> None:
+    # Names unlike any label value, for secrets found, missing and failing.
+    found, missing = "metrics-probe-found", "metrics-probe-missing"
+    kube.add_secret(TEAM_A, found, {"probe-key": b"x"})
+    caller = service.caller(kube=kube)
+    caller.admit(pod(f"SECRET:{found},probe-key"), namespace=TEAM_A)
+    caller.admit(pod(f"SECRET:{found},probe-absent-key"), namespace=TEAM_A)
+    caller.admit(pod(f"SECRET:{missing},probe-key"), namespace=TEAM_A)
+    kube.add_fault(resource="secrets", status=500, times=1)
+    caller.admit(pod("SECRET:metrics-probe-failing,probe-key"), namespace=TEAM_A)
+
+    metrics = service.get("/metrics")[1].decode()
+
+    assert "runai_secrets_webhook_reviews_total" in metrics
+    for name in ("metrics-probe", "probe-key", "probe-absent-key"):
+        assert name not in metrics
+
+
 def test_token_never_logged(kube: FakeKube, service: WebhookService) -> None:
     kube.add_fault(resource="secrets", status=401, times=1)
     service.caller(kube=kube).admit(pod("SECRET:db,password"), namespace=TEAM_A)

@@ -38,9 +38,16 @@ def caller(kube: FakeKube, service: WebhookService) -> Iterator[AdmissionCaller]
 
 
 def admit(caller: AdmissionCaller) -> tuple[AdmissionResult, float]:
-    started = time.monotonic()
+    """Admit a pod; return the result and the seconds the webhook call took.
+
+    The deadline bounds the webhook's HTTPS call, as kube-apiserver times
+    it. The test caller's own work around the call (validation, patching,
+    storing) is not the webhook's and on a loaded machine took longer than
+    the service's safety margin, so it is left out of the measure.
+    """
     result = caller.admit(pod(REFERENCE), namespace=TEAM_A)
-    return result, time.monotonic() - started
+    assert len(result.calls) == 1, result.calls
+    return result, result.calls[0].seconds
 
 
 def assert_clear_denial(result: AdmissionResult, seconds: float, cause: str) -> None:

@@ -8,12 +8,14 @@ AdmissionReview that carries the request's uid.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 
 import orjson
 from fastapi import Request, Response
+from starlette.requests import ClientDisconnect
 
 from webhook.admission.decisions import Decision, deny
 from webhook.admission.errors import MalformedReview
@@ -45,7 +47,9 @@ INTERNAL_ERROR_MESSAGE = (
 )
 
 
-async def read_body(request: Request, limit: int = MAX_REVIEW_BYTES) -> bytes:
+async def read_body(
+    request: Request, deadline: float | None = None, limit: int = MAX_REVIEW_BYTES
+) -> bytes:
     """Read the request body, raising a 413 as soon as it exceeds `limit` bytes.
 
     The default limit is 7 MiB. etcd takes requests of up to 1.5 MiB by
@@ -53,16 +57,39 @@ async def read_body(request: Request, limit: int = MAX_REVIEW_BYTES) -> bytes:
     larger than its stored form, may be up to kube-apiserver's 3 MiB request
     body limit. An UPDATE review carries `object` and `oldObject`, so 2 x
     3 MiB, plus 1 MiB for the envelope and userInfo.
+
+    The read must end by `deadline` (a time.monotonic() value; by default
+    the review's own, from `?timeout=`), else it raises a 408: a client
+    that sends its body slowly would otherwise hold a --max-in-flight slot
+    for as long as it likes. A client that disconnects mid-body gets a 400.
     """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large(int(declared), limit)
+    if deadline is None:
+        deadline = time.monotonic() + review_budget(request.query_params.get("timeout"))
 
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large(len(body), limit)
+    try:
+        async with asyncio.timeout(deadline - time.monotonic()):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise too_large(len(body), limit)
+    except TimeoutError:
+        raise MalformedReview(
+            408,
+            f"request body was not complete before the review's deadline: "
+            f"{len(body)} bytes arrived, {declared or 'an unknown number of'} "
+            "bytes were declared. Send the whole body at once; kube-apiserver "
+            "does.",
+        ) from None
+    except ClientDisconnect:
+        raise MalformedReview(
+            400,
+            f"client disconnected after {len(body)} bytes of the request body, "
+            "so there is no review to answer",
+        ) from None
     return bytes(body)
 
 
@@ -90,15 +117,15 @@ class MutateEndpoint:
 
     async def __call__(self, request: Request) -> Response:
         started = time.monotonic()
+        deadline = started + review_budget(request.query_params.get("timeout"))
         try:
-            body = await read_body(request)
+            body = await read_body(request, deadline)
             offload.body_bytes.set(len(body))
             content_type = request.headers.get("content-type", "")
             review = await offload.off_loop_if_large(parse_review, body, content_type)
         except MalformedReview as error:
             return self._malformed(error)
 
-        deadline = started + review_budget(request.query_params.get("timeout"))
         content, outcome = await self._answer(review, deadline)
 
         kind = review["request"]["kind"]["kind"]

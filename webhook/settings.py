@@ -25,6 +25,17 @@ Number = TypeVar("Number", int, float)
 # tens of KiB for a typical pod. An estimate, not a measured optimum.
 DEFAULT_MAX_IN_FLIGHT = 64
 
+# Bytes of review bodies in flight per process before the excess gets 429.
+# The chart's memory limit is 256 MiB and an idle process takes about
+# 100 MiB. A burst of 6.5 MiB UPDATE reviews grew the process by 6-7 bytes
+# per body byte in flight (parsed JSON, the plan, TLS and HTTP buffers;
+# tests/reliability/test_memory_budget.py). 16 MiB of bodies, plus the one
+# review always let in alone, so need up to about 7 x 23 = 160 MiB at the
+# peak of a burst of the largest reviews: 260 MiB in the worst case, about
+# 200 MiB as measured. That is two or three of the largest (7 MiB) reviews
+# at once, and hundreds of typical ones of tens of KiB.
+DEFAULT_MAX_IN_FLIGHT_BYTES = 16 * 1024 * 1024
+
 
 def env_name(flag: str) -> str:
     """Return the environment variable for a flag such as `--cache-ttl`."""
@@ -341,6 +352,16 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         metavar="COUNT",
     ),
     Flag(
+        "--max-in-flight-bytes",
+        "Bytes of request bodies one server process handles at once, by their "
+        "Content-Length; a review that would pass it is answered with HTTP 429 "
+        "and Retry-After, unless no other is in flight. Bounds memory, which "
+        "grows 6-7 bytes per body byte. 0: no limit.",
+        DEFAULT_MAX_IN_FLIGHT_BYTES,
+        non_negative_int,
+        metavar="BYTES",
+    ),
+    Flag(
         "--templates",
         'Apply Run:AI templates (ConfigMaps labelled runai/template: "true") to '
         "the objects reviewed, and serve /validate-template.",
@@ -409,6 +430,7 @@ class ServeSettings:
     cache_ttl: float = 5.0
     workers: int = 1
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_in_flight_bytes: int = DEFAULT_MAX_IN_FLIGHT_BYTES
     templates: bool = False
     template_namespace: str = "runai"
     cluster_wide_secrets: bool = False

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from tests.chart.helm import RELEASE, find, render
+from webhook.admission.reviews import MAX_REVIEW_BYTES
 from webhook.cli import build_parser
+from webhook.settings import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES
 
 # Every optional part on, in each certificate mode, so every flag appears.
 ALL_PARTS: dict[str, Any] = {
@@ -37,6 +39,8 @@ MODES: dict[str, dict[str, Any]] = {
 # test_pending_flags_still_missing fails as soon as one lands, so that it is
 # taken off this set.
 PENDING_FLAGS: set[str] = set()
+
+MIB = 1024 * 1024
 
 
 # Subcommands the chart runs that the CLI does not have yet.
@@ -147,3 +151,18 @@ def test_default_install_resolver_off(helm: Path) -> None:
 
     assert parsed.cluster_wide_secrets is False
     assert parsed.propagate is False
+
+
+def test_default_limits_match_the_service_and_memory(helm: Path) -> None:
+    deployment = find(render(helm), "Deployment", RELEASE)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+
+    assert f"--max-in-flight={DEFAULT_MAX_IN_FLIGHT}" in args
+    assert f"--max-in-flight-bytes={DEFAULT_MAX_IN_FLIGHT_BYTES}" in args
+    # The budget is derived from this limit in webhook/settings.py: about
+    # 100 MiB idle plus 7 bytes per body byte in flight, with room for one
+    # largest review let in alone.
+    assert container["resources"]["limits"]["memory"] == "256Mi"
+    worst_mib = 100 + 7 * (DEFAULT_MAX_IN_FLIGHT_BYTES + MAX_REVIEW_BYTES) / MIB
+    assert worst_mib < 256 * 1.05

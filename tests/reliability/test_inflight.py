@@ -84,3 +84,33 @@ async def test_zero_means_no_limit(limit: int) -> None:
         replies = await asyncio.gather(*(client.post("/mutate") for _ in range(20)))
 
     assert {reply.status_code for reply in replies} == {200}
+
+
+async def test_byte_budget_sheds_large_bodies_but_serves_one_alone() -> None:
+    gate = Gate()
+    shed: list[int] = []
+    limit = InFlightLimit(gate, 0, lambda: shed.append(1), max_bytes=1000)
+    large = {"content-length": "800"}
+
+    async with client_for(limit) as client:
+        first = asyncio.create_task(client.post("/mutate", content=b"x" * 800))
+        while limit.in_flight < 1:
+            await asyncio.sleep(0.01)
+        over = await client.post("/mutate", content=b"x" * 800, headers=large)
+        small = asyncio.create_task(client.post("/mutate", content=b"x" * 100))
+        while limit.in_flight < 2:
+            await asyncio.sleep(0.01)
+        held = limit.bytes_in_flight
+        gate.release.set()
+        statuses = [(await first).status_code, (await small).status_code]
+        alone = await client.post("/mutate", content=b"x" * 5000)
+
+    assert over.status_code == 429
+    assert over.headers["retry-after"] == "1"
+    assert "--max-in-flight-bytes" in over.json()["message"]
+    assert held == 900
+    assert statuses == [200, 200]
+    # Larger than the budget, but nothing else is in flight.
+    assert alone.status_code == 200
+    assert shed == [1]
+    assert limit.bytes_in_flight == 0

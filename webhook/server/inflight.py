@@ -7,6 +7,11 @@ an immediate HTTP 429 and `Retry-After`, before its body is read.
 kube-apiserver retries a 429 that carries an integer `Retry-After` while the
 webhook's timeout allows, so a short burst costs a retry, not a failure.
 Probes and /metrics are never limited.
+
+A second limit counts bytes: the declared body sizes of the reviews in
+flight. A process holds each body about three to four times over while it
+parses and plans it, so the count limit alone let 64 large UPDATE reviews
+take far more memory than the chart's limit.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from collections.abc import Callable
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from webhook.admission.reviews import MAX_REVIEW_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -36,38 +43,66 @@ SHED_MESSAGE = (
     "after Retry-After, and retrying the request is safe."
 )
 
+SHED_BYTES_MESSAGE = (
+    "runai-secrets-webhook is handling {held} bytes of reviews already, and "
+    "this review's {size} bytes would pass the limit of {limit} bytes "
+    "(--max-in-flight-bytes), so it was not started. Nothing was changed; "
+    "kube-apiserver retries after Retry-After, and retrying the request is safe."
+)
+
 
 class InFlightLimit:
     """Pass at most `limit` review calls at once to `app`; 0 means no limit.
 
-    `on_shed` is called once per review rejected with 429.
+    `max_bytes` bounds the sum of the declared body sizes in flight (0: no
+    bound); a body without Content-Length counts as the largest allowed. A
+    review is always let in when no other holds bytes, so one larger than
+    `max_bytes` is still served alone. `on_shed` is called once per review
+    rejected with 429.
     """
 
     def __init__(
-        self, app: ASGIApp, limit: int, on_shed: Callable[[], None] = lambda: None
+        self,
+        app: ASGIApp,
+        limit: int,
+        on_shed: Callable[[], None] = lambda: None,
+        max_bytes: int = 0,
     ) -> None:
         self.app = app
         self.limit = limit
+        self.max_bytes = max_bytes
         self.on_shed = on_shed
         self.in_flight = 0
+        self.bytes_in_flight = 0
         self._shed_since_warning = 0
         self._last_warning = float("-inf")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.limit or not _is_review(scope):
+        if not (self.limit or self.max_bytes) or not _is_review(scope):
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
+        if self.limit and self.in_flight >= self.limit:
             self._count_shed()
-            await self._reject(send)
+            await self._reject(send, SHED_MESSAGE.format(limit=self.limit))
+            return
+        size = _declared_size(scope)
+        held = self.bytes_in_flight
+        if self.max_bytes and held and held + size > self.max_bytes:
+            self._count_shed()
+            message = SHED_BYTES_MESSAGE.format(
+                held=held, size=size, limit=self.max_bytes
+            )
+            await self._reject(send, message)
             return
 
-        # One event loop per process, so the counter needs no lock.
+        # One event loop per process, so the counters need no lock.
         self.in_flight += 1
+        self.bytes_in_flight += size
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+            self.bytes_in_flight -= size
 
     def _count_shed(self) -> None:
         self.on_shed()
@@ -76,15 +111,17 @@ class InFlightLimit:
         if now - self._last_warning >= WARNING_INTERVAL_SECONDS:
             logger.warning(
                 "reviews rejected with 429: too many in flight",
-                extra={"limit": self.limit, "rejected": self._shed_since_warning},
+                extra={
+                    "limit": self.limit,
+                    "max_bytes": self.max_bytes,
+                    "rejected": self._shed_since_warning,
+                },
             )
             self._shed_since_warning = 0
             self._last_warning = now
 
-    async def _reject(self, send: Send) -> None:
-        body = orjson.dumps(
-            {"message": SHED_MESSAGE.format(limit=self.limit), "code": 429}
-        )
+    async def _reject(self, send: Send, message: str) -> None:
+        body = orjson.dumps({"message": message, "code": 429})
         await send(
             {
                 "type": "http.response.start",
@@ -105,3 +142,11 @@ def _is_review(scope: Scope) -> bool:
         and scope["method"] == "POST"
         and scope["path"] in REVIEW_PATHS
     )
+
+
+def _declared_size(scope: Scope) -> int:
+    """Return the body's Content-Length, or the largest body allowed without one."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit():
+            return min(int(value), MAX_REVIEW_BYTES + 1)
+    return MAX_REVIEW_BYTES

@@ -216,6 +216,7 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
         create_app(endpoint, readiness, metrics, routers),
         settings.max_in_flight,
         metrics.reviews.labels(kind="", operation="", outcome="shed").inc,
+        settings.max_in_flight_bytes,
     )
 
     # The contract with webhook.tls: load() first, then our own context;

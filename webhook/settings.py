@@ -28,8 +28,8 @@ DEFAULT_MAX_IN_FLIGHT = 64
 # Bytes of review bodies in flight per process before the excess gets 429.
 # The chart's memory limit is 256 MiB and an idle process takes about
 # 100 MiB. A burst of 6.5 MiB UPDATE reviews grew the process by 6-7 bytes
-# per body byte in flight (parsed JSON, the plan, TLS and HTTP buffers;
-# tests/reliability/test_memory_budget.py). 16 MiB of bodies, plus the one
+# per body byte in flight, for the parsed JSON, the plan and the buffers
+# (tests/reliability/test_memory_budget.py). 16 MiB of bodies, plus the one
 # review always let in alone, so need up to about 7 x 23 = 160 MiB at the
 # peak of a burst of the largest reviews: 260 MiB in the worst case, about
 # 200 MiB as measured. That is two or three of the largest (7 MiB) reviews

@@ -11,7 +11,7 @@ KEY = "runai-secrets-webhook/env"
 LINE = "V{}=SECRET:db-creds,username\n"
 
 
-def test_env_annotation_over_the_kubernetes_limit_denied_before_parsing() -> None:
+def test_oversized_env_annotation_denied_first() -> None:
     # Lines that would each fail to parse: the size check must come first.
     text = "not a valid line\n" * (MAX_ANNOTATIONS_BYTES // 17 + 1)
 

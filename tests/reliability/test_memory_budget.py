@@ -1,8 +1,8 @@
 """A burst of large reviews stays inside the memory the byte budget allows.
 
 The service runs with its default --max-in-flight-bytes. Sixteen UPDATE
-reviews of about 6.5 MiB arrive at once; those that would pass the budget
-get 429, and the peak resident memory stays under the bound derived from
+reviews of about 6.5 MiB arrive at once. Those that would pass the budget
+get 429, so the peak resident memory stays under the bound derived from
 the budget, far below what sixteen parsed bodies would take.
 """
 
@@ -25,8 +25,8 @@ from webhook.settings import DEFAULT_MAX_IN_FLIGHT_BYTES
 BURST = 16
 CHART_MEMORY_LIMIT_MIB = 256
 MIB = 1024 * 1024
-# Memory a process holds per body byte while parsing and planning it; the
-# bound below allows more than the 6-7 measured.
+# Memory a process takes per body byte while parsing and planning it. The
+# bound allows more than the 6-7 bytes measured.
 BYTES_HELD_PER_BODY_BYTE = 8
 
 

@@ -74,8 +74,8 @@ def test_stalled_bodies_answered_408_by_the_deadline(
         assert response.startswith(b"HTTP/1.1 408"), response[:200]
         assert b"was not complete before the review's deadline" in response
         assert f"{DECLARED_BYTES} bytes were declared".encode() in response
-    # The budget of a 2 s timeout is 1.6 s; the bound leaves room for a
-    # loaded machine and is far below the minute a stalled client could hold.
+    # The budget of a 2 s timeout is 1.6 s. The bound leaves room for a
+    # loaded machine and is far below the minute a stalled client took.
     assert seconds < 10
     body = orjson.dumps(pod_review(pod("SECRET:db,password"), TEAM_A))
     with client_for(limited) as client:

@@ -17,7 +17,7 @@ from webhook.server.pipeline import ReviewPipeline
 LOG = bind(logging.getLogger(__name__), {})
 
 
-def test_deadline_passed_before_lookups_blames_the_time_not_the_api() -> None:
+def test_expired_deadline_denied_as_out_of_time() -> None:
     resolver = SlowResolver()
     pipeline = ReviewPipeline(InjectionOptions(), [resolver])
 

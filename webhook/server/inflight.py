@@ -9,9 +9,9 @@ webhook's timeout allows, so a short burst costs a retry, not a failure.
 Probes and /metrics are never limited.
 
 A second limit counts bytes: the declared body sizes of the reviews in
-flight. A process holds each body about three to four times over while it
-parses and plans it, so the count limit alone let 64 large UPDATE reviews
-take far more memory than the chart's limit.
+flight. Parsing and planning a body takes 6-7 times its size in memory, so
+the count limit alone let 64 large UPDATE reviews take far more memory than
+the chart's limit.
 """
 
 from __future__ import annotations

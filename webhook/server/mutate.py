@@ -58,10 +58,11 @@ async def read_body(
     body limit. An UPDATE review carries `object` and `oldObject`, so 2 x
     3 MiB, plus 1 MiB for the envelope and userInfo.
 
-    The read must end by `deadline` (a time.monotonic() value; by default
-    the review's own, from `?timeout=`), else it raises a 408: a client
-    that sends its body slowly would otherwise hold a --max-in-flight slot
-    for as long as it likes. A client that disconnects mid-body gets a 400.
+    The read must end by `deadline`, a time.monotonic() value that defaults
+    to the review's own deadline from `?timeout=`. Past it the read raises a
+    408, because a client that sends its body slowly would otherwise keep a
+    --max-in-flight slot for as long as it likes. A client that disconnects
+    mid-body gets a 400.
     """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:

@@ -107,6 +107,21 @@ def test_uncopied_secret_admitted_and_copied(
     assert annotations["runai-secrets-webhook/source-uid"] == source["metadata"]["uid"]
 
 
+def test_lookups_export_copy_counter_not_controller_metrics(
+    kube: FakeKube, webhook: WebhookService
+) -> None:
+    result = webhook.caller(kube=kube).admit(job(), namespace=JOB_NAMESPACE)
+    assert result.allowed, result.message
+
+    status, metrics = webhook.get("/metrics")
+
+    assert status == 200
+    counter = b"runai_secrets_webhook_cluster_wide_admission_copies_total"
+    assert counter + b'{result="created"} 1.0' in metrics
+    # No controller runs here, so no leader status or resync time either.
+    assert b"runai_secrets_webhook_propagation_" not in metrics
+
+
 def test_dry_run_admitted_without_copy(kube: FakeKube, webhook: WebhookService) -> None:
     result = webhook.caller(kube=kube).admit(
         job(), namespace=JOB_NAMESPACE, dry_run=True

@@ -2,9 +2,11 @@
 
 The collectors are created unregistered, so that a `serve` without the
 controller exports none of them. `register_metrics` adds them to
-prometheus-client's default registry when the controller or the
-cluster-wide lookups start, and then `serve` exposes them on its `/metrics`
-endpoint and `propagate` on its own metrics port.
+prometheus-client's default registry when the controller starts, and then
+`serve --propagate` exposes them on its `/metrics` endpoint and `propagate`
+on its own metrics port. The webhook's cluster-wide lookups register only
+`ADMISSION_COPIES`, with `register_admission_metrics`: a webhook that runs
+no controller must not report a leader status or a resync time.
 """
 
 from __future__ import annotations
@@ -56,6 +58,17 @@ LAST_FULL_RESYNC = Gauge(
     registry=None,
 )
 
+ADMISSION_COPIES = Counter(
+    "runai_secrets_webhook_cluster_wide_admission_copies_total",
+    "Copies of cluster-wide secrets the webhook wrote for allowed reviews, by"
+    " result: created, exists (a secret of the name was already there),"
+    " skipped (the source changed since the lookup), late (the review's"
+    " deadline passed first) or failed (an API error).",
+    ["result"],
+    registry=None,
+)
+ADMISSION_RESULTS = ("created", "exists", "skipped", "late", "failed")
+
 STATES = ("synced", "conflict", "failed")
 
 _COLLECTORS = (
@@ -67,18 +80,31 @@ _COLLECTORS = (
     LEADER,
     LAST_FULL_RESYNC,
 )
-_registered: set[int] = set()
+_registered: set[tuple[str, int]] = set()
 _register_lock = threading.Lock()
 
 
-def register_metrics(registry: CollectorRegistry = REGISTRY) -> None:
-    """Add the propagation collectors to `registry`, once per registry."""
+def _register_once(
+    group: str, collectors: tuple[Counter | Gauge, ...], registry: CollectorRegistry
+) -> None:
     with _register_lock:
-        if id(registry) in _registered:
+        if (group, id(registry)) in _registered:
             return
-        for collector in _COLLECTORS:
+        for collector in collectors:
             registry.register(collector)
-        _registered.add(id(registry))
+        _registered.add((group, id(registry)))
+
+
+def register_metrics(registry: CollectorRegistry = REGISTRY) -> None:
+    """Add the controller's collectors to `registry`, once per registry."""
+    _register_once("controller", _COLLECTORS, registry)
+
+
+def register_admission_metrics(registry: CollectorRegistry = REGISTRY) -> None:
+    """Add the webhook's copy counter to `registry`, once per registry."""
+    _register_once("admission", (ADMISSION_COPIES,), registry)
+    for result in ADMISSION_RESULTS:
+        ADMISSION_COPIES.labels(result=result)
 
 
 class CopyStates:

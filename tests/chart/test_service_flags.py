@@ -15,7 +15,8 @@ from webhook.cli import build_parser
 ALL_PARTS: dict[str, Any] = {
     "workers": 2,
     "templates": {"enabled": True},
-    "propagation": {"enabled": True},
+    # copyOnAdmission off adds its --no- flag to the arguments.
+    "propagation": {"enabled": True, "copyOnAdmission": False},
     "workloadKinds": [
         {
             "group": "kubeflow.org",

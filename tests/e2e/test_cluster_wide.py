@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.pods import container, pod, secret_ref
+from tests.harness.admissionresult import AdmissionResult
 from tests.harness.fakekube import FakeKube
 from tests.harness.fixtures import fake_kube  # noqa: F401
 from tests.harness.kubestatus import ApiError
@@ -63,6 +64,18 @@ def secret_writes(kube: FakeKube) -> list[Any]:
         if record.resource == "secrets"
         and record.verb in ("create", "update", "patch", "delete")
     ]
+
+
+def assert_admitted_without_writes(kube: FakeKube, result: AdmissionResult) -> None:
+    """Check that the job was admitted on the source's keys and nothing written."""
+    assert result.allowed, result.message
+    assert result.object is not None
+    env = result.object["spec"]["containers"][0]["env"]
+    assert env == [secret_ref("TOKEN", "regcred", "token")]
+    # The source was read, so the request log covers this review.
+    assert kube.count(verb="get", resource="secrets", namespace=SOURCE_NAMESPACE) >= 1
+    assert secret_writes(kube) == []
+    assert secret_or_none(kube, JOB_NAMESPACE, "regcred") is None
 
 
 @pytest.fixture
@@ -127,14 +140,7 @@ def test_dry_run_admitted_without_copy(kube: FakeKube, webhook: WebhookService) 
         job(), namespace=JOB_NAMESPACE, dry_run=True
     )
 
-    assert result.allowed, result.message
-    assert result.object is not None
-    env = result.object["spec"]["containers"][0]["env"]
-    assert env == [secret_ref("TOKEN", "regcred", "token")]
-    # The source was read, so the request log covers this review.
-    assert kube.count(verb="get", resource="secrets", namespace=SOURCE_NAMESPACE) >= 1
-    assert secret_writes(kube) == []
-    assert secret_or_none(kube, JOB_NAMESPACE, "regcred") is None
+    assert_admitted_without_writes(kube, result)
 
 
 def test_key_missing_in_source_denied(kube: FakeKube, webhook: WebhookService) -> None:
@@ -169,6 +175,24 @@ def test_unlabelled_source_denied_as_missing(
         in result.message
     )
     assert secret_writes(kube) == []
+
+
+def test_copy_on_admission_off_writes_nothing(kube: FakeKube, tmp_path: Path) -> None:
+    kubeconfig = kube.write_kubeconfig(tmp_path / "webhook-kubeconfig")
+    args = [
+        "--cluster-wide-secrets",
+        "--no-cluster-wide-copy-on-admission",
+        "--cache-ttl",
+        "0",
+    ]
+    with WebhookService(args, kubeconfig=kubeconfig, directory=tmp_path) as service:
+        kube.clear_log()
+
+        result = service.caller(kube=kube).admit(job(), namespace=JOB_NAMESPACE)
+
+    # Admitted on the key in the source; the controller makes the copy.
+    assert_admitted_without_writes(kube, result)
+    assert service.exit_code == 0
 
 
 def test_rotated_token_reaches_resolver(kube: FakeKube, tmp_path: Path) -> None:

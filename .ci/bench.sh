@@ -4,7 +4,7 @@
 # apt-get when wrk is missing and the job runs as root; elsewhere install
 # wrk first.
 # The quick mode checks that the benchmark runs and that no review fails;
-# its figures are not records (bench/README.md says how those are taken).
+# its figures are not records (bench/README.md describes how those are taken).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

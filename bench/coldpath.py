@@ -8,7 +8,6 @@ calls are counted at the fake API server.
 from __future__ import annotations
 
 import asyncio
-import copy
 import uuid
 from typing import Any
 
@@ -26,7 +25,6 @@ API_LATENCY_SECONDS = 0.5
 
 def review_for(secret: str) -> bytes:
     pod = bodies.training_pod()
-    pod = copy.deepcopy(pod)
     pod["spec"]["containers"][1]["env"].append(
         bodies.env_var("COLD_TOKEN", f"SECRET:{secret},token")
     )

@@ -87,7 +87,7 @@ def tree_rss_bytes(pid: int) -> int:
 
 @dataclass
 class RssSampler:
-    """Samples the RSS of a process tree on a thread, every `interval` seconds."""
+    """Sampler of a process tree's RSS, on a thread every `interval` seconds."""
 
     pid: int
     interval: float = 0.1

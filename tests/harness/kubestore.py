@@ -253,6 +253,10 @@ class Store:
                 obj["metadata"].setdefault("labels", {})[
                     "kubernetes.io/metadata.name"
                 ] = name
+            if resource.kind == "Secret":
+                # Defaulting runs on every write, so an update that leaves
+                # out `type` asks for Opaque.
+                obj.setdefault("type", "Opaque")
             _validate(resource, obj, namespace)
             _check_immutable(resource, current, obj)
             if obj == current:
@@ -465,6 +469,13 @@ def _secret_key_causes(obj: Object) -> list[tuple[str, str]]:
 
 
 def _check_immutable(resource: Resource, current: Object, obj: Object) -> None:
+    name = current["metadata"]["name"]
+    if resource.kind == "Secret" and obj.get("type") != current.get("type"):
+        # kube-apiserver's ValidateSecretUpdate rejects any change of `type`.
+        invalid = f'Invalid value: "{obj.get("type")}": field is immutable'
+        raise kubestatus.invalid(
+            resource.kind, resource.group, name, [("type", invalid)]
+        )
     if resource.kind not in ("Secret", "ConfigMap") or not current.get("immutable"):
         return
     for field in ("data", "binaryData", "immutable"):
@@ -472,7 +483,7 @@ def _check_immutable(resource: Resource, current: Object, obj: Object) -> None:
             raise kubestatus.invalid(
                 resource.kind,
                 resource.group,
-                current["metadata"]["name"],
+                name,
                 [(field, "Forbidden: field is immutable when `immutable` is set")],
             )
 

@@ -174,6 +174,37 @@ def test_update_with_stale_version_is_409(fake_kube: FakeKube, core: Any) -> Non
     )
 
 
+def test_secret_type_change_is_422(fake_kube: FakeKube, core: Any) -> None:
+    fake_kube.add_secret("team-a", "db", {"k": "v"})
+    secret = core.read_namespaced_secret("db", "team-a")
+    secret.type = "kubernetes.io/basic-auth"
+
+    with pytest.raises(ApiException) as replaced:
+        core.replace_namespaced_secret("db", "team-a", secret)
+    with pytest.raises(ApiException) as patched:
+        core.patch_namespaced_secret("db", "team-a", {"type": "example.com/token"})
+
+    assert replaced.value.status == 422
+    assert status_of(replaced.value)["reason"] == "Invalid"
+    assert status_of(replaced.value)["message"] == (
+        'Secret "db" is invalid: type: Invalid value: "kubernetes.io/basic-auth": '
+        "field is immutable"
+    )
+    assert patched.value.status == 422
+    assert fake_kube.get("v1", "secrets", "team-a", "db")["type"] == "Opaque"
+
+
+def test_secret_update_keeps_same_type(fake_kube: FakeKube, core: Any) -> None:
+    fake_kube.add_secret("team-a", "db", {"k": "v"}, type_="example.com/token")
+    secret = core.read_namespaced_secret("db", "team-a")
+    secret.data["k2"] = "djI="
+
+    updated = core.replace_namespaced_secret("db", "team-a", secret)
+
+    assert updated.type == "example.com/token"
+    assert updated.data["k2"] == "djI="
+
+
 def test_patch_content_types(fake_kube: FakeKube, core: Any) -> None:
     fake_kube.add_secret("team-a", "db", {"k": "v"}, labels={"a": "1", "b": "2"})
 

@@ -8,6 +8,7 @@ import pytest
 
 from webhook.kube.config import (
     MAX_CONCURRENT_CALLS,
+    KubeconfigError,
     default_kubeconfig,
     load_configuration,
     runs_in_cluster,
@@ -65,3 +66,25 @@ def test_test_environment_has_no_cluster() -> None:
     # that does not exist, so a forgotten --kubeconfig fails loudly.
     with pytest.raises(Exception, match=r"no-such-kubeconfig|Invalid kube-config"):
         load_configuration(None)
+
+
+def test_missing_kubeconfig_names_path_and_fix(tmp_path: Path) -> None:
+    missing = tmp_path / "absent-kubeconfig"
+
+    with pytest.raises(KubeconfigError) as raised:
+        load_configuration(str(missing), environ={})
+
+    message = str(raised.value)
+    assert str(missing) in message
+    assert "--kubeconfig" in message
+    assert "--secrets-dir" in message
+
+
+def test_unparsable_kubeconfig_hides_contents(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("token: sentinel-token-3f9a\n")
+
+    with pytest.raises(KubeconfigError) as raised:
+        load_configuration(str(kubeconfig), environ={})
+
+    assert "sentinel-token-3f9a" not in str(raised.value)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
+import socket
 from pathlib import Path
 
 import pytest
-from kubernetes.client import ApiClient, Configuration
+import urllib3
+import yaml
+from kubernetes.client import ApiClient, Configuration, CoreV1Api
 
 from webhook.propagation import command
 from webhook.propagation.command import add_propagate_command, settings_from_args
@@ -113,3 +117,39 @@ def test_non_positive_setting_rejected(
 
     assert from_environment.value.code == 2
     assert variable in capsys.readouterr().err
+
+
+def _kubeconfig(path: Path, server: str) -> Path:
+    cluster = {"name": "down", "cluster": {"server": server}}
+    context = {"name": "down", "context": {"cluster": "down", "user": "down"}}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": "down", "user": {"token": "test-token"}}],
+        "contexts": [context],
+        "current-context": "down",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_client_does_not_retry_in_urllib3(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bound socket that never listens: every connection to it is refused,
+    # as to an API server that is down, and no other process can take it.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        kubeconfig = _kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{port}")
+        client = command.load_client(str(kubeconfig))
+
+        with caplog.at_level(logging.WARNING, logger="urllib3"):
+            with pytest.raises(urllib3.exceptions.MaxRetryError):
+                CoreV1Api(client).list_namespace(_request_timeout=2)
+
+    retries = [r.getMessage() for r in caplog.records if "Retrying" in r.getMessage()]
+    assert retries == []
+    assert client.configuration.retries == 0
+    assert client.configuration.host == f"http://127.0.0.1:{port}"

@@ -227,12 +227,21 @@ def test_data_change_reaches_copies(fake_kube: FakeKube, run_controller: Start) 
 def test_type_change_replaces_copy(fake_kube: FakeKube, run_controller: Start) -> None:
     fake_kube.add_namespace("runai-team-a", PROJECT)
     fake_kube.add_secret("runai", "regcred", {"auth": "v1"}, CLUSTER_WIDE)
-    run_controller()
+    controller = run_controller()
     first = wait_for_copy(fake_kube, "runai-team-a")
+    controller.stop()
 
+    # The API rejects a change of `type`, so the source is deleted and made
+    # again, while no controller runs. The next one then finds a copy of the
+    # old type and has to replace it.
+    secrets = find_resource("", "v1", "secrets")
+    assert secrets is not None
+    fake_kube.store.remove(secrets, "runai", "regcred")
     fake_kube.add_secret(
         "runai", "regcred", {"auth": "v1"}, CLUSTER_WIDE, type_="example.com/token"
     )
+    fake_kube.clear_log()
+    run_controller()
 
     copy = wait_for_copy(
         fake_kube,
@@ -241,6 +250,14 @@ def test_type_change_replaces_copy(fake_kube: FakeKube, run_controller: Start) -
         message="the new type in the copy",
     )
     assert copy["metadata"]["uid"] != first["metadata"]["uid"]
+    copy_writes = [
+        (record.verb, record.status)
+        for record in fake_kube.requests
+        if record.resource == "secrets"
+        and record.namespace == "runai-team-a"
+        and record.verb in ("update", "patch", "delete", "create")
+    ]
+    assert copy_writes == [("delete", 200), ("create", 201)]
 
 
 def test_immutable_data_change_replaces_copy(

@@ -78,6 +78,36 @@ def test_generate_invalid_ip_fails(
     assert "invalid IP address 'not-an-ip'" in capsys.readouterr().err
 
 
+def test_generate_out_is_file_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "t4"
+    out.write_text("not a directory\n")
+    argv = ["certs", "generate", "--service", "hook", "--namespace", "ns"]
+
+    assert _run([*argv, "--out", str(out)]) == 1
+
+    err = capsys.readouterr().err
+    assert f"--out {out}: exists and is not a directory" in err
+    assert "pass a directory path" in err
+    assert "Errno" not in err
+    assert out.read_text() == "not a directory\n"
+
+
+def test_generate_out_under_file_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "certs"
+    argv = ["certs", "generate", "--service", "hook", "--namespace", "ns"]
+
+    assert _run([*argv, "--out", str(out)]) == 1
+
+    err = capsys.readouterr().err
+    assert f"--out {out}: cannot write the files: Not a directory" in err
+    assert "pass a directory that this user can create or write to" in err
+
+
 def test_generate_reads_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

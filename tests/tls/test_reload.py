@@ -27,7 +27,7 @@ from tests.tls.support import (
 )
 from webhook.tls import pki
 from webhook.tls.pairs import InvalidPairError, ServingPair
-from webhook.tls.reload import FileReloader
+from webhook.tls.reload import CertificateFilesError, FileReloader
 from webhook.tls.serving import ServingCertificates
 
 POLL_INTERVAL = 0.1
@@ -170,8 +170,9 @@ def test_startup_rejects_invalid_files(tmp_path: Path, ca: pki.KeyPair) -> None:
     (tmp_path / "tls.key").write_bytes(second.key_pem)
     with pytest.raises(InvalidPairError, match="does not match"):
         _serve_files(tmp_path / "tls.crt", tmp_path / "tls.key")
-    with pytest.raises(FileNotFoundError):
-        _serve_files(tmp_path / "missing.crt", tmp_path / "tls.key")
+    missing = tmp_path / "missing.crt"
+    with pytest.raises(CertificateFilesError, match=f"cannot read {missing}: No such"):
+        _serve_files(missing, tmp_path / "tls.key")
 
 
 def test_expired_pair_rejected(tmp_path: Path, ca: pki.KeyPair) -> None:
@@ -243,7 +244,8 @@ def test_unloadable_pair_keeps_previous(
 
     assert serving.served is not None
     assert serving.served.leaf == first.cert
-    assert "OpenSSL cannot load the pair" in caplog.records[-1].__dict__["reason"]
+    reason = caplog.records[-1].__dict__["reason"]
+    assert reason.startswith(f"client CA file {client_ca}: cannot be read: ")
 
     client_ca.write_bytes(new_ca("client CA").cert_pem)
     assert reloader.poll() is True
@@ -279,6 +281,31 @@ def test_unsupported_curve_key_rejected_next_loaded(
     mount.update(third)
     assert reloader.poll() is True
     assert serving.served.leaf == third.cert
+
+
+def test_unsupported_curve_key_swap_served_live(
+    tmp_path: Path, ca: pki.KeyPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    mount = MountedSecret(tmp_path / "mount")
+    first, bad, third = new_leaf(ca), new_leaf(ca), new_leaf(ca)
+    mount.update(first)
+    context = client_context(tmp_path / "ca.crt")
+
+    serving = _serve_files(mount.cert_file, mount.key_file)
+    with caplog.at_level(logging.ERROR, logger="webhook"):
+        with running_server(serving) as port:
+            mount.update_pem(bad.cert_pem, unsupported_curve_key())
+            time.sleep(POLL_INTERVAL * 5)
+            assert handshake(port, context) == first.cert.serial_number
+            assert serving.ready()
+
+            mount.update(third)
+            _wait_until_served(port, context, third)
+
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert messages == [
+        "rejected new certificate files; still serving the previous pair"
+    ]
 
 
 def test_unsupported_curve_key_at_startup(tmp_path: Path, ca: pki.KeyPair) -> None:

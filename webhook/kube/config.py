@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kubernetes import client
 from kubernetes.config import incluster_config, kube_config
+from kubernetes.config.config_exception import ConfigException
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -32,6 +33,10 @@ def default_kubeconfig(environ: Mapping[str, str]) -> str:
     return str(Path(home) / ".kube" / "config")
 
 
+class KubeconfigError(ValueError):
+    """No usable Kubernetes client configuration was found."""
+
+
 def load_configuration(
     kubeconfig: str | None,
     environ: Mapping[str, str] | None = None,
@@ -41,7 +46,7 @@ def load_configuration(
 
     An explicit `kubeconfig` wins; otherwise the in-cluster service account
     in `service_account_dir` is used when present, else $KUBECONFIG or
-    ~/.kube/config.
+    ~/.kube/config. Raises KubeconfigError when none of them is usable.
     """
     env = os.environ if environ is None else environ
     configuration = client.Configuration()
@@ -52,13 +57,31 @@ def load_configuration(
             cert_filename=str(service_account_dir / "ca.crt"),
             environ=env,
         )
-        loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
+        try:
+            loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
+        except ConfigException as error:
+            raise KubeconfigError(
+                f"the in-cluster service account in {service_account_dir} is not "
+                "usable; check the pod's service account token mount, or pass "
+                "--kubeconfig FILE"
+            ) from error
     else:
-        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig or default_kubeconfig(env),
-            client_configuration=configuration,
-            persist_config=False,
-        )
+        path = kubeconfig or default_kubeconfig(env)
+        try:
+            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=path,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        except (ConfigException, OSError) as error:
+            # The client's own message may quote a kubeconfig line, token
+            # included, so only the path and the error type are reported.
+            raise KubeconfigError(
+                f"no usable Kubernetes configuration in {path!r} "
+                f"({type(error).__name__}); pass --kubeconfig FILE, set "
+                "KUBECONFIG, run in a pod with a service account, or serve "
+                "from a folder of Secret manifests with --secrets-dir DIR"
+            ) from error
 
     # A retry could outlive the review's deadline; the caller decides instead.
     configuration.retries = 0

@@ -200,15 +200,20 @@ def load_client(kubeconfig: str | None) -> ApiClient:
     Without a file this never reads ~/.kube/config or $KUBECONFIG, so a
     forgotten flag cannot aim the controller at another cluster.
     """
-    if kubeconfig:
-        client: ApiClient = kube_config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig
-        )
-        return client
     configuration = Configuration()
-    kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
-        client_configuration=configuration
-    )
+    if kubeconfig:
+        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    else:
+        kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
+    # urllib3 would retry each failed call three times and log a warning
+    # for each. The controller backs off and retries on its own instead.
+    configuration.retries = 0
     return ApiClient(configuration)
 
 

@@ -13,7 +13,9 @@ from prometheus_client import CollectorRegistry
 
 from webhook.kube.config import new_api_client
 from webhook.settings import ServeSettings
+from webhook.tls.context import ClientCAFileError
 from webhook.tls.generate import generate_development_certificates
+from webhook.tls.reload import CertificateFilesError
 from webhook.tls.selfmanaged import SelfManagedOptions
 from webhook.tls.serving import ServingCertificates
 
@@ -42,7 +44,43 @@ def certificate_files(settings: ServeSettings) -> tuple[Path, Path]:
 def serving_certificates(
     settings: ServeSettings, registry: CollectorRegistry
 ) -> ServingCertificates:
-    """Build the serving certificates; raise OSError or ValueError if impossible."""
+    """Build the serving certificates; raise OSError or ValueError if impossible.
+
+    A file that cannot be used raises ValueError naming its flag, the path,
+    the problem and the fix.
+    """
+    try:
+        return _build_serving_certificates(settings, registry)
+    except ClientCAFileError as error:
+        raise ValueError(
+            f"--client-ca-file {error.path}: {error.problem}; pass a PEM file "
+            "with the CA certificates that sign kube-apiserver's client "
+            "certificate, or leave the flag out to accept any client"
+        ) from None
+    except CertificateFilesError as error:
+        raise ValueError(_certificate_files_message(settings, error)) from None
+
+
+def _certificate_files_message(
+    settings: ServeSettings, error: CertificateFilesError
+) -> str:
+    if settings.tls_cert_file and settings.tls_key_file:
+        return (
+            f"--tls-cert-file {error.cert_file} and --tls-key-file "
+            f"{error.key_file}: {error.problem}; pass a readable PEM certificate "
+            "chain (leaf first) that is valid now and the unencrypted PEM "
+            "private key of its first certificate"
+        )
+    return (
+        f"development certificate files {error.cert_file} and {error.key_file}: "
+        f"{error.problem}; delete them so that serve creates new ones, or pass "
+        "--tls-cert-file and --tls-key-file"
+    )
+
+
+def _build_serving_certificates(
+    settings: ServeSettings, registry: CollectorRegistry
+) -> ServingCertificates:
     client_ca_file = Path(settings.client_ca_file) if settings.client_ca_file else None
     if settings.self_managed_certs:
         if settings.tls_cert_file or settings.tls_key_file:

@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 
 from webhook.tls import pki
-from webhook.tls.generate import CertificateFilesExistError, generate_certificates
+from webhook.tls.generate import (
+    CertificateFilesExistError,
+    OutputPathError,
+    generate_certificates,
+)
 
 ENV_PREFIX = "RUNAI_SECRETS_WEBHOOK_"
 
@@ -103,8 +107,23 @@ def run_certs(args: argparse.Namespace) -> int:
             key_type=args.key_type,
             force=args.force,
         )
-    except (CertificateFilesExistError, ValueError, OSError) as error:
+    except OutputPathError as error:
+        print(
+            f"certs generate: --out {error.path}: {error.problem}; pass a directory "
+            "path, which is created if it does not exist",
+            file=sys.stderr,
+        )
+        return 1
+    except (CertificateFilesExistError, ValueError) as error:
         print(f"certs generate: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(
+            f"certs generate: --out {args.out}: cannot write the files: "
+            f"{error.strerror} ({error.filename}); pass a directory that this "
+            "user can create or write to",
+            file=sys.stderr,
+        )
         return 1
 
     for path in paths.all():

@@ -28,6 +28,15 @@ TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
 ALPN_PROTOCOLS = ["http/1.1"]
 
 
+class ClientCAFileError(ValueError):
+    """Raised for a client CA file that cannot be read or contains no certificate."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"client CA file {path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
 def new_server_context(
     pair: ServingPair | None, client_ca_file: Path | None = None
 ) -> ssl.SSLContext:
@@ -44,12 +53,30 @@ def new_server_context(
     context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     context.set_alpn_protocols(ALPN_PROTOCOLS)
     if client_ca_file is not None:
-        context.load_verify_locations(cafile=str(client_ca_file))
+        _load_client_ca(context, client_ca_file)
         context.verify_mode = ssl.CERT_REQUIRED
     if pair is not None:
         with _pem_files(pair) as (chain_file, key_file):
             context.load_cert_chain(chain_file, key_file)
     return context
+
+
+def _load_client_ca(context: ssl.SSLContext, path: Path) -> None:
+    """Trust the CAs in path for client certificates; raise ClientCAFileError.
+
+    OpenSSL's errors name neither the file nor the expected content, so
+    both are added here.
+    """
+    try:
+        context.load_verify_locations(cafile=str(path))
+    except ssl.SSLError as error:
+        raise ClientCAFileError(
+            path,
+            f"contains no certificate that OpenSSL can load ({error.reason}), "
+            "expected PEM blocks that begin with -----BEGIN CERTIFICATE-----",
+        ) from None
+    except OSError as error:
+        raise ClientCAFileError(path, f"cannot be read: {error.strerror}") from None
 
 
 class ContextSwitch:

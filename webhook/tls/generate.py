@@ -48,6 +48,15 @@ class CertificateFilesExistError(FileExistsError):
         )
 
 
+class OutputPathError(ValueError):
+    """Raised when the output path for certificate files is not a directory."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"output path {path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
 @dataclass(frozen=True)
 class CertificatePaths:
     """Paths of the CA certificate, the serving certificate and its key."""
@@ -80,8 +89,9 @@ def generate_certificates(
 
     The serving certificate's SANs are the Service's four DNS names plus
     dns_names and ip_addresses. Raises CertificateFilesExistError when any
-    of the three files exists and force is false, and ValueError for an
-    invalid name, address or number of days.
+    of the three files exists and force is false, OutputPathError when
+    out_dir exists but is not a directory, and ValueError for an invalid
+    name, address or number of days.
     """
     for role, days in (("CA", ca_days), ("serving certificate", leaf_days)):
         if days < 1:
@@ -97,6 +107,8 @@ def generate_certificates(
     all_dns_names = [*pki.service_dns_names(service, namespace), *dns_names]
     pki.subject_alternative_names(all_dns_names, ip_addresses)
 
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputPathError(out_dir, "exists and is not a directory")
     paths = CertificatePaths.in_dir(out_dir)
     existing = [path for path in paths.all() if path.exists() or path.is_symlink()]
     if existing and not force:

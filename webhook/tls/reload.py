@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from webhook.tls.context import ClientCAFileError
 from webhook.tls.pairs import InvalidPairError, ServingPair, check_pair, describe
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,18 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class CertificateFilesError(InvalidPairError):
+    """Raised at startup for certificate and key files that cannot be served."""
+
+    def __init__(self, cert_file: Path, key_file: Path, problem: str) -> None:
+        super().__init__(
+            f"certificate file {cert_file} and key file {key_file}: {problem}"
+        )
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.problem = problem
 
 
 class FileReloader:
@@ -69,9 +82,21 @@ class FileReloader:
 
         Used at startup, where a missing or invalid pair must stop the
         server with the reason, rather than leave it running unready.
+        Raises CertificateFilesError, which names both files, or
+        ClientCAFileError.
         """
-        chain_pem, key_pem = self._read()
-        pair = check_pair(chain_pem, key_pem, now=self._clock())
+        try:
+            chain_pem, key_pem = self._read()
+            pair = check_pair(chain_pem, key_pem, now=self._clock())
+        except OSError as error:
+            problem = f"cannot read {error.filename}: {error.strerror}"
+            raise CertificateFilesError(
+                self.cert_file, self.key_file, problem
+            ) from None
+        except InvalidPairError as error:
+            raise CertificateFilesError(
+                self.cert_file, self.key_file, str(error)
+            ) from None
         self._installed_digest = _digest(chain_pem, key_pem)
         self._use(pair)
         return pair
@@ -99,9 +124,12 @@ class FileReloader:
 
         try:
             self._use(pair)
+        except ClientCAFileError as error:
+            # The client CA file is read again for the new context.
+            self._log_rejected(str(error), digest)
+            return False
         except (ssl.SSLError, OSError) as error:
-            # OpenSSL can reject what the checks above accept, and the
-            # client CA file is read again for the new context.
+            # OpenSSL can reject what the checks above accept.
             self._log_rejected(f"OpenSSL cannot load the pair: {error}", digest)
             return False
         self._installed_digest = digest

@@ -69,7 +69,8 @@ class ServingCertificates:
     ) -> ServingCertificates:
         """Serve the pair in the files and reload it when the files change.
 
-        Raises OSError or InvalidPairError if the files cannot be served now.
+        Raises CertificateFilesError if the files cannot be served now, and
+        ClientCAFileError if client_ca_file cannot be used.
         """
         serving = cls(client_ca_file, registry=registry)
         reloader = FileReloader(

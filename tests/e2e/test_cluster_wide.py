@@ -264,3 +264,21 @@ def test_secrets_dir_rejects_cluster_wide(tmp_path: Path) -> None:
         assert service.exit_code == 2
         assert f"{flag} reads and writes secrets" in service.logs()
         assert "--secrets-dir" in service.logs()
+
+
+def test_workers_export_no_controller_metrics(kube: FakeKube, tmp_path: Path) -> None:
+    # The chart runs the webhook like this, with the controller elsewhere.
+    kubeconfig = kube.write_kubeconfig(tmp_path / "webhook-kubeconfig")
+    args = ["--cluster-wide-secrets", "--workers", "2", "--cache-ttl", "0"]
+    with WebhookService(args, kubeconfig=kubeconfig, directory=tmp_path) as service:
+        result = service.caller(kube=kube).admit(job(), namespace=JOB_NAMESPACE)
+        assert result.allowed, result.message
+
+        status, metrics = service.get("/metrics")
+
+    assert status == 200
+    assert b"runai_secrets_webhook_cluster_wide_admission_copies_total" in metrics
+    assert b'result="created"' in metrics
+    # Importing the controller's module in a worker must not create series.
+    assert b"runai_secrets_webhook_propagation_" not in metrics
+

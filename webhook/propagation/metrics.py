@@ -11,6 +11,7 @@ no controller must not report a leader status or a resync time.
 
 from __future__ import annotations
 
+import functools
 import threading
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
@@ -21,12 +22,6 @@ COPIES = Gauge(
     " source: synced, conflict (a secret we did not create has the name) or"
     " failed (an API error).",
     ["state"],
-    registry=None,
-)
-CONFLICTS = Counter(
-    "runai_secrets_webhook_propagation_conflicts_total",
-    "Times a target namespace was found holding a secret of the source's name"
-    " that the controller did not create.",
     registry=None,
 )
 RECONCILES = Counter(
@@ -47,17 +42,6 @@ WATCH_RESTARTS = Counter(
     ["watch", "reason"],
     registry=None,
 )
-LEADER = Gauge(
-    "runai_secrets_webhook_propagation_leader",
-    "1 while this replica holds the propagation Lease, else 0.",
-    registry=None,
-)
-LAST_FULL_RESYNC = Gauge(
-    "runai_secrets_webhook_propagation_last_full_resync_timestamp_seconds",
-    "Unix time of the last full resync this replica started as leader.",
-    registry=None,
-)
-
 ADMISSION_COPIES = Counter(
     "runai_secrets_webhook_cluster_wide_admission_copies_total",
     "Copies of cluster-wide secrets the webhook wrote for allowed reviews, by"
@@ -71,15 +55,55 @@ ADMISSION_RESULTS = ("created", "exists", "skipped", "late", "failed")
 
 STATES = ("synced", "conflict", "failed")
 
-_COLLECTORS = (
-    COPIES,
-    CONFLICTS,
-    RECONCILES,
-    API_ERRORS,
-    WATCH_RESTARTS,
-    LEADER,
-    LAST_FULL_RESYNC,
-)
+
+# The collectors without labels are built on first use, not at import. Such
+# a collector gets its value when it is built, and in prometheus-client's
+# multiprocess mode (`serve --workers`) every process that merely imports
+# this module would write that value to the shared directory: each worker
+# would export a leader status of 0.
+@functools.cache
+def conflicts() -> Counter:
+    """Count the targets found holding a secret of the source's name."""
+    return Counter(
+        "runai_secrets_webhook_propagation_conflicts_total",
+        "Times a target namespace was found holding a secret of the source's"
+        " name that the controller did not create.",
+        registry=None,
+    )
+
+
+@functools.cache
+def leader() -> Gauge:
+    """Report whether this replica holds the propagation Lease."""
+    return Gauge(
+        "runai_secrets_webhook_propagation_leader",
+        "1 while this replica holds the propagation Lease, else 0.",
+        registry=None,
+    )
+
+
+@functools.cache
+def last_full_resync() -> Gauge:
+    """Report when this replica last started a full resync as leader."""
+    return Gauge(
+        "runai_secrets_webhook_propagation_last_full_resync_timestamp_seconds",
+        "Unix time of the last full resync this replica started as leader.",
+        registry=None,
+    )
+
+
+def _controller_collectors() -> tuple[Counter | Gauge, ...]:
+    return (
+        COPIES,
+        conflicts(),
+        RECONCILES,
+        API_ERRORS,
+        WATCH_RESTARTS,
+        leader(),
+        last_full_resync(),
+    )
+
+
 _registered: set[tuple[str, int]] = set()
 _register_lock = threading.Lock()
 
@@ -97,7 +121,7 @@ def _register_once(
 
 def register_metrics(registry: CollectorRegistry = REGISTRY) -> None:
     """Add the controller's collectors to `registry`, once per registry."""
-    _register_once("controller", _COLLECTORS, registry)
+    _register_once("controller", _controller_collectors(), registry)
 
 
 def register_admission_metrics(registry: CollectorRegistry = REGISTRY) -> None:

@@ -282,3 +282,16 @@ def test_workers_export_no_controller_metrics(kube: FakeKube, tmp_path: Path) ->
     # Importing the controller's module in a worker must not create series.
     assert b"runai_secrets_webhook_propagation_" not in metrics
 
+
+def test_propagate_with_workers_rejected(tmp_path: Path) -> None:
+    service = WebhookService(
+        ["--propagate", "--workers", "2"], directory=tmp_path, startup_seconds=10
+    )
+
+    with pytest.raises(Exception, match="exited"):
+        service.start()
+
+    assert service.exit_code == 2
+    logs = service.logs()
+    assert "--propagate cannot be combined with --workers above 1" in logs
+    assert "runai-secrets-webhook propagate" in logs

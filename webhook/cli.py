@@ -57,6 +57,18 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     if not settings.propagate:
         return runner.run(settings)
+    if settings.workers > 1:
+        # The controller runs in this parent process, which is not one of the
+        # workers that serve /metrics, so its metrics would never be exported.
+        print(
+            "error: --propagate cannot be combined with --workers above 1, "
+            "because /metrics is served by the worker processes and the "
+            "controller's metrics would be lost; run the controller on its own "
+            "with `runai-secrets-webhook propagate` (as the Helm chart does) "
+            "or drop --workers",
+            file=sys.stderr,
+        )
+        return 2
 
     configure_logging(settings.log_format, settings.log_level)
     try:

@@ -378,8 +378,16 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         "--cluster-wide-secrets",
         "Accept a reference to a secret missing from the job's namespace when "
         '--source-namespace has it with the label runai/cluster-wide: "true", '
-        "and create the copy during the review (not on dry runs).",
+        "and create the copy once the review is allowed (not on dry runs).",
         False,
+        is_switch=True,
+    ),
+    Flag(
+        "--cluster-wide-copy-on-admission",
+        "With --cluster-wide-secrets, create the copy for an allowed review "
+        "that is not a dry run. With --no-cluster-wide-copy-on-admission the "
+        "webhook writes nothing and the controller makes every copy.",
+        True,
         is_switch=True,
     ),
     Flag(
@@ -434,6 +442,7 @@ class ServeSettings:
     templates: bool = False
     template_namespace: str = "runai"
     cluster_wide_secrets: bool = False
+    cluster_wide_copy_on_admission: bool = True
     propagate: bool = False
     source_namespace: str = "runai"
     project_label: str = "runai/queue"

@@ -148,6 +148,19 @@ def test_webhook_never_lists_secrets(helm: Path) -> None:
     assert verbs_on(rules, "namespaces") == {"get"}
 
 
+def test_webhook_read_only_without_copy_on_admission(helm: Path) -> None:
+    values = {"propagation": {"enabled": True, "copyOnAdmission": False}}
+    manifests = render(helm, values)
+    rules = rules_of(manifests, "ClusterRole", RELEASE)
+    assert verbs_on(rules, "secrets") == {"get"}
+    assert verbs_on(rules, "namespaces") == {"get"}
+    args = find(manifests, "Deployment", RELEASE)["spec"]["template"]["spec"][
+        "containers"
+    ][0]["args"]
+    assert "--cluster-wide-secrets" in args
+    assert "--no-cluster-wide-copy-on-admission" in args
+
+
 def test_template_reads_own_configuration(helm: Path) -> None:
     values = {
         "templates": {"enabled": True},

@@ -17,7 +17,8 @@ from webhook.settings import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES
 ALL_PARTS: dict[str, Any] = {
     "workers": 2,
     "templates": {"enabled": True},
-    "propagation": {"enabled": True},
+    # copyOnAdmission off adds its --no- flag to the arguments.
+    "propagation": {"enabled": True, "copyOnAdmission": False},
     "workloadKinds": [
         {
             "group": "kubeflow.org",

@@ -45,6 +45,11 @@ def test_side_effects_with_propagation(helm: Path) -> None:
     assert entry["sideEffects"] == "NoneOnDryRun"
 
 
+def test_side_effects_without_copy_on_admission(helm: Path) -> None:
+    values = {"propagation": {"enabled": True, "copyOnAdmission": False}}
+    assert webhook_entry(helm, values)["sideEffects"] == "None"
+
+
 def test_client_config(helm: Path) -> None:
     client = webhook_entry(helm)["clientConfig"]
     assert client["service"] == {

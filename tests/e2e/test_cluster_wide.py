@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.pods import container, pod, secret_ref
+from tests.harness.admissionresult import AdmissionResult
 from tests.harness.fakekube import FakeKube
 from tests.harness.fixtures import fake_kube  # noqa: F401
 from tests.harness.kubestatus import ApiError
@@ -65,6 +66,18 @@ def secret_writes(kube: FakeKube) -> list[Any]:
     ]
 
 
+def assert_admitted_without_writes(kube: FakeKube, result: AdmissionResult) -> None:
+    """Check that the job was admitted on the source's keys and nothing written."""
+    assert result.allowed, result.message
+    assert result.object is not None
+    env = result.object["spec"]["containers"][0]["env"]
+    assert env == [secret_ref("TOKEN", "regcred", "token")]
+    # The source was read, so the request log covers this review.
+    assert kube.count(verb="get", resource="secrets", namespace=SOURCE_NAMESPACE) >= 1
+    assert secret_writes(kube) == []
+    assert secret_or_none(kube, JOB_NAMESPACE, "regcred") is None
+
+
 @pytest.fixture
 def kube(fake_kube: FakeKube) -> FakeKube:  # noqa: F811
     fake_kube.add_namespace(SOURCE_NAMESPACE)
@@ -107,19 +120,27 @@ def test_uncopied_secret_admitted_and_copied(
     assert annotations["runai-secrets-webhook/source-uid"] == source["metadata"]["uid"]
 
 
+def test_lookups_export_copy_counter_not_controller_metrics(
+    kube: FakeKube, webhook: WebhookService
+) -> None:
+    result = webhook.caller(kube=kube).admit(job(), namespace=JOB_NAMESPACE)
+    assert result.allowed, result.message
+
+    status, metrics = webhook.get("/metrics")
+
+    assert status == 200
+    counter = b"runai_secrets_webhook_cluster_wide_admission_copies_total"
+    assert counter + b'{result="created"} 1.0' in metrics
+    # No controller runs here, so no leader status or resync time either.
+    assert b"runai_secrets_webhook_propagation_" not in metrics
+
+
 def test_dry_run_admitted_without_copy(kube: FakeKube, webhook: WebhookService) -> None:
     result = webhook.caller(kube=kube).admit(
         job(), namespace=JOB_NAMESPACE, dry_run=True
     )
 
-    assert result.allowed, result.message
-    assert result.object is not None
-    env = result.object["spec"]["containers"][0]["env"]
-    assert env == [secret_ref("TOKEN", "regcred", "token")]
-    # The source was read, so the request log covers this review.
-    assert kube.count(verb="get", resource="secrets", namespace=SOURCE_NAMESPACE) >= 1
-    assert secret_writes(kube) == []
-    assert secret_or_none(kube, JOB_NAMESPACE, "regcred") is None
+    assert_admitted_without_writes(kube, result)
 
 
 def test_key_missing_in_source_denied(kube: FakeKube, webhook: WebhookService) -> None:
@@ -154,6 +175,24 @@ def test_unlabelled_source_denied_as_missing(
         in result.message
     )
     assert secret_writes(kube) == []
+
+
+def test_copy_on_admission_off_writes_nothing(kube: FakeKube, tmp_path: Path) -> None:
+    kubeconfig = kube.write_kubeconfig(tmp_path / "webhook-kubeconfig")
+    args = [
+        "--cluster-wide-secrets",
+        "--no-cluster-wide-copy-on-admission",
+        "--cache-ttl",
+        "0",
+    ]
+    with WebhookService(args, kubeconfig=kubeconfig, directory=tmp_path) as service:
+        kube.clear_log()
+
+        result = service.caller(kube=kube).admit(job(), namespace=JOB_NAMESPACE)
+
+    # Admitted on the key in the source; the controller makes the copy.
+    assert_admitted_without_writes(kube, result)
+    assert service.exit_code == 0
 
 
 def test_rotated_token_reaches_resolver(kube: FakeKube, tmp_path: Path) -> None:
@@ -225,3 +264,34 @@ def test_secrets_dir_rejects_cluster_wide(tmp_path: Path) -> None:
         assert service.exit_code == 2
         assert f"{flag} reads and writes secrets" in service.logs()
         assert "--secrets-dir" in service.logs()
+
+
+def test_workers_export_no_controller_metrics(kube: FakeKube, tmp_path: Path) -> None:
+    # The chart runs the webhook like this, with the controller elsewhere.
+    kubeconfig = kube.write_kubeconfig(tmp_path / "webhook-kubeconfig")
+    args = ["--cluster-wide-secrets", "--workers", "2", "--cache-ttl", "0"]
+    with WebhookService(args, kubeconfig=kubeconfig, directory=tmp_path) as service:
+        result = service.caller(kube=kube).admit(job(), namespace=JOB_NAMESPACE)
+        assert result.allowed, result.message
+
+        status, metrics = service.get("/metrics")
+
+    assert status == 200
+    assert b"runai_secrets_webhook_cluster_wide_admission_copies_total" in metrics
+    assert b'result="created"' in metrics
+    # Importing the controller's module in a worker must not create series.
+    assert b"runai_secrets_webhook_propagation_" not in metrics
+
+
+def test_propagate_with_workers_rejected(tmp_path: Path) -> None:
+    service = WebhookService(
+        ["--propagate", "--workers", "2"], directory=tmp_path, startup_seconds=10
+    )
+
+    with pytest.raises(Exception, match="exited"):
+        service.start()
+
+    assert service.exit_code == 2
+    logs = service.logs()
+    assert "--propagate cannot be combined with --workers above 1" in logs
+    assert "runai-secrets-webhook propagate" in logs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.harness.fakekube import FakeKube
@@ -13,9 +15,11 @@ from tests.propagation.conftest import (
     writes,
 )
 from webhook.propagation.api import KubeApi
-from webhook.propagation.clusterwide import ClusterWideResolver
+from webhook.propagation.clusterwide import ClusterWideResolver, CopyResult
 
 SENTINEL = "sentinel-value-never-logged"
+# A deadline no test reaches, as a time.monotonic() value.
+FAR = float("inf")
 
 
 @pytest.fixture
@@ -29,14 +33,28 @@ def resolver(fake_kube: FakeKube) -> ClusterWideResolver:
     return ClusterWideResolver(KubeApi(fake_kube.api_client(), 5.0), fast_settings())
 
 
-def test_resolve_creates_copy(
+def test_resolve_reads_only(
     fake_kube: FakeKube, resolver: ClusterWideResolver, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
 
-    keys = resolver.resolve("runai-team-b", "regcred", dry_run=False)
+    keys = resolver.resolve("runai-team-b", "regcred")
 
     assert keys == frozenset({"auth", "user"})
+    # The copy is written only after the whole review is allowed.
+    assert secret(fake_kube, "runai-team-b", "regcred") is None
+    assert writes(fake_kube) == []
+    assert SENTINEL not in caplog.text
+
+
+def test_create_copy(
+    fake_kube: FakeKube, resolver: ClusterWideResolver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+
+    result = resolver.create_copy("runai-team-b", "regcred", FAR, time.monotonic)
+
+    assert result is CopyResult.CREATED
     copy = secret(fake_kube, "runai-team-b", "regcred")
     assert copy is not None
     assert copy["metadata"]["labels"]["runai-secrets-webhook/source"] == "regcred"
@@ -44,26 +62,22 @@ def test_resolve_creates_copy(
     assert SENTINEL not in caplog.text
 
 
-def test_resolve_dry_run_writes_nothing(
+def test_create_copy_after_deadline_writes_nothing(
     fake_kube: FakeKube, resolver: ClusterWideResolver
 ) -> None:
-    keys = resolver.resolve("runai-team-b", "regcred", dry_run=True)
+    # The clock is read after the source: the deadline passed during that read.
+    result = resolver.create_copy("runai-team-b", "regcred", 5.0, lambda: 10.0)
 
-    assert keys == frozenset({"auth", "user"})
-    assert secret(fake_kube, "runai-team-b", "regcred") is None
+    assert result is CopyResult.LATE
     assert writes(fake_kube) == []
 
 
-def test_resolve_missing_key_writes_nothing(
+def test_create_copy_of_unlabelled_source_skipped(
     fake_kube: FakeKube, resolver: ClusterWideResolver
 ) -> None:
-    keys = resolver.resolve(
-        "runai-team-b", "regcred", dry_run=False, needed={"auth", "token"}
-    )
+    result = resolver.create_copy("runai-team-b", "local", FAR, time.monotonic)
 
-    # The keys still come back, so the denial can name the missing one.
-    assert keys == frozenset({"auth", "user"})
-    assert secret(fake_kube, "runai-team-b", "regcred") is None
+    assert result is CopyResult.SKIPPED
     assert writes(fake_kube) == []
 
 
@@ -87,7 +101,7 @@ def test_resolve_missing_key_writes_nothing(
 def test_resolve_returns_none(
     fake_kube: FakeKube, resolver: ClusterWideResolver, namespace: str, name: str
 ) -> None:
-    assert resolver.resolve(namespace, name, dry_run=False) is None
+    assert resolver.resolve(namespace, name) is None
     assert writes(fake_kube) == []
 
 
@@ -97,6 +111,7 @@ def test_resolve_never_overwrites(
     # The user's secret appears between the webhook's lookup and the resolver.
     users = fake_kube.add_secret("runai-team-b", "regcred", {"auth": "users-own"})
 
-    resolver.resolve("runai-team-b", "regcred", dry_run=False)
+    result = resolver.create_copy("runai-team-b", "regcred", FAR, time.monotonic)
 
+    assert result is CopyResult.EXISTS
     assert secret(fake_kube, "runai-team-b", "regcred") == users

@@ -17,7 +17,7 @@ def serve_settings(argv: list[str]) -> ServeSettings:
     return ServeSettings.from_namespace(build_parser().parse_args(["serve", *argv]))
 
 
-def test_defaults_match_contract() -> None:
+def test_serve_defaults_as_documented() -> None:
     settings = serve_settings([])
 
     assert settings.host == "0.0.0.0"

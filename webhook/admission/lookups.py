@@ -49,6 +49,12 @@ class SecretLookup:
         return cls(LookupStatus.NOT_FOUND, detail=detail)
 
     @classmethod
-    def failed(cls, status: LookupStatus, detail: str) -> "SecretLookup":
-        """Build a result for a lookup that could not tell whether the secret exists."""
-        return cls(status, detail=detail)
+    def failed(
+        cls, status: LookupStatus, detail: str, namespace: str | None = None
+    ) -> "SecretLookup":
+        """Build a result for a lookup that could not tell whether the secret exists.
+
+        `namespace` names where the failed lookup looked, when that is not
+        the request's namespace.
+        """
+        return cls(status, detail=detail, namespace=namespace)

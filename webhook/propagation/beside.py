@@ -1,9 +1,11 @@
 """Run the propagation controller beside the webhook, for `serve --propagate`.
 
-The controller runs in threads of the main process, so `serve --workers N`
-still has one controller, not N. A controller thread that fails leaves the
-copies unmanaged while the webhook looks healthy, so a failure stops the
-whole process with a non-zero status and Kubernetes restarts the pod.
+The controller runs in threads of the serving process. `serve` rejects
+`--propagate` with `--workers` above 1, because the worker processes serve
+/metrics and the controller's metrics would not reach it. A controller
+thread that fails leaves the copies unmanaged while the webhook looks
+healthy, so a failure stops the whole process with a non-zero status and
+Kubernetes restarts the pod.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def _stop_on_failure(controller: Controller, done: threading.Event) -> None:
         if controller.failed.wait(CHECK_INTERVAL_SECONDS):
             logger.error("propagation controller failed; stopping the webhook")
             # The server's own SIGTERM handling finishes in-flight reviews
-            # (and, with --workers, stops every worker) before run() returns.
+            # before run() returns.
             # Sent to the main thread, because Python runs signal handlers
             # there and only a signal delivered there interrupts a blocking wait.
             main_thread = threading.main_thread().ident

@@ -1,12 +1,16 @@
 """Let the webhook accept references to cluster-wide secrets not yet copied.
 
 When a job references a secret that is missing from its namespace, the
-webhook's lookup calls `ClusterWideLookups`. The resolver applies when the
-source namespace has a secret of that name with the
-`runai/cluster-wide: "true"` label and the job's namespace is a project.
-It then returns the source's key names. Unless the review is a dry run, it
-also creates the copy right away, so the pod can start without waiting for
-the controller.
+webhook's lookup calls `ClusterWideLookups.lookup`. The secret counts as
+found when the source namespace has a secret of that name with the
+`runai/cluster-wide: "true"` label and the job's namespace is a project; the
+key is checked in the source. The lookup only reads.
+
+The copy is written afterwards by `ClusterWideLookups.write_copies`, which
+the webhook calls only once the whole review is allowed and is not a dry
+run, so a denied review writes nothing. The write is best effort: the
+review stays allowed when it fails, because the controller makes the copy
+on its next reconcile and the kubelet waits for the secret until then.
 
 The create never overwrites: a secret that appeared in the meantime makes
 the API return 409 and stays as it is. The copy carries the same marks as the
@@ -22,41 +26,87 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import Executor
+from enum import StrEnum
 
 from kubernetes.client import ApiClient
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from webhook.admission.lookups import LookupStatus, SecretLookup
-from webhook.kube.lookups import Resolver
-from webhook.propagation import metrics
 from webhook.propagation.api import API_FAILURES, KubeApi, describe, status_of
-from webhook.propagation.copies import build_copy, is_cluster_wide, is_supported
+from webhook.propagation.copies import (
+    Object,
+    build_copy,
+    is_cluster_wide,
+    is_supported,
+)
+from webhook.propagation.metrics import ADMISSION_COPIES, register_admission_metrics
 from webhook.propagation.settings import Marks, PropagationSettings
 from webhook.propagation.targets import NamespaceInfo, is_target
 
 logger = logging.getLogger(__name__)
 
+Clock = Callable[[], float]
+
+
+class CopyResult(StrEnum):
+    """What became of one copy written at admission."""
+
+    CREATED = "created"
+    # A secret of that name appeared since the lookup; it is left as it is.
+    EXISTS = "exists"
+    # The source lost its label or was deleted since the lookup.
+    SKIPPED = "skipped"
+    # The review's deadline came before the create was sent.
+    LATE = "late"
+    FAILED = "failed"
+
 
 class ClusterWideResolver:
+    """The blocking reads and the create, on the Kubernetes API."""
+
     def __init__(self, api: KubeApi, settings: PropagationSettings) -> None:
         self._api = api
         self._settings = settings
 
-    def resolve(
-        self,
-        namespace: str,
-        name: str,
-        dry_run: bool,
-        needed: Collection[str] = (),
-    ) -> frozenset[str] | None:
+    def resolve(self, namespace: str, name: str) -> frozenset[str] | None:
         """Return the key names of cluster-wide secret `name` for `namespace`.
 
         Returns None when no cluster-wide secret of that name applies to the
         namespace, so the caller reports the secret as missing. Only key names
-        leave this function; the values are dropped with the response. The
-        copy is created only when the source has every key in `needed`,
-        because a review denied for a missing key must not write.
+        leave this function; the values are dropped with the response.
         Raises the API errors of the reads.
         """
+        source = self._applicable_source(namespace, name)
+        if source is None:
+            return None
+        return frozenset((source.get("data") or {}).keys())
+
+    def create_copy(
+        self, namespace: str, name: str, deadline: float, clock: Clock
+    ) -> CopyResult:
+        """Create the copy of `name` in `namespace` unless `deadline` has passed.
+
+        The source is read again here, so that no secret value is held while
+        the review is decided. Raises the API errors of the calls.
+        """
+        source = self._applicable_source(namespace, name)
+        if source is None:
+            return CopyResult.SKIPPED
+        # A call that outlived the review must not write: the caller may
+        # already have been told that nothing was changed.
+        if clock() >= deadline:
+            return CopyResult.LATE
+        try:
+            self._api.create_secret(
+                namespace, build_copy(source, namespace, self._settings)
+            )
+        except API_FAILURES as error:
+            if status_of(error) == 409:
+                return CopyResult.EXISTS
+            raise
+        return CopyResult.CREATED
+
+    def _applicable_source(self, namespace: str, name: str) -> Object | None:
         settings = self._settings
         if namespace == settings.source_namespace:
             return None
@@ -66,42 +116,14 @@ class ClusterWideResolver:
         target = self._api.get_namespace(namespace)
         if target is None or not is_target(NamespaceInfo.from_object(target), settings):
             return None
-
-        keys = frozenset((source.get("data") or {}).keys())
-        if not dry_run and keys.issuperset(needed):
-            self._create_copy(build_copy(source, namespace, settings), namespace, name)
-        return keys
-
-    def _create_copy(self, body: dict[str, object], namespace: str, name: str) -> None:
-        try:
-            self._api.create_secret(namespace, body)
-        except API_FAILURES as error:
-            # 409: the copy or another secret appeared since the lookup; either
-            # way nothing is overwritten and the pod uses what is there.
-            if status_of(error) == 409:
-                return
-            # The controller creates the copy on its next reconcile, so the
-            # review still passes; the pod waits for the secret until then.
-            metrics.API_ERRORS.labels(operation="create_copy_on_admission").inc()
-            logger.warning(
-                "copy on admission failed",
-                extra={
-                    "namespace": namespace,
-                    "secret": name,
-                    "error": describe(error),
-                },
-            )
-            return
-        logger.info(
-            "copy created on admission", extra={"namespace": namespace, "secret": name}
-        )
+        return source
 
 
 class ClusterWideLookups:
-    """The resolver in the shape of `webhook.kube.lookups.Resolver`.
+    """The resolver in the shape of `webhook.kube.lookups.Resolver`, plus copies.
 
-    The blocking client runs in `executor`. A review's dry-run flag is bound
-    with `for_review`, so the copy is written only for real reviews.
+    The blocking client runs in `executor`. With `copy_on_admission` off,
+    `write_copies` writes nothing and the controller makes every copy.
     """
 
     def __init__(
@@ -109,65 +131,117 @@ class ClusterWideLookups:
         resolver: ClusterWideResolver,
         executor: Executor,
         source_namespace: str,
-        clock: Callable[[], float] = time.monotonic,
+        copy_on_admission: bool = True,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._resolver = resolver
         self._executor = executor
-        self._source_namespace = source_namespace
+        self.source_namespace = source_namespace
+        self.copy_on_admission = copy_on_admission
         self._clock = clock
 
-    def for_review(self, dry_run: bool) -> Resolver:
-        """Return the resolver to ask for one review's missing secrets."""
-        return functools.partial(self.lookup, dry_run=dry_run)
-
     async def lookup(
-        self,
-        namespace: str,
-        name: str,
-        keys: Collection[str],
-        deadline: float,
-        *,
-        dry_run: bool,
+        self, namespace: str, name: str, keys: Collection[str], deadline: float
     ) -> SecretLookup:
-        """Return FOUND with the source's key names, or why not.
+        """Return FOUND with the source's key names and namespace, or why not.
 
-        `deadline` is a `clock()` value. A write still running when the
-        deadline passes finishes in the background; it never overwrites.
+        `deadline` is a `clock()` value. A read still running when the
+        deadline passes finishes in the background and writes nothing.
         """
         remaining = deadline - self._clock()
         if remaining <= 0:
-            return SecretLookup.failed(
+            return self._failed_at_source(
                 LookupStatus.TIMEOUT, "no time was left before the review's deadline"
             )
         loop = asyncio.get_running_loop()
-        call = functools.partial(
-            self._resolver.resolve, namespace, name, dry_run, frozenset(keys)
-        )
+        call = functools.partial(self._resolver.resolve, namespace, name)
         try:
             found = await asyncio.wait_for(
                 loop.run_in_executor(self._executor, call), remaining
             )
         except TimeoutError:
-            return SecretLookup.failed(
+            return self._failed_at_source(
                 LookupStatus.TIMEOUT, "the cluster-wide secret lookup timed out"
             )
         except API_FAILURES as error:
             return self._failed(error)
         if found is None:
             return SecretLookup.not_found()
-        return SecretLookup.found(found, namespace=self._source_namespace)
+        return SecretLookup.found(found, namespace=self.source_namespace)
+
+    async def write_copies(
+        self,
+        namespace: str,
+        names: Collection[str],
+        deadline: float,
+        log: logging.LoggerAdapter,  # type: ignore[type-arg]
+    ) -> None:
+        """Create the copies of `names` in `namespace` for an allowed review.
+
+        An API error or a late write is logged and counted instead of
+        raised, so the review stays allowed; the controller makes the copy.
+        """
+        if not self.copy_on_admission:
+            return
+        await asyncio.gather(
+            *(self._write_copy(namespace, name, deadline, log) for name in names)
+        )
+
+    async def _write_copy(
+        self,
+        namespace: str,
+        name: str,
+        deadline: float,
+        log: logging.LoggerAdapter,  # type: ignore[type-arg]
+    ) -> None:
+        fields = {"namespace": namespace, "secret": name}
+        remaining = deadline - self._clock()
+        error = ""
+        if remaining <= 0:
+            result = CopyResult.LATE
+        else:
+            loop = asyncio.get_running_loop()
+            call = functools.partial(
+                self._resolver.create_copy, namespace, name, deadline, self._clock
+            )
+            try:
+                result = await asyncio.wait_for(
+                    loop.run_in_executor(self._executor, call), remaining
+                )
+            except TimeoutError:
+                result = CopyResult.LATE
+            except API_FAILURES as failure:
+                result, error = CopyResult.FAILED, describe(failure)
+        ADMISSION_COPIES.labels(result=result.value).inc()
+        if result is CopyResult.CREATED:
+            log.info("copy created on admission", extra=fields)
+        elif result in (CopyResult.LATE, CopyResult.FAILED):
+            # The review stays allowed: the pod waits for the secret until
+            # the controller's next reconcile creates it.
+            log.error(
+                "copy on admission failed",
+                extra={**fields, "result": result.value, "error": error},
+            )
+        else:
+            log.info(
+                "copy on admission not needed", extra={**fields, "result": result.value}
+            )
 
     def _failed(self, error: BaseException) -> SecretLookup:
-        where = f"namespace {self._source_namespace}"
         if status_of(error) == 403:
-            return SecretLookup.failed(
+            return self._failed_at_source(
                 LookupStatus.FORBIDDEN,
-                f"the webhook may not read secrets or namespaces for {where}",
+                "the webhook may not read the source secret or the job's namespace",
             )
-        return SecretLookup.failed(
+        return self._failed_at_source(
             LookupStatus.ERROR,
-            f"the cluster-wide secret lookup in {where} failed: {describe(error)}",
+            f"the cluster-wide secret lookup failed: {describe(error)}",
         )
+
+    def _failed_at_source(self, status: LookupStatus, detail: str) -> SecretLookup:
+        # The lookup that failed was in the source namespace, so the message
+        # names that namespace, not the job's.
+        return SecretLookup.failed(status, detail, namespace=self.source_namespace)
 
 
 def build_cluster_wide_lookups(
@@ -178,11 +252,13 @@ def build_cluster_wide_lookups(
     project_label: str = "runai/queue",
     annotation_prefix: str = "runai-secrets-webhook",
     request_timeout: float = 10.0,
+    copy_on_admission: bool = True,
+    registry: CollectorRegistry | None = REGISTRY,
 ) -> ClusterWideLookups:
     """Build the lookups that `serve` adds after the lookup in the job's namespace.
 
-    Use them per review as `lookups.for_review(dry_run)`, with the review's
-    `request.dryRun`, so a dry run never writes a copy.
+    Registers the admission copy counter in `registry`; the controller's
+    metrics stay unregistered, because no controller runs here.
     """
     settings = PropagationSettings(
         source_namespace=source_namespace,
@@ -190,5 +266,6 @@ def build_cluster_wide_lookups(
         marks=Marks(annotation_prefix),
     )
     resolver = ClusterWideResolver(KubeApi(client, request_timeout), settings)
-    metrics.register_metrics()
-    return ClusterWideLookups(resolver, executor, source_namespace)
+    if registry is not None:
+        register_admission_metrics(registry)
+    return ClusterWideLookups(resolver, executor, source_namespace, copy_on_admission)

@@ -230,7 +230,7 @@ class Controller:
             names.update(self._sources)
         for name in sorted(n for n in names if n):
             self._queue.add(name)
-        metrics.LAST_FULL_RESYNC.set(time.time())
+        metrics.last_full_resync().set(time.time())
         logger.info("full resync queued", extra={"sources": len(names)})
 
     def _process(self, name: str) -> None:

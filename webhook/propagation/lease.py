@@ -108,7 +108,7 @@ class LeaseElector:
             self._leading = leading
         if not changed:
             return
-        metrics.LEADER.set(1 if leading else 0)
+        metrics.leader().set(1 if leading else 0)
         if leading:
             logger.info("lease acquired", extra={"identity": self.identity})
             self._on_started()

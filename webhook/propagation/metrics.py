@@ -2,13 +2,16 @@
 
 The collectors are created unregistered, so that a `serve` without the
 controller exports none of them. `register_metrics` adds them to
-prometheus-client's default registry when the controller or the
-cluster-wide lookups start, and then `serve` exposes them on its `/metrics`
-endpoint and `propagate` on its own metrics port.
+prometheus-client's default registry when the controller starts, and then
+`serve --propagate` exposes them on its `/metrics` endpoint and `propagate`
+on its own metrics port. The webhook's cluster-wide lookups register only
+`ADMISSION_COPIES`, with `register_admission_metrics`: a webhook that runs
+no controller must not report a leader status or a resync time.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
@@ -19,12 +22,6 @@ COPIES = Gauge(
     " source: synced, conflict (a secret we did not create has the name) or"
     " failed (an API error).",
     ["state"],
-    registry=None,
-)
-CONFLICTS = Counter(
-    "runai_secrets_webhook_propagation_conflicts_total",
-    "Times a target namespace was found holding a secret of the source's name"
-    " that the controller did not create.",
     registry=None,
 )
 RECONCILES = Counter(
@@ -45,40 +42,93 @@ WATCH_RESTARTS = Counter(
     ["watch", "reason"],
     registry=None,
 )
-LEADER = Gauge(
-    "runai_secrets_webhook_propagation_leader",
-    "1 while this replica holds the propagation Lease, else 0.",
+ADMISSION_COPIES = Counter(
+    "runai_secrets_webhook_cluster_wide_admission_copies_total",
+    "Copies of cluster-wide secrets the webhook wrote for allowed reviews, by"
+    " result: created, exists (a secret of the name was already there),"
+    " skipped (the source changed since the lookup), late (the review's"
+    " deadline passed first) or failed (an API error).",
+    ["result"],
     registry=None,
 )
-LAST_FULL_RESYNC = Gauge(
-    "runai_secrets_webhook_propagation_last_full_resync_timestamp_seconds",
-    "Unix time of the last full resync this replica started as leader.",
-    registry=None,
-)
+ADMISSION_RESULTS = ("created", "exists", "skipped", "late", "failed")
 
 STATES = ("synced", "conflict", "failed")
 
-_COLLECTORS = (
-    COPIES,
-    CONFLICTS,
-    RECONCILES,
-    API_ERRORS,
-    WATCH_RESTARTS,
-    LEADER,
-    LAST_FULL_RESYNC,
-)
-_registered: set[int] = set()
+
+# The collectors without labels are built on first use, not at import. Such
+# a collector gets its value when it is built, and in prometheus-client's
+# multiprocess mode (`serve --workers`) every process that merely imports
+# this module would write that value to the shared directory: each worker
+# would export a leader status of 0.
+@functools.cache
+def conflicts() -> Counter:
+    """Count the targets found holding a secret of the source's name."""
+    return Counter(
+        "runai_secrets_webhook_propagation_conflicts_total",
+        "Times a target namespace was found holding a secret of the source's"
+        " name that the controller did not create.",
+        registry=None,
+    )
+
+
+@functools.cache
+def leader() -> Gauge:
+    """Report whether this replica holds the propagation Lease."""
+    return Gauge(
+        "runai_secrets_webhook_propagation_leader",
+        "1 while this replica holds the propagation Lease, else 0.",
+        registry=None,
+    )
+
+
+@functools.cache
+def last_full_resync() -> Gauge:
+    """Report when this replica last started a full resync as leader."""
+    return Gauge(
+        "runai_secrets_webhook_propagation_last_full_resync_timestamp_seconds",
+        "Unix time of the last full resync this replica started as leader.",
+        registry=None,
+    )
+
+
+def _controller_collectors() -> tuple[Counter | Gauge, ...]:
+    return (
+        COPIES,
+        conflicts(),
+        RECONCILES,
+        API_ERRORS,
+        WATCH_RESTARTS,
+        leader(),
+        last_full_resync(),
+    )
+
+
+_registered: set[tuple[str, int]] = set()
 _register_lock = threading.Lock()
 
 
-def register_metrics(registry: CollectorRegistry = REGISTRY) -> None:
-    """Add the propagation collectors to `registry`, once per registry."""
+def _register_once(
+    group: str, collectors: tuple[Counter | Gauge, ...], registry: CollectorRegistry
+) -> None:
     with _register_lock:
-        if id(registry) in _registered:
+        if (group, id(registry)) in _registered:
             return
-        for collector in _COLLECTORS:
+        for collector in collectors:
             registry.register(collector)
-        _registered.add(id(registry))
+        _registered.add((group, id(registry)))
+
+
+def register_metrics(registry: CollectorRegistry = REGISTRY) -> None:
+    """Add the controller's collectors to `registry`, once per registry."""
+    _register_once("controller", _controller_collectors(), registry)
+
+
+def register_admission_metrics(registry: CollectorRegistry = REGISTRY) -> None:
+    """Add the webhook's copy counter to `registry`, once per registry."""
+    _register_once("admission", (ADMISSION_COPIES,), registry)
+    for result in ADMISSION_RESULTS:
+        ADMISSION_COPIES.labels(result=result)
 
 
 class CopyStates:

@@ -173,7 +173,7 @@ class Reconciler:
         if self._report_once(
             source, action.namespace + "/" + uid, "CopyConflict", message
         ):
-            metrics.CONFLICTS.inc()
+            metrics.conflicts().inc()
             logger.warning(
                 "copy conflict",
                 extra={"source": name, "namespace": action.namespace},

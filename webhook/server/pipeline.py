@@ -79,7 +79,9 @@ class ReviewPipeline:
     With `templates`, their env vars are added to the review's object.
     `cached`, when given, is asked first: secrets it returns are not looked up.
     With `cluster_wide`, a secret no resolver found is looked up last among
-    the cluster-wide secrets, told whether the review is a dry run.
+    the cluster-wide secrets. Their copies are written only after `decide`,
+    when the review is allowed and is not a dry run, so a denied review
+    writes nothing.
     """
 
     def __init__(
@@ -129,7 +131,7 @@ class ReviewPipeline:
             # Kubernetes API is not to blame.
             return deny(CODE_UNAVAILABLE, out_of_time_message(planned.subject))
         if missing:
-            resolvers = self._resolvers_for(review)
+            resolvers = self._resolvers()
             # Bounds the lookups of one review that run at once, so that one
             # object with many secrets cannot take every API connection.
             slots = asyncio.Semaphore(MAX_CONCURRENT_LOOKUPS)
@@ -147,14 +149,46 @@ class ReviewPipeline:
             answers = await asyncio.gather(*(resolve(secret) for secret in missing))
             lookups.update(zip(missing, answers, strict=True))
         self._log_failures(lookups, log)
-        return await off_loop_if_large(decide, planned, lookups)
+        decision = await off_loop_if_large(decide, planned, lookups)
+        await self._write_copies(
+            review, planned, grouped, lookups, decision, deadline, log
+        )
+        return decision
 
-    def _resolvers_for(self, review: Review) -> list[Resolver]:
+    def _resolvers(self) -> list[Resolver]:
         if self.cluster_wide is None:
             return self.resolvers
-        # A dry run must write nothing, so it never creates the copy.
-        dry_run = bool(review["request"].get("dryRun", False))
-        return [*self.resolvers, self.cluster_wide.for_review(dry_run)]
+        return [*self.resolvers, self.cluster_wide.lookup]
+
+    async def _write_copies(
+        self,
+        review: Review,
+        planned: Plan,
+        grouped: dict[str, set[str]],
+        lookups: dict[str, SecretLookup],
+        decision: Decision,
+        deadline: float,
+        log: BoundLogger,
+    ) -> None:
+        """Copy the cluster-wide secrets an allowed, real review relies on."""
+        cluster_wide = self.cluster_wide
+        # A dry run must write nothing, and a denied review changes nothing.
+        if (
+            cluster_wide is None
+            or not decision.allowed
+            or review["request"].get("dryRun", False)
+        ):
+            return
+        names = [
+            secret
+            for secret, lookup in lookups.items()
+            if lookup.status is LookupStatus.FOUND
+            and lookup.namespace == cluster_wide.source_namespace
+            and lookup.namespace != planned.namespace
+            and lookup.keys.issuperset(grouped[secret])
+        ]
+        if names:
+            await cluster_wide.write_copies(planned.namespace, names, deadline, log)
 
     def _from_cache(
         self, namespace: str, grouped: dict[str, set[str]]

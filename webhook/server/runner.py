@@ -135,6 +135,7 @@ def build_cluster_wide(
         source_namespace=settings.source_namespace,
         project_label=settings.project_label,
         annotation_prefix=settings.annotation_prefix,
+        copy_on_admission=settings.cluster_wide_copy_on_admission,
     )
 
 

@@ -15,6 +15,7 @@ from typing import TypeAlias
 from webhook import __version__
 from webhook.server import runner
 from webhook.settings import ServeSettings, add_serve_flags
+from webhook.tls.command import add_certs_command
 
 # A string, because argparse._SubParsersAction is not subscriptable at run time.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -43,8 +44,9 @@ def run_serve(args: argparse.Namespace) -> int:
     return runner.run(settings)
 
 
-SUBCOMMANDS: list[Callable[[Subparsers], None]] = [
+SUBCOMMANDS: list[Callable[[Subparsers], object]] = [
     add_serve,
+    add_certs_command,
 ]
 
 
@@ -65,5 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` and run the chosen subcommand; return the exit status."""
     args = build_parser().parse_args(argv)
-    status: int = args.run(args)
+    # `certs` sets `handler` where the other subcommands set `run`.
+    command = getattr(args, "run", None) or args.handler
+    status: int = command(args)
     return status

@@ -118,6 +118,40 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         metavar="FILE",
     ),
     Flag(
+        "--cert-reload-interval",
+        "Seconds between reads of --tls-cert-file and --tls-key-file; a new "
+        "valid pair is served to new connections without a restart.",
+        5.0,
+        positive_float,
+        metavar="SECONDS",
+    ),
+    Flag(
+        "--self-managed-certs",
+        "Keep a CA in the Secret --ca-secret-name, serve a certificate it "
+        "signs, rotate both, and keep the caBundle of the webhook "
+        "configurations current. Excludes --tls-cert-file.",
+        False,
+        is_switch=True,
+    ),
+    Flag(
+        "--ca-secret-name",
+        "Secret in --service-namespace that holds the self-managed CA.",
+        "runai-secrets-webhook-ca",
+        metavar="NAME",
+    ),
+    Flag(
+        "--webhook-configuration-name",
+        "MutatingWebhookConfiguration whose caBundle the self-managed mode sets.",
+        "runai-secrets-webhook",
+        metavar="NAME",
+    ),
+    Flag(
+        "--validating-webhook-configuration-name",
+        "ValidatingWebhookConfiguration whose caBundle the self-managed mode "
+        "also sets; unset: none.",
+        metavar="NAME",
+    ),
+    Flag(
         "--service-name",
         "Name of the Service in front of the webhook; development certificates "
         "are issued for <service-name>.<service-namespace>.svc.",
@@ -189,6 +223,11 @@ class ServeSettings:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     client_ca_file: str | None = None
+    cert_reload_interval: float = 5.0
+    self_managed_certs: bool = False
+    ca_secret_name: str = "runai-secrets-webhook-ca"  # noqa: S105 - a name, not a secret
+    webhook_configuration_name: str = "runai-secrets-webhook"
+    validating_webhook_configuration_name: str | None = None
     service_name: str = "runai-secrets-webhook"
     service_namespace: str = "runai-secrets-webhook"
     kubeconfig: str | None = None

@@ -123,6 +123,9 @@ def invalid(
     Unlike other errors, `details.kind` is the Kind here, not the plural.
     """
     texts = ", ".join(f"{field}: {text}" for field, text in causes)
+    if len(causes) > 1:
+        # An aggregate of several field errors prints inside brackets.
+        texts = f"[{texts}]"
     qualified_kind = f"{kind}.{group}" if group else kind
     message = f'{qualified_kind} "{name}" is invalid: {texts}'
     details: dict[str, Any] = {"name": name}

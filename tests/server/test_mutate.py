@@ -55,7 +55,7 @@ async def crash(review: Review, deadline: float, log: BoundLogger) -> Decision:
 
 
 def client_for(reviewer: Reviewer, metrics: Metrics) -> httpx.AsyncClient:
-    readiness = Readiness(source_answered=lambda: True, certificate_loaded=True)
+    readiness = Readiness(source_answered=lambda: True, certificate_ready=lambda: True)
     app = create_app(MutateEndpoint(reviewer, metrics), readiness, metrics)
     transport = httpx.ASGITransport(app=app)
     return httpx.AsyncClient(transport=transport, base_url="https://webhook.test")
@@ -172,7 +172,7 @@ async def test_reviews_counted_by_outcome(
 async def test_probes(metrics: Metrics) -> None:
     answered = {"value": False}
     readiness = Readiness(
-        source_answered=lambda: answered["value"], certificate_loaded=True
+        source_answered=lambda: answered["value"], certificate_ready=lambda: True
     )
     app = create_app(MutateEndpoint(allow_all, metrics), readiness, metrics)
     transport = httpx.ASGITransport(app=app)

@@ -19,7 +19,7 @@ def _run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="runai-secrets-webhook")
     add_certs_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    handler = args.handler
+    handler = args.run
     assert handler is run_certs
     result: int = handler(args)
     return result

@@ -128,6 +128,12 @@ def describe_transport_error(error: BaseException) -> SecretLookup:
     """Turn a connection failure or timeout into a failed lookup."""
     if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason:
         error = error.reason
+    # urllib3 derives NewConnectionError (refused, unreachable) from its
+    # ConnectTimeoutError, so it is checked first.
+    if isinstance(error, urllib3.exceptions.NewConnectionError):
+        return SecretLookup.failed(
+            LookupStatus.ERROR, "the API call failed: connection refused or unreachable"
+        )
     if isinstance(error, urllib3.exceptions.TimeoutError | TimeoutError):
         return SecretLookup.failed(LookupStatus.TIMEOUT, "the API call timed out")
     return SecretLookup.failed(

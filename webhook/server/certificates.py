@@ -1,16 +1,21 @@
-"""The serving TLS context: given certificate files, or development ones.
+"""The serving certificates: given files, development ones, or self-managed.
 
-`server_ssl_context` is the one place that builds the context handed to
-uvicorn, so that reloading certificates can be added here alone.
+`serving_certificates` is the one place that chooses how the server gets its
+certificate; webhook.tls does the work and keeps it current.
 """
 
 from __future__ import annotations
 
 import logging
-import ssl
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
+from webhook.kube.config import new_api_client
 from webhook.settings import ServeSettings
+from webhook.tls.generate import generate_development_certificates
+from webhook.tls.selfmanaged import SelfManagedOptions
+from webhook.tls.serving import ServingCertificates
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +29,6 @@ def certificate_files(settings: ServeSettings) -> tuple[Path, Path]:
     if settings.tls_cert_file and settings.tls_key_file:
         return Path(settings.tls_cert_file), Path(settings.tls_key_file)
 
-    from webhook.tls.generate import generate_development_certificates
-
     paths = generate_development_certificates(
         DEVELOPMENT_CERTS_DIR, settings.service_name, settings.service_namespace
     )
@@ -36,18 +39,42 @@ def certificate_files(settings: ServeSettings) -> tuple[Path, Path]:
     return paths.cert, paths.key
 
 
-def server_ssl_context(settings: ServeSettings) -> ssl.SSLContext:
-    """Build the TLS context: TLS 1.2 or later, client certificates if a CA is set."""
+def serving_certificates(
+    settings: ServeSettings, registry: CollectorRegistry
+) -> ServingCertificates:
+    """Build the serving certificates; raise OSError or ValueError if impossible."""
+    client_ca_file = Path(settings.client_ca_file) if settings.client_ca_file else None
+    if settings.self_managed_certs:
+        if settings.tls_cert_file or settings.tls_key_file:
+            raise ValueError(
+                "--self-managed-certs cannot be combined with --tls-cert-file or "
+                "--tls-key-file: drop one of them"
+            )
+        options = SelfManagedOptions(
+            service_name=settings.service_name,
+            service_namespace=settings.service_namespace,
+            ca_secret_name=settings.ca_secret_name,
+            mutating_webhook_configuration=settings.webhook_configuration_name,
+            validating_webhook_configuration=settings.validating_webhook_configuration_name,
+        )
+        logger.info(
+            "using self-managed certificates",
+            extra={
+                "ca_secret": f"{settings.service_namespace}/{settings.ca_secret_name}"
+            },
+        )
+        return ServingCertificates.self_managed(
+            options,
+            new_api_client(settings.kubeconfig),
+            client_ca_file,
+            registry=registry,
+        )
+
     cert_file, key_file = certificate_files(settings)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    # kube-apiserver speaks TLS 1.2 and 1.3; older versions have known attacks.
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file)
-    if settings.client_ca_file:
-        context.load_verify_locations(cafile=settings.client_ca_file)
-        context.verify_mode = ssl.CERT_REQUIRED
-    logger.info(
-        "serving certificate loaded",
-        extra={"cert_file": str(cert_file), "client_ca_file": settings.client_ca_file},
+    return ServingCertificates.from_files(
+        cert_file,
+        key_file,
+        client_ca_file,
+        poll_interval=settings.cert_reload_interval,
+        registry=registry,
     )
-    return context

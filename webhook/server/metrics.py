@@ -41,9 +41,13 @@ class Metrics:
         self.lookups.labels(result=result).inc()
 
 
-def new_metrics() -> Metrics:
-    """Create the collectors in a fresh registry."""
-    registry = CollectorRegistry()
+def new_metrics(registry: CollectorRegistry | None = None) -> Metrics:
+    """Create the collectors in `registry`, or in a fresh one.
+
+    The service passes prometheus-client's default registry, so that /metrics
+    also shows the process metrics and the certificate expiry gauge.
+    """
+    registry = registry or CollectorRegistry()
     reviews = Counter(
         "runai_secrets_webhook_reviews",
         "AdmissionReviews answered, by object kind, operation and outcome "

@@ -8,15 +8,18 @@ from dataclasses import dataclass
 
 @dataclass
 class Readiness:
-    """Conditions for taking traffic; all must hold.
+    """Conditions for taking traffic, all of which must hold.
 
     `source_answered` returns whether the Kubernetes API (or the secrets
-    directory) has responded at least once. `stopping` turns true on SIGTERM
+    directory) has responded at least once. `certificate_ready` returns
+    whether a valid certificate that clients can verify is served (false
+    in self-managed mode until the CA's caBundle is published and its first
+    certificate issued). `stopping` turns true on SIGTERM
     so that the endpoint is removed while in-flight reviews finish.
     """
 
     source_answered: Callable[[], bool]
-    certificate_loaded: bool = False
+    certificate_ready: Callable[[], bool]
     stopping: bool = False
 
     def problems(self) -> list[str]:
@@ -24,8 +27,8 @@ class Readiness:
         found: list[str] = []
         if self.stopping:
             found.append("the service is shutting down")
-        if not self.certificate_loaded:
-            found.append("no serving certificate is loaded")
+        if not self.certificate_ready():
+            found.append("no serving certificate that is valid now is loaded")
         if not self.source_answered():
             found.append("the Kubernetes API has not answered yet")
         return found

@@ -12,18 +12,20 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from prometheus_client import REGISTRY
 
 from webhook.kube.config import new_api_client
 from webhook.kube.lookups import SecretKeyLookups
 from webhook.kube.secrets import ClusterSecrets, DirectorySecrets
 from webhook.server.app import create_app
-from webhook.server.certificates import server_ssl_context
+from webhook.server.certificates import serving_certificates
 from webhook.server.logs import configure_logging
 from webhook.server.metrics import new_metrics
 from webhook.server.mutate import MutateEndpoint
 from webhook.server.pipeline import build_reviewer
 from webhook.server.readiness import Readiness
 from webhook.settings import ServeSettings
+from webhook.tls.serving import ServingCertificates
 
 logger = logging.getLogger(__name__)
 
@@ -88,35 +90,42 @@ async def probe_until_answered(
     """Call the API until it responds once, so that /readyz can turn true."""
     loop = asyncio.get_running_loop()
     while not await loop.run_in_executor(executor, source.probe, PROBE_TIMEOUT_SECONDS):
-        logger.warning("Kubernetes API not reachable, retrying")
+        logger.warning("secret source not reachable, retrying")
         await asyncio.sleep(PROBE_INTERVAL_SECONDS)
-    logger.info("Kubernetes API responded")
+    logger.info("secret source responded")
 
 
 async def serve(
-    server: GracefulServer, source: SecretSource, executor: ThreadPoolExecutor
+    server: GracefulServer,
+    source: SecretSource,
+    executor: ThreadPoolExecutor,
+    certificates: ServingCertificates,
 ) -> None:
+    """Serve until stopped, with certificate reloads and the API probe alongside."""
+    await certificates.start()
     probe = asyncio.create_task(probe_until_answered(source, executor))
     try:
         await server.serve()
     finally:
         probe.cancel()
+        await certificates.close()
 
 
 def run(settings: ServeSettings) -> int:
     """Run the service until SIGTERM or SIGINT; return the exit status."""
     configure_logging(settings.log_format, settings.log_level)
-    metrics = new_metrics()
-    executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
+    metrics = new_metrics(REGISTRY)
     try:
         source = build_source(settings)
-        context = server_ssl_context(settings)
+        certificates = serving_certificates(settings, metrics.registry)
     except (OSError, ValueError) as error:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
 
+    executor = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="secret-lookup")
     readiness = Readiness(
-        source_answered=lambda: source.answered, certificate_loaded=True
+        source_answered=lambda: source.answered,
+        certificate_ready=certificates.ready,
     )
     lookups = SecretKeyLookups(
         source, executor, settings.cache_ttl, metrics.count_lookup
@@ -134,8 +143,9 @@ def run(settings: ServeSettings) -> int:
         access_log=False,
         server_header=False,
     )
+    # The contract with webhook.tls: load() first, then our own context.
     config.load()
-    config.ssl = context
+    config.ssl = certificates.ssl_context
     logger.info(
         "listening",
         extra={
@@ -144,7 +154,9 @@ def run(settings: ServeSettings) -> int:
             "on_missing": settings.on_missing,
         },
     )
-    asyncio.run(serve(GracefulServer(config, readiness), source, executor))
+    asyncio.run(
+        serve(GracefulServer(config, readiness), source, executor, certificates)
+    )
     executor.shutdown(wait=False, cancel_futures=True)
     logger.info("stopped")
     return 0

@@ -36,7 +36,7 @@ def add_certs_command(
         ),
     )
     _add_generate_flags(generate)
-    generate.set_defaults(handler=run_certs)
+    generate.set_defaults(run=run_certs)
 
 
 def _add_generate_flags(generate: argparse.ArgumentParser) -> None:

@@ -5,21 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cryptography import x509
-from prometheus_client import Gauge
+from prometheus_client import CollectorRegistry, Gauge
 
-CERTIFICATE_EXPIRY = Gauge(
-    "runai_secrets_webhook_certificate_expiry_timestamp_seconds",
-    "Expiry time (notAfter, Unix seconds) of each certificate the server uses: "
-    "role=serving for the served leaf, role=ca for the CA that signs it.",
-    ["role", "serial"],
-)
+EXPIRY_METRIC = "runai_secrets_webhook_certificate_expiry_timestamp_seconds"
 
 
 class ExpiryGauge:
-    """The label sets of one server, so that replaced certificates drop out."""
+    """Expiry gauge of one server, so that replaced certificates drop out."""
 
-    def __init__(self, gauge: Gauge = CERTIFICATE_EXPIRY) -> None:
-        self._gauge = gauge
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self._gauge = Gauge(
+            EXPIRY_METRIC,
+            "Expiry time (notAfter, Unix seconds) of each certificate the server "
+            "uses: role=serving for the served leaf, role=ca for the CA that "
+            "signed it (self-managed mode only).",
+            ["role", "serial"],
+            registry=registry if registry is not None else CollectorRegistry(),
+        )
         self._labels: dict[str, set[str]] = {}
 
     def show(self, role: str, certs: Iterable[x509.Certificate]) -> None:

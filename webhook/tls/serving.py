@@ -16,11 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from kubernetes import client as k8s
+from prometheus_client import CollectorRegistry
 
+from webhook.tls.cluster import ClusterClient
 from webhook.tls.context import ContextSwitch
 from webhook.tls.metrics import ExpiryGauge
 from webhook.tls.pairs import ServingPair
 from webhook.tls.reload import DEFAULT_POLL_INTERVAL, Clock, FileReloader, utc_now
+from webhook.tls.selfmanaged import SelfManagedCertificates, SelfManagedOptions
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +35,17 @@ class ServingCertificates:
     """The server's SSLContext and the background work that keeps it valid."""
 
     def __init__(
-        self, client_ca_file: Path | None = None, *, clock: Clock = utc_now
+        self,
+        client_ca_file: Path | None = None,
+        *,
+        clock: Clock = utc_now,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._switch = ContextSwitch(client_ca_file)
         self._clock = clock
-        self._gauge = ExpiryGauge()
+        self._gauge = ExpiryGauge(registry)
         self._runners: list[Runner] = []
+        self._serves_trusted = False
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -47,17 +56,40 @@ class ServingCertificates:
         client_ca_file: Path | None = None,
         *,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        registry: CollectorRegistry | None = None,
     ) -> ServingCertificates:
         """Serve the pair in the files and reload it when the files change.
 
         Raises OSError or InvalidPairError if the files cannot be served now.
         """
-        serving = cls(client_ca_file)
+        serving = cls(client_ca_file, registry=registry)
         reloader = FileReloader(
             cert_file, key_file, serving.install, poll_interval=poll_interval
         )
         reloader.load()
         serving.add_runner(reloader.run)
+        return serving
+
+    @classmethod
+    def self_managed(
+        cls,
+        options: SelfManagedOptions,
+        api_client: k8s.ApiClient,
+        client_ca_file: Path | None = None,
+        *,
+        clock: Clock = utc_now,
+        registry: CollectorRegistry | None = None,
+    ) -> ServingCertificates:
+        """Serve leaves of the shared CA in the cluster; see webhook.tls.selfmanaged."""
+        serving = cls(client_ca_file, clock=clock, registry=registry)
+        cluster = ClusterClient(
+            api_client, options.service_namespace, options.ca_secret_name
+        )
+        manager = SelfManagedCertificates(
+            options, cluster, serving.install, clock=clock
+        )
+        manager.install_bootstrap()
+        serving.add_runner(manager.run)
         return serving
 
     @property
@@ -74,10 +106,18 @@ class ServingCertificates:
         self._runners.append(runner)
 
     def install(
-        self, pair: ServingPair, *, ca_certs: Sequence[x509.Certificate] = ()
+        self,
+        pair: ServingPair,
+        ca_certs: Sequence[x509.Certificate] = (),
+        trusted: bool = True,
     ) -> None:
-        """Serve pair to new connections and publish its expiry."""
+        """Serve pair to new connections and publish its expiry.
+
+        trusted=False marks a placeholder that kube-apiserver cannot verify:
+        it is served, so probes can connect, but ready() stays false.
+        """
         self._switch.install(pair)
+        self._serves_trusted = trusted
         self._gauge.show("serving", [pair.leaf])
         if ca_certs:
             self._gauge.show("ca", ca_certs)
@@ -85,7 +125,7 @@ class ServingCertificates:
     def ready(self) -> bool:
         """Return whether a certificate that is valid now is being served."""
         pair = self._switch.served
-        if pair is None:
+        if pair is None or not self._serves_trusted:
             return False
         now = self._clock()
         return pair.leaf.not_valid_before_utc <= now < pair.leaf.not_valid_after_utc

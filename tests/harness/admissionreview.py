@@ -1,0 +1,251 @@
+"""AdmissionReview requests and responses as kube-apiserver builds and checks them.
+
+Sources: k8s.io/api admission/v1 types, and CreateAdmissionObjects and
+VerifyAdmissionResponse in k8s.io/apiserver/pkg/admission/plugin/webhook/request
+(Kubernetes 1.30).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonpatch
+
+from tests.harness import kubestatus
+
+Object = dict[str, Any]
+KNOWN_REVIEW_VERSIONS = ("v1", "v1beta1")
+OPTIONS_KIND = {
+    "CREATE": "CreateOptions",
+    "UPDATE": "UpdateOptions",
+    "DELETE": "DeleteOptions",
+}
+
+
+class WebhookCallFailed(Exception):
+    """A "failed calling webhook" error; `failurePolicy` decides what it does."""
+
+
+def review_version(webhook: Object) -> str:
+    """Pick the first version in `admissionReviewVersions` that kube-apiserver knows."""
+    for version in webhook.get("admissionReviewVersions") or []:
+        if version in KNOWN_REVIEW_VERSIONS:
+            return str(version)
+    raise WebhookCallFailed("webhook does not accept v1 or v1beta1 AdmissionReview")
+
+
+def build_request(base: Object, obj: Object | None, old: Object | None) -> Object:
+    """Return a request with a fresh uid and the fields in `base`."""
+    request: Object = {"uid": str(uuid.uuid4()), **base}
+    request["object"] = obj
+    request["oldObject"] = old
+    return request
+
+
+def base_request(
+    *,
+    kind: tuple[str, str, str],
+    resource: tuple[str, str, str],
+    sub_resource: str,
+    name: str,
+    namespace: str,
+    operation: str,
+    user_info: Object,
+    dry_run: bool,
+    options: Object | None,
+) -> Object:
+    """Build the fields of an AdmissionRequest that stay the same for every webhook."""
+    group, version, kind_name = kind
+    kind_field = {"group": group, "version": version, "kind": kind_name}
+    resource_group, resource_version, resource_name = resource
+    resource_field = {
+        "group": resource_group,
+        "version": resource_version,
+        "resource": resource_name,
+    }
+    base: Object = {"kind": kind_field, "resource": resource_field}
+    if sub_resource:
+        base["subResource"] = sub_resource
+    base["requestKind"] = dict(kind_field)
+    base["requestResource"] = dict(resource_field)
+    if sub_resource:
+        base["requestSubResource"] = sub_resource
+    # name and namespace are omitted when empty (omitempty in k8s.io/api).
+    if name:
+        base["name"] = name
+    if namespace:
+        base["namespace"] = namespace
+    base["operation"] = operation
+    base["userInfo"] = user_info
+    base["dryRun"] = dry_run
+    if options is None and operation in OPTIONS_KIND:
+        options = {"kind": OPTIONS_KIND[operation], "apiVersion": "meta.k8s.io/v1"}
+    base["options"] = options
+    return base
+
+
+def envelope(version: str, request: Object) -> Object:
+    return {
+        "kind": "AdmissionReview",
+        "apiVersion": f"admission.k8s.io/{version}",
+        "request": request,
+    }
+
+
+@dataclass
+class Response:
+    """The checked `response` of a webhook's AdmissionReview."""
+
+    allowed: bool
+    status: Object
+    patch: bytes  # decoded from base64, still JSON text
+    patch_type: str
+    warnings: list[str] = field(default_factory=list)
+    audit_annotations: dict[str, str] = field(default_factory=dict)
+
+
+def parse_response(body: bytes, version: str, uid: str, mutating: bool) -> Response:
+    """Decode and verify a response in kube-apiserver's order.
+
+    Raise WebhookCallFailed for a response that kube-apiserver rejects.
+
+    Decoding comes first, so a wrong type or bad base64 anywhere fails
+    before the uid, apiVersion and patch fields are checked.
+    """
+    try:
+        review = json.loads(body)
+    except ValueError as error:
+        raise WebhookCallFailed(
+            f"failed to call webhook: invalid JSON in response body: {error}"
+        ) from None
+    if not isinstance(review, dict):
+        raise WebhookCallFailed(
+            "failed to call webhook: response body is not a JSON object"
+        )
+    response = review.get("response")
+    if response is not None and not isinstance(response, dict):
+        raise WebhookCallFailed(
+            "failed to call webhook: json: cannot unmarshal response"
+        )
+    fields = response or {}
+    decoded = Response(
+        allowed=_typed(fields, "allowed", bool) or False,
+        status=_typed(fields, "status", dict) or {},
+        patch=_decode_base64(_typed(fields, "patch", str)),
+        patch_type=_typed(fields, "patchType", str) or "",
+        warnings=_typed(fields, "warnings", list) or [],
+        audit_annotations=_typed(fields, "auditAnnotations", dict) or {},
+    )
+
+    if response is None:
+        raise _invalid("webhook response was absent")
+    if version == "v1":
+        _verify_v1(review, response, uid)
+    _verify_patch_fields(decoded.patch, decoded.patch_type, mutating)
+    return decoded
+
+
+def _typed(response: Object, key: str, expected: type) -> Any:
+    value = response.get(key)
+    if value is not None and not isinstance(value, expected):
+        raise WebhookCallFailed(
+            "failed to call webhook: json: cannot unmarshal "
+            f"{type(value).__name__} into Go struct field "
+            f"AdmissionResponse.response.{key} of type {expected.__name__}"
+        )
+    return value
+
+
+def _decode_base64(value: str | None) -> bytes:
+    """Decode `patch` with padded standard base64, as Go decodes JSON []byte."""
+    if not value:
+        return b""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise WebhookCallFailed(
+            f"failed to call webhook: illegal base64 data in response.patch: {error}"
+        ) from None
+
+
+def _invalid(reason: str) -> WebhookCallFailed:
+    return WebhookCallFailed(f"received invalid webhook response: {reason}")
+
+
+def _gvk(review: Object) -> str:
+    api_version = str(review.get("apiVersion") or "")
+    group, _, version = api_version.rpartition("/")
+    return f"{group}/{version}, Kind={review.get('kind') or ''}"
+
+
+def _verify_v1(review: Object, response: Object, uid: str) -> None:
+    got = response.get("uid") or ""
+    if got != uid:
+        raise _invalid(f'expected response.uid="{uid}", got "{got}"')
+    if (review.get("apiVersion"), review.get("kind")) != (
+        "admission.k8s.io/v1",
+        "AdmissionReview",
+    ):
+        raise _invalid(
+            "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, "
+            f"got {_gvk(review)}"
+        )
+
+
+def _verify_patch_fields(patch: bytes, patch_type: str, mutating: bool) -> None:
+    if mutating and patch and not patch_type:
+        raise _invalid("webhook returned response.patch but not response.patchType")
+    if mutating and patch_type and not patch:
+        raise _invalid("webhook returned response.patchType but not response.patch")
+    if not mutating and patch:
+        raise _invalid("validating webhook may not return response.patch")
+    if not mutating and patch_type:
+        raise _invalid("validating webhook may not return response.patchType")
+
+
+def decode_patch(patch: bytes, patch_type: str) -> list[Object]:
+    """Decode a JSON patch; the apiserver does this only for allowed responses."""
+    try:
+        operations = json.loads(patch)
+    except ValueError as error:
+        raise WebhookCallFailed(
+            f"received undecodable patch in webhook response: {error}"
+        ) from None
+    if not isinstance(operations, list) or not all(
+        isinstance(op, dict) for op in operations
+    ):
+        raise WebhookCallFailed(
+            "received undecodable patch in webhook response: json: cannot unmarshal "
+            f"{type(operations).__name__} into Go value of type jsonpatch.Patch"
+        )
+    if patch_type != "JSONPatch" and operations:
+        raise WebhookCallFailed(f'unsupported patch type "{patch_type}"')
+    return operations
+
+
+def apply_patch(obj: Object, operations: list[Object]) -> Object:
+    """Apply a JSON patch; failures are 500 InternalError whatever `failurePolicy` says.
+
+    NOTE: python-jsonpatch stands in for evanphx/json-patch v4. Both reject
+    `add` under a missing parent and `remove` or `replace` of a missing path;
+    their error texts differ.
+    """
+    try:
+        patched: Object = jsonpatch.apply_patch(obj, operations)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
+        raise kubestatus.internal_error(f"{_operation_word(error)}{error}") from None
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise kubestatus.internal_error(
+            f"invalid JSON patch operation: {error}"
+        ) from None
+    return patched
+
+
+def _operation_word(error: Exception) -> str:
+    text = str(error)
+    return "" if "operation" in text else "patch operation does not apply: "

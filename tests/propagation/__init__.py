@@ -1,0 +1,1 @@
+"""Tests of the propagation of cluster-wide secrets."""

@@ -334,3 +334,12 @@ def test_found_in_other_namespace_counts_as_found() -> None:
         review(pod(container("app", env("A", "SECRET:db-creds,username")))), lookups
     )
     assert decision.allowed
+
+
+def test_object_namespace_never_replaces_request_namespace() -> None:
+    obj = pod(
+        container("app", env("A", "SECRET:db-creds,username")), namespace="runai-team-b"
+    )
+    decision = run(review(obj, namespace=None))
+    assert not decision.allowed
+    assert decision.code == 400

@@ -79,8 +79,8 @@ def problem_sentences(problem: Problem, namespace: str) -> str:
             'the RBAC rule apiGroups [""], resources ["secrets"], verbs ["get"] '
             f"in namespace {ns}."
         )
-    # NOTE: a lookup that found no time left when it started (its detail says
-    # so) is still worded as the API not answering in time.
+    # NOTE: a lookup that found no time left when it started (its detail
+    # states this) is still worded as the API not answering in time.
     reason = (
         "did not answer in time" if problem.status is LookupStatus.TIMEOUT else "failed"
     )

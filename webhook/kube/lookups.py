@@ -157,7 +157,7 @@ class SecretKeyLookups:
         def fetch() -> SecretLookup:
             # In a burst the call may wait for a free thread. The API gets only
             # the time that is left, and none if the review has given up, so
-            # calls nobody waits for do not keep threads from new reviews.
+            # abandoned calls do not keep threads from new reviews.
             remaining = deadline - self._clock()
             if remaining <= 0:
                 return SecretLookup.failed(

@@ -49,7 +49,7 @@ Clock = Callable[[], float]
 
 
 class CopyResult(StrEnum):
-    """What became of one copy written at admission."""
+    """Outcome of one copy written at admission."""
 
     CREATED = "created"
     # A secret of that name appeared since the lookup; it is left as it is.
@@ -92,8 +92,8 @@ class ClusterWideResolver:
         source = self._applicable_source(namespace, name)
         if source is None:
             return CopyResult.SKIPPED
-        # A call that outlived the review must not write: the caller may
-        # already have been told that nothing was changed.
+        # A call that outlived the review must not write, because the review
+        # may already have been denied with "nothing was changed".
         if clock() >= deadline:
             return CopyResult.LATE
         try:

@@ -56,7 +56,7 @@ class InFlightLimit:
 
     `max_bytes` bounds the sum of the declared body sizes in flight (0: no
     bound); a body without Content-Length counts as the largest allowed. A
-    review is always let in when no other holds bytes, so one larger than
+    review is always let in when no other review is in flight, so one larger than
     `max_bytes` is still served alone. `on_shed` is called once per review
     rejected with 429.
     """

@@ -1,4 +1,4 @@
-"""What `/readyz` reports: a certificate is loaded and the secret source responded."""
+"""Readiness for `/readyz`: a certificate is loaded and the secret source responded."""
 
 from __future__ import annotations
 

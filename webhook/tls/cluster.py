@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 # Seconds for one API call, so that a hung connection cannot stall rotation.
 REQUEST_TIMEOUT = 10
 # The propagation controller's copies carry the same managed-by label plus a
-# source label; the component label tells this Secret apart from them.
+# source label, so the component label distinguishes this Secret from them.
 LABELS = {
     "app.kubernetes.io/managed-by": "runai-secrets-webhook",
     "app.kubernetes.io/component": "webhook-ca",

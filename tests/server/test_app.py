@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from fastapi import Request, Response
+from starlette.types import Receive, Scope, Send
 
 from webhook.admission.decisions import Decision
 from webhook.admission.reviews import Review
@@ -21,9 +21,9 @@ class CountingEndpoint:
         self.endpoint = endpoint
         self.calls = 0
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.calls += 1
-        return await self.endpoint(request)
+        await self.endpoint(scope, receive, send)
 
 
 async def allow_all(review: Review, deadline: float, log: BoundLogger) -> Decision:

@@ -66,8 +66,8 @@ class AnnotationKeys:
 def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     """Return the object's annotations, or an empty map when it has none."""
     metadata = obj.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    return annotations if isinstance(annotations, Mapping) else {}
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    return annotations if isinstance(annotations, dict) else {}
 
 
 def injection_disabled(annotations: Mapping[str, Any], keys: AnnotationKeys) -> bool:

@@ -79,28 +79,55 @@ class InjectionOptions:
         object.__setattr__(self, "kinds", {kind.key(): kind for kind in all_kinds})
 
 
-@dataclass(frozen=True, slots=True)
 class Plan:
     """A review whose secret references must be looked up before deciding.
 
     `operations` are sent only if every lookup succeeds (or, with
     `on_missing="warn"`, finds nothing worse than a missing secret or key).
+    `keys` maps each secret to the keys the object uses of it, and
+    `injected` lists the `container/ENV` names of the env vars the operations
+    convert or add. The lists are the scan's own, not copies.
     """
 
-    review: Review
-    options: InjectionOptions
-    namespace: str
-    subject: str
-    uses: tuple[ReferenceUse, ...]
-    operations: tuple[PatchOperation, ...]
-    warnings: tuple[str, ...]
-    # `container/ENV` names of the env vars the operations convert or add.
-    injected: tuple[str, ...] = ()
+    __slots__ = (
+        "_scan",
+        "injected",
+        "keys",
+        "namespace",
+        "operations",
+        "options",
+        "review",
+        "uses",
+        "warnings",
+    )
+
+    def __init__(
+        self,
+        review: Review,
+        options: InjectionOptions,
+        namespace: str,
+        scan: Scan,
+        operations: Sequence[PatchOperation],
+    ) -> None:
+        self.review = review
+        self.options = options
+        self.namespace = namespace
+        self.operations = operations
+        self.uses: Sequence[ReferenceUse] = scan.uses
+        self.warnings: Sequence[str] = scan.warnings
+        self.injected: Sequence[str] = scan.injected
+        self.keys: Mapping[str, set[str]] = scan.keys
+        self._scan = scan
+
+    @property
+    def subject(self) -> str:
+        """Name the object for a message, for example `Pod "web"`."""
+        return self._scan.subject
 
     @property
     def secret_names(self) -> tuple[str, ...]:
         """Return the names of the secrets to look up, sorted, each once."""
-        return tuple(sorted({use.ref.secret for use in self.uses}))
+        return tuple(sorted(self.keys))
 
     @property
     def references(self) -> frozenset[SecretRef]:
@@ -132,21 +159,18 @@ def plan_review(
         return deny(
             400, f"{scan.subject}: the request has no namespace to look secrets up in"
         )
-    plan = Plan(
-        review=review,
-        options=options,
-        namespace=namespace,
-        subject=scan.subject,
-        uses=tuple(scan.uses),
-        operations=_with_marker(scan, obj, options, is_ephemeral(request)),
-        warnings=tuple(scan.warnings),
-        injected=tuple(scan.injected),
-    )
+    operations = _with_marker(scan, obj, options, is_ephemeral(request))
+    plan = Plan(review, options, namespace, scan, operations)
     return plan if plan.uses else decide(plan, {})
 
 
 def decide(plan: Plan, lookups: Mapping[str, SecretLookup]) -> Decision:
     """Decide a planned review from the lookups of its secrets, keyed by name."""
+    if _all_confirmed(plan, lookups):
+        # The usual case: every secret found here with every key it needs.
+        audit = {"injected-env-count": str(len(plan.injected))}
+        return allow(plan.operations, plan.warnings, audit if plan.operations else {})
+
     problems = _problems(plan, lookups)
     missing = [problem for problem in problems if problem.is_missing]
     if missing and plan.options.on_missing == "deny":
@@ -169,6 +193,20 @@ def decide(plan: Plan, lookups: Mapping[str, SecretLookup]) -> Decision:
     if missing:
         audit["missing-secret-reference-count"] = str(len(missing))
     return allow(plan.operations, warnings, audit)
+
+
+def _all_confirmed(plan: Plan, lookups: Mapping[str, SecretLookup]) -> bool:
+    """Tell whether each secret was found in the request's namespace with its keys."""
+    for secret, keys in plan.keys.items():
+        lookup = lookups.get(secret)
+        if (
+            lookup is None
+            or lookup.status is not LookupStatus.FOUND
+            or (lookup.namespace and lookup.namespace != plan.namespace)
+            or not lookup.keys.issuperset(keys)
+        ):
+            return False
+    return True
 
 
 def _elsewhere_warnings(plan: Plan, lookups: Mapping[str, SecretLookup]) -> list[str]:

@@ -29,9 +29,13 @@ def marker_value(previous: object, injected: Iterable[str]) -> str:
             if name and not name.startswith(_MORE)
         )
 
+    ordered = sorted(names)
+    whole = _SEPARATOR.join(ordered)
+    if len(whole) <= MAX_MARKER_CHARS:
+        return whole
+
     listed: list[str] = []
     length = 0
-    ordered = sorted(names)
     for index, name in enumerate(ordered):
         left_out = len(ordered) - index
         suffix_chars = len(f"{_SEPARATOR}{_MORE}{left_out}")
@@ -48,10 +52,10 @@ def marker_operation(
 ) -> PatchOperation:
     """Build the operation that sets the marker annotation `key` on `obj`."""
     metadata = obj.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    previous = annotations.get(key) if isinstance(annotations, Mapping) else None
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    previous = annotations.get(key) if isinstance(annotations, dict) else None
     return set_annotation(
-        metadata if isinstance(metadata, Mapping) else None,
+        metadata if isinstance(metadata, dict) else None,
         key,
         marker_value(previous, injected),
     )

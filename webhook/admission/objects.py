@@ -1,6 +1,7 @@
 """One reviewed object: whether it is in scope, and the scan of its pod specs."""
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from webhook.admission.additions import EnvAddition
@@ -65,7 +66,8 @@ def scan_object(
     """Scan the pod specs of a reviewed object, raising `Denied` for bad input."""
     annotations = annotations_of(obj)
     scan = Scan(
-        describe_subject(request, obj), not injection_disabled(annotations, keys)
+        convert_literals=not injection_disabled(annotations, keys),
+        describe=partial(describe_subject, request, obj),
     )
 
     if is_ephemeral(request):
@@ -80,26 +82,28 @@ def scan_object(
 
     specs = pod_specs(obj, kind)
     for path, spec in specs:
-        if not isinstance(spec, Mapping):
+        if not isinstance(spec, dict):
             continue
         # Pods copy the annotations of their template's metadata, so the
         # control annotations there win over the workload's own for this spec.
         settings = merged_controls(annotations, template_annotations(obj, path), keys)
         scan.convert_literals = not injection_disabled(settings, keys)
-        additions = _annotation_additions(settings, keys, scan.subject)
+        additions = _annotation_additions(settings, keys, scan)
         additions.extend(extra_additions)
-        selected = _selected_containers(settings, keys, scan.subject, specs)
+        selected = _selected_containers(settings, keys, scan, specs)
         _scan_pod_spec(scan, path, spec, additions, selected)
     warn_workload_only(scan, obj, annotations, keys, specs)
     return scan
 
 
 def _annotation_additions(
-    annotations: Mapping[str, Any], keys: AnnotationKeys, subject: str
+    annotations: Mapping[str, Any], keys: AnnotationKeys, scan: Scan
 ) -> list[EnvAddition]:
     text = annotations.get(keys.env)
     return (
-        parse_env_annotation(text, keys.env, subject) if isinstance(text, str) else []
+        parse_env_annotation(text, keys.env, scan.subject)
+        if isinstance(text, str)
+        else []
     )
 
 
@@ -112,7 +116,7 @@ def _check_unapplied_annotation(
     env, so a mistake is found now, and a warning states that they are
     not added.
     """
-    additions = _annotation_additions(annotations, keys, scan.subject)
+    additions = _annotation_additions(annotations, keys, scan)
     if not additions:
         return
     for addition in additions:
@@ -126,7 +130,7 @@ def _check_unapplied_annotation(
 def _selected_containers(
     annotations: Mapping[str, Any],
     keys: AnnotationKeys,
-    subject: str,
+    scan: Scan,
     specs: Sequence[tuple[str, Any]],
 ) -> frozenset[str] | None:
     """Return the app containers named by the containers annotation.
@@ -145,7 +149,7 @@ def _selected_containers(
             listed = ", ".join(quote(known) for known in present)
             raise Denied(
                 400,
-                f"{subject}: annotation {keys.containers} names container "
+                f"{scan.subject}: annotation {keys.containers} names container "
                 f"{quote(name)}, which is not one of its containers ({listed}). "
                 "Fix the name or remove it from the annotation.",
             )
@@ -156,9 +160,9 @@ def _app_container_names(specs: Sequence[tuple[str, Any]]) -> list[str]:
     """List the app container names of all pod specs, each once, in order."""
     names: dict[str, None] = {}
     for _, spec in specs:
-        containers = spec.get(APP_CONTAINERS) if isinstance(spec, Mapping) else None
+        containers = spec.get(APP_CONTAINERS) if isinstance(spec, dict) else None
         for container in containers if isinstance(containers, list) else []:
-            name = container.get("name") if isinstance(container, Mapping) else None
+            name = container.get("name") if isinstance(container, dict) else None
             if isinstance(name, str):
                 names[name] = None
     return list(names)
@@ -176,7 +180,7 @@ def _scan_pod_spec(
     if not isinstance(containers, list):
         return
     for index, container in enumerate(containers):
-        if not isinstance(container, Mapping):
+        if not isinstance(container, dict):
             continue
         name = container.get("name")
         chosen = selected is None or (isinstance(name, str) and name in selected)
@@ -195,16 +199,16 @@ def _scan_new_ephemeral(scan: Scan, obj: Mapping[str, Any], old: object) -> None
     old_names = {_container_name(container) for container in _ephemeral(old)}
     for index, container in enumerate(_ephemeral(obj)):
         is_new = _container_name(container) not in old_names
-        if isinstance(container, Mapping) and is_new:
+        if isinstance(container, dict) and is_new:
             scan.scan_container(container, f"/spec/{EPHEMERAL_CONTAINERS}/{index}")
 
 
 def _container_name(container: object) -> str | None:
-    name = container.get("name") if isinstance(container, Mapping) else None
+    name = container.get("name") if isinstance(container, dict) else None
     return name if isinstance(name, str) else None
 
 
 def _ephemeral(obj: object) -> list[Any]:
-    spec = obj.get("spec") if isinstance(obj, Mapping) else None
-    containers = spec.get(EPHEMERAL_CONTAINERS) if isinstance(spec, Mapping) else None
+    spec = obj.get("spec") if isinstance(obj, dict) else None
+    containers = spec.get(EPHEMERAL_CONTAINERS) if isinstance(spec, dict) else None
     return containers if isinstance(containers, list) else []

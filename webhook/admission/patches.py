@@ -70,14 +70,14 @@ def set_annotation(
     one without metadata gets the whole metadata.
     `add` on an existing member replaces it, so one form covers both cases.
     """
-    if not isinstance(metadata, Mapping):
+    if not isinstance(metadata, dict):
         return {
             "op": "add",
             "path": "/metadata",
             "value": {"annotations": {key: value}},
         }
     annotations = metadata.get("annotations")
-    if not isinstance(annotations, Mapping):
+    if not isinstance(annotations, dict):
         return {"op": "add", "path": "/metadata/annotations", "value": {key: value}}
     return {
         "op": "add",

@@ -10,6 +10,7 @@ checked, because Run:AI's own controller turns them into pods.
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from webhook.admission.errors import InvalidWorkloadKinds
@@ -81,17 +82,22 @@ def find_pointer_targets(document: Any, pointer: str) -> Iterator[tuple[str, Any
 
     Missing members, out-of-range indexes and type mismatches match nothing.
     """
-    tokens = [unescape_token(token) for token in pointer.split("/")[1:]]
-    yield from _walk(document, "", tokens)
+    yield from _walk(document, "", _tokens(pointer))
 
 
-def _walk(node: Any, path: str, tokens: list[str]) -> Iterator[tuple[str, Any]]:
+@lru_cache(maxsize=256)
+def _tokens(pointer: str) -> tuple[str, ...]:
+    """Split a pointer into unescaped tokens; a process has a few pointers."""
+    return tuple(unescape_token(token) for token in pointer.split("/")[1:])
+
+
+def _walk(node: Any, path: str, tokens: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
     if not tokens:
         yield path, node
         return
     token, rest = tokens[0], tokens[1:]
 
-    if isinstance(node, Mapping):
+    if isinstance(node, dict):
         if token == WILDCARD:
             keys = list(node)
         else:

@@ -7,6 +7,7 @@ to the literal text `SECRET:my-secret,username`; the webhook replaces it with
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeGuard
 
 PREFIX = "SECRET:"
@@ -48,8 +49,19 @@ def is_placeholder(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value.startswith(PREFIX)
 
 
+# Distinct placeholders whose parse is kept. Pods of one cluster repeat a
+# few hundred placeholders at most, and a placeholder names a secret and a
+# key, never a value, so keeping them holds nothing secret.
+PARSED_CACHE_SIZE = 4096
+
+
+@lru_cache(maxsize=PARSED_CACHE_SIZE)
 def parse_reference(value: str) -> SecretRef:
-    """Parse `SECRET:<secret>,<key>`, raising `InvalidReference` with the reason."""
+    """Parse `SECRET:<secret>,<key>`, raising `InvalidReference` with the reason.
+
+    Valid results are cached, since every pod of a job repeats the same
+    placeholders; an invalid value is checked again each time.
+    """
     if not value.startswith(PREFIX):
         raise InvalidReference(f"it does not start with {PREFIX!r}")
     body = value[len(PREFIX) :]

@@ -4,16 +4,16 @@ The pass reads the request's raw JSON in place (no copies) and records what
 to check and which patch operations to send if every check passes.
 """
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from webhook.admission.additions import EnvAddition
 from webhook.admission.decisions import PatchOperation, quote
 from webhook.admission.errors import Denied
-from webhook.admission.patches import add_env_entries, join_pointer, replace_env_entry
+from webhook.admission.patches import add_env_entries, replace_env_entry
 from webhook.admission.references import (
     EXPECTED_FORM,
+    PREFIX,
     InvalidReference,
     SecretRef,
     is_placeholder,
@@ -63,36 +63,62 @@ def describe_place(env_var: str, container: str = "", origin: str = "") -> str:
     return text
 
 
-@dataclass(slots=True)
 class Scan:
     """Findings of one pass over an object.
 
-    `subject` names the object in messages, for example `Pod "web"`.
+    `subject` names the object in messages, for example `Pod "web"`. Most
+    reviews need no message, so it may be given as `describe`, a function
+    called the first time it is read. `keys` maps each secret used to the
+    keys used of it.
     """
 
-    subject: str
-    convert_literals: bool = True
-    uses: list[ReferenceUse] = field(default_factory=list)
-    operations: list[PatchOperation] = field(default_factory=list)
-    injected: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    # Parsed placeholders of this object, since a large pod often repeats one.
-    _references: dict[str, SecretRef] = field(default_factory=dict)
-    # Distinct secret names used so far, to stop at the per-review limit.
-    _secrets: set[str] = field(default_factory=set)
+    __slots__ = (
+        "_describe",
+        "_subject",
+        "convert_literals",
+        "injected",
+        "keys",
+        "operations",
+        "uses",
+        "warnings",
+    )
+
+    def __init__(
+        self,
+        subject: str = "",
+        convert_literals: bool = True,
+        describe: Callable[[], str] | None = None,
+    ) -> None:
+        self._subject = subject
+        self._describe = describe
+        self.convert_literals = convert_literals
+        self.uses: list[ReferenceUse] = []
+        self.operations: list[PatchOperation] = []
+        self.injected: list[str] = []
+        self.warnings: list[str] = []
+        self.keys: dict[str, set[str]] = {}
+
+    @property
+    def subject(self) -> str:
+        if self._describe is not None:
+            self._subject = self._describe()
+            self._describe = None
+        return self._subject
 
     def _use(self, use: ReferenceUse) -> None:
         """Record one use, raising `Denied` (400) past the limit of secrets."""
-        secrets = self._secrets
-        if use.ref.secret not in secrets:
-            secrets.add(use.ref.secret)
-            if len(secrets) > MAX_SECRETS_PER_REVIEW:
+        ref = use.ref
+        keys = self.keys.get(ref.secret)
+        if keys is None:
+            if len(self.keys) >= MAX_SECRETS_PER_REVIEW:
                 raise Denied(
                     400,
                     f"{self.subject} refers to more than {MAX_SECRETS_PER_REVIEW} "
                     f"different secrets, over the limit of {MAX_SECRETS_PER_REVIEW} "
                     "per object. Put related keys into fewer secrets.",
                 )
+            keys = self.keys[ref.secret] = set()
+        keys.add(ref.key)
         self.uses.append(use)
 
     def scan_containers(
@@ -102,10 +128,8 @@ class Scan:
         if not isinstance(containers, list):
             return
         for index, container in enumerate(containers):
-            if isinstance(container, Mapping):
-                self.scan_container(
-                    container, join_pointer(base_path, index), additions
-                )
+            if isinstance(container, dict):
+                self.scan_container(container, f"{base_path}/{index}", additions)
 
     def scan_container(
         self,
@@ -119,16 +143,23 @@ class Scan:
         env = container.get("env")
         entries = env if isinstance(env, list) else []
 
-        # This loop runs once per env entry of every container, so it keeps
-        # to cheap checks. The request body is parsed JSON, so entries are dicts.
-        for index, entry in enumerate(entries):
-            if not isinstance(entry, dict) or "valueFrom" in entry:
-                # The author's own valueFrom entries, optional ones
-                # included, are never read or changed.
-                continue
-            value = entry.get("value")
-            if self.convert_literals and is_placeholder(value):
-                self._convert(entry, value, index, path, container_name)
+        # This loop runs once per env entry of every container, the hottest
+        # code of a review, so it keeps to exact type checks and one method
+        # call per entry. The request body is parsed JSON: every object is a
+        # dict and every string a str.
+        if self.convert_literals:
+            for index, entry in enumerate(entries):
+                if type(entry) is not dict:
+                    continue
+                value = entry.get("value")
+                if (
+                    type(value) is str
+                    and value.startswith(PREFIX)
+                    # The author's own valueFrom entries, optional ones
+                    # included, are never read or changed.
+                    and "valueFrom" not in entry
+                ):
+                    self._convert(entry, value, index, path, container_name)
 
         if additions:
             defined = _defined_names(entries)
@@ -138,11 +169,9 @@ class Scan:
         self, entry: dict[str, Any], value: str, index: int, path: str, container: str
     ) -> None:
         env_var = entry.get("name")
-        if not isinstance(env_var, str):
+        if type(env_var) is not str:
             return
-        ref = self._references.get(value) or self.parse(value, env_var, container)
-        self._references[value] = ref
-
+        ref = self.parse(value, env_var, container)
         self._use(ReferenceUse(ref, env_var, container))
         self.operations.append(
             replace_env_entry(path, index, secret_key_ref_entry(env_var, ref))
@@ -224,10 +253,10 @@ class Scan:
 
     def scan_environment_items(self, items: object) -> None:
         """Check a Run:AI v2 env map (`NAME: {value: ...}`) without rewriting it."""
-        if not isinstance(items, Mapping) or not self.convert_literals:
+        if not isinstance(items, dict) or not self.convert_literals:
             return
         for env_var, item in items.items():
-            value = item.get("value") if isinstance(item, Mapping) else None
+            value = item.get("value") if isinstance(item, dict) else None
             if isinstance(env_var, str) and is_placeholder(value):
                 ref = self.parse(value, env_var, "")
                 self._use(ReferenceUse(ref, env_var))

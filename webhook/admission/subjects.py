@@ -14,7 +14,7 @@ def describe_subject(request: Request, obj: Mapping[str, Any]) -> str:
     """
     kind = request["kind"]["kind"]
     metadata = obj.get("metadata")
-    metadata = metadata if isinstance(metadata, Mapping) else {}
+    metadata = metadata if isinstance(metadata, dict) else {}
     name = request.get("name") or metadata.get("name")
     if isinstance(name, str) and name:
         return f"{kind} {quote(name)}"

@@ -89,19 +89,15 @@ class SecretKeyLookups:
         A review whose secrets are all cached is decided without creating a
         task per secret (see bench/README.md).
         """
-        entry = self._cached(namespace, name)
-        if entry is None or not all(key in entry.keys for key in keys):
-            return None
-        self._on_result("cached")
-        return entry
-
-    def _cached(self, namespace: str, name: str) -> SecretLookup | None:
         entry = self._cache.get((namespace, name))
         if entry is None:
             return None
         if entry.expires_at <= self._clock():
             del self._cache[(namespace, name)]
             return None
+        if not entry.keys.keys.issuperset(keys):
+            return None
+        self._on_result("cached")
         return entry.keys
 
     async def _fetch_shared(

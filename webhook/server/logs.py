@@ -109,6 +109,29 @@ class BoundLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         return msg, kwargs
 
 
+class ReviewLogger(BoundLogger):
+    """A logger bound to the fields of one review, read when a line is written.
+
+    Most reviews write no line at the default level, so the fields are not
+    picked until one is. Should picking them fail, the line carries the uid
+    alone, so that logging never fails a review.
+    """
+
+    def __init__(self, logger: logging.Logger, request: Mapping[str, Any]) -> None:
+        super().__init__(logger, None)
+        self._request = request
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        if self.extra is None:
+            try:
+                self.extra = review_fields(self._request)
+            except Exception:  # noqa: BLE001 - a log line must never fail a review
+                self.extra = {UID: self._request.get("uid", "")}
+        return super().process(msg, kwargs)
+
+
 def bind(logger: logging.Logger, fields: Mapping[str, object]) -> BoundLogger:
     """Return a logger that adds `fields` to every line."""
     return BoundLogger(logger, dict(fields))

@@ -4,6 +4,10 @@ The call is checked in a fixed order before any admission logic runs: size
 limit (413), empty body, content type (415), JSON and envelope (400). After
 that every outcome, an internal error included, is an HTTP 200
 AdmissionReview that carries the request's uid.
+
+The endpoint is a plain ASGI callable. Every pod creation waits for it, and
+Starlette's request and response objects cost about as much CPU time as the
+whole admission logic of a typical pod (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -11,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 
 import orjson
-from fastapi import Request, Response
-from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from webhook.admission.decisions import Decision, deny
 from webhook.admission.errors import MalformedReview
@@ -27,12 +30,13 @@ from webhook.admission.reviews import (
     parse_review,
 )
 from webhook.server import logs, offload
-from webhook.server.deadlines import review_budget
+from webhook.server.deadlines import ReadDeadlines, query_budget
 from webhook.server.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
+_JSON_TYPE = JSON.encode()
 
 BUILTIN_KIND_NAMES = frozenset(kind.kind for kind in BUILTIN_KINDS)
 
@@ -47,51 +51,78 @@ INTERNAL_ERROR_MESSAGE = (
 )
 
 
+def content_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str]:
+    """Return the first Content-Type and Content-Length of raw ASGI headers."""
+    content_type = content_length = None
+    for name, value in headers:
+        if name == b"content-type" and content_type is None:
+            content_type = value.decode("latin-1")
+        elif name == b"content-length" and content_length is None:
+            content_length = value.decode("latin-1")
+    return content_type or "", content_length or ""
+
+
 async def read_body(
-    request: Request, deadline: float | None = None, limit: int = MAX_REVIEW_BYTES
+    receive: Receive,
+    declared: str,
+    deadline: float,
+    deadlines: ReadDeadlines,
+    limit: int = MAX_REVIEW_BYTES,
 ) -> bytes:
-    """Read the request body, raising a 413 as soon as it exceeds `limit` bytes.
+    """Read a request body, raising a 413 as soon as it exceeds `limit` bytes.
 
-    The default limit is 7 MiB. etcd takes requests of up to 1.5 MiB by
-    default (--max-request-bytes), but an object's JSON, which is usually
-    larger than its stored form, may be up to kube-apiserver's 3 MiB request
-    body limit. An UPDATE review carries `object` and `oldObject`, so 2 x
-    3 MiB, plus 1 MiB for the envelope and userInfo.
+    `declared` is the Content-Length header, empty when there is none. The
+    default limit is 7 MiB. etcd takes requests of up to 1.5 MiB by default
+    (--max-request-bytes), but an object's JSON, which is usually larger
+    than its stored form, may be up to kube-apiserver's 3 MiB request body
+    limit. An UPDATE review carries `object` and `oldObject`, so 2 x 3 MiB,
+    plus 1 MiB for the envelope and userInfo.
 
-    The read must end by `deadline`, a time.monotonic() value that defaults
-    to the review's own deadline from `?timeout=`. Past it the read raises a
-    408, because a client that sends its body slowly would otherwise keep a
-    --max-in-flight slot for as long as it likes. A client that disconnects
-    mid-body gets a 400.
+    The read must end by `deadline`, a time.monotonic() value, normally the
+    review's own deadline from `?timeout=`. Past it `deadlines` cuts the
+    read and it raises a 408, because a client that sends its body slowly
+    would otherwise keep a --max-in-flight slot for as long as it likes. A
+    client that disconnects mid-body gets a 400.
     """
-    declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large(int(declared), limit)
-    if deadline is None:
-        deadline = time.monotonic() + review_budget(request.query_params.get("timeout"))
 
-    body = bytearray()
+    task = asyncio.current_task()
+    if task is None:
+        raise RuntimeError("read_body must run inside an asyncio task")
+    deadlines.watch(task, deadline)
+    chunks: list[bytes] = []
+    size = 0
     try:
-        async with asyncio.timeout(deadline - time.monotonic()):
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    raise too_large(len(body), limit)
-    except TimeoutError:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise MalformedReview(
+                    400,
+                    f"client disconnected after {size} bytes of the request body, "
+                    "so there is no review to answer",
+                )
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise too_large(size, limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+    except asyncio.CancelledError:
+        if not deadlines.was_cut(task):
+            raise
+        task.uncancel()
         raise MalformedReview(
             408,
             f"request body was not complete before the review's deadline: "
-            f"{len(body)} bytes arrived, {declared or 'an unknown number of'} "
+            f"{size} bytes arrived, {declared or 'an unknown number of'} "
             "bytes were declared. Send the whole body at once; kube-apiserver "
             "does.",
         ) from None
-    except ClientDisconnect:
-        raise MalformedReview(
-            400,
-            f"client disconnected after {len(body)} bytes of the request body, "
-            "so there is no review to answer",
-        ) from None
-    return bytes(body)
+    finally:
+        deadlines.forget(task)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def too_large(size: int, limit: int) -> MalformedReview:
@@ -100,6 +131,26 @@ def too_large(size: int, limit: int) -> MalformedReview:
         f"request body has at least {size} bytes, over the limit of {limit} "
         "bytes for an AdmissionReview",
     )
+
+
+async def respond(send: Send, status: int, content: bytes) -> None:
+    """Send a JSON response over raw ASGI."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", _JSON_TYPE),
+                (b"content-length", b"%d" % len(content)),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": content})
+
+
+def malformed_content(error: MalformedReview) -> bytes:
+    """Return the JSON body of the HTTP error response for a malformed call."""
+    return orjson.dumps({"message": error.message, "code": error.status})
 
 
 class MutateEndpoint:
@@ -115,40 +166,41 @@ class MutateEndpoint:
         self._metrics = metrics
         # Kinds counted under their own name in the metrics; others as "other".
         self._known_kinds = frozenset(known_kinds)
+        self._deadlines = ReadDeadlines()
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.monotonic()
-        deadline = started + review_budget(request.query_params.get("timeout"))
+        deadline = started + query_budget(scope["query_string"])
+        content_type, declared = content_headers(scope["headers"])
         try:
-            body = await read_body(request, deadline)
+            body = await read_body(receive, declared, deadline, self._deadlines)
             offload.body_bytes.set(len(body))
-            content_type = request.headers.get("content-type", "")
             review = await offload.off_loop_if_large(parse_review, body, content_type)
         except MalformedReview as error:
-            return self._malformed(error)
+            self._count_malformed(error)
+            await respond(send, error.status, malformed_content(error))
+            return
 
         content, outcome = await self._answer(review, deadline)
 
-        kind = review["request"]["kind"]["kind"]
-        operation = review["request"]["operation"]
-        self._metrics.count_review(kind, operation, outcome, self._known_kinds)
+        request = review["request"]
+        self._metrics.count_review(
+            request["kind"]["kind"], request["operation"], outcome, self._known_kinds
+        )
         self._metrics.review_seconds.observe(time.monotonic() - started)
-        return Response(content, media_type=JSON)
+        await respond(send, 200, content)
 
     async def _answer(self, review: Review, deadline: float) -> tuple[bytes, str]:
         """Decide the review; return the encoded response and the outcome label."""
-        uid = review["request"]["uid"]
-        log = logs.bind(logger, {logs.UID: uid})
+        log = logs.ReviewLogger(logger, review["request"])
         try:
-            # Inside the try, so that a bug in reading the fields still ends
-            # in an AdmissionReview with the uid.
-            log = logs.bind(logger, logs.review_fields(review["request"]))
             log.debug("review received")
             decision = await self._reviewer(review, deadline, log)
         except Exception:
             # Deny, because admitting after a crash could let an unchecked
             # SECRET: value through.
             log.exception("review failed with an internal error")
+            uid = review["request"]["uid"]
             decision = deny(500, INTERNAL_ERROR_MESSAGE.format(uid=uid))
             return encode_response(review, decision), "error"
 
@@ -169,11 +221,9 @@ class MutateEndpoint:
             review, decision
         ), "patched" if decision.patch else "allowed"
 
-    def _malformed(self, error: MalformedReview) -> Response:
+    def _count_malformed(self, error: MalformedReview) -> None:
         logger.warning(
             "malformed admission call rejected",
             extra={"status": error.status, "reason": error.message},
         )
         self._metrics.reviews.labels(kind="", operation="", outcome="malformed").inc()
-        content = orjson.dumps({"message": error.message, "code": error.status})
-        return Response(content, status_code=error.status, media_type=JSON)

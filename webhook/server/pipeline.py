@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -34,14 +33,17 @@ from webhook.kube.lookups import (
     resolve_in_order,
 )
 from webhook.propagation.clusterwide import ClusterWideLookups
+from webhook.server import offload
 from webhook.server.logs import BoundLogger
-from webhook.server.offload import off_loop_if_large
 from webhook.settings import ServeSettings
 from webhook.templates.service import TemplateService
 
 # Lookups of one review that run at once: as many as the API calls that one
 # process makes at once.
 MAX_CONCURRENT_LOOKUPS = MAX_CONCURRENT_CALLS
+
+# Lookup results that are logged as errors: the API did not give an answer.
+FAILED = frozenset({LookupStatus.FORBIDDEN, LookupStatus.TIMEOUT, LookupStatus.ERROR})
 
 
 def load_extra_kinds(path: str | None) -> tuple[WorkloadKind, ...]:
@@ -61,14 +63,6 @@ def injection_options(settings: ServeSettings) -> InjectionOptions:
         on_missing=cast(OnMissing, settings.on_missing),
         extra_kinds=load_extra_kinds(settings.workload_kinds_file),
     )
-
-
-def keys_by_secret(plan: Plan) -> dict[str, set[str]]:
-    """Group the plan's references: each secret with the keys it must have."""
-    grouped: dict[str, set[str]] = defaultdict(set)
-    for reference in plan.references:
-        grouped[reference.secret].add(reference.key)
-    return grouped
 
 
 class ReviewPipeline:
@@ -119,41 +113,52 @@ class ReviewPipeline:
         deadline: float,
         log: BoundLogger,
     ) -> Decision:
-        planned = await off_loop_if_large(plan_review, review, self.options, additions)
+        large = offload.body_bytes.get() > offload.LARGE_BODY_BYTES
+        if large:
+            planned = await asyncio.to_thread(
+                plan_review, review, self.options, additions
+            )
+        else:
+            planned = plan_review(review, self.options, additions)
         if isinstance(planned, Decision):
             return planned
 
-        grouped = await off_loop_if_large(keys_by_secret, planned)
+        grouped = planned.keys
         lookups = self._from_cache(planned.namespace, grouped)
-        missing = sorted(secret for secret in grouped if secret not in lookups)
-        if missing and time.monotonic() >= deadline:
-            # Planning took the whole budget: no lookup was tried, so the
-            # Kubernetes API is not to blame.
-            return deny(CODE_UNAVAILABLE, out_of_time_message(planned.subject))
-        if missing:
-            resolvers = self._resolvers()
-            # Bounds the lookups of one review that run at once, so that one
-            # object with many secrets cannot take every API connection.
-            slots = asyncio.Semaphore(MAX_CONCURRENT_LOOKUPS)
-
-            async def resolve(secret: str) -> SecretLookup:
-                async with slots:
-                    return await resolve_in_order(
-                        resolvers,
-                        planned.namespace,
-                        secret,
-                        grouped[secret],
-                        deadline,
-                    )
-
-            answers = await asyncio.gather(*(resolve(secret) for secret in missing))
-            lookups.update(zip(missing, answers, strict=True))
-        self._log_failures(lookups, log)
-        decision = await off_loop_if_large(decide, planned, lookups)
-        await self._write_copies(
-            review, planned, grouped, lookups, decision, deadline, log
-        )
+        if len(lookups) < len(grouped):
+            if time.monotonic() >= deadline:
+                # Planning took the whole budget: no lookup was tried, so the
+                # Kubernetes API is not to blame.
+                return deny(CODE_UNAVAILABLE, out_of_time_message(planned.subject))
+            await self._look_up(planned, lookups, deadline)
+            self._log_failures(lookups, log)
+        if large:
+            decision = await asyncio.to_thread(decide, planned, lookups)
+        else:
+            decision = decide(planned, lookups)
+        if self.cluster_wide is not None:
+            await self._write_copies(review, planned, lookups, decision, deadline, log)
         return decision
+
+    async def _look_up(
+        self, planned: Plan, lookups: dict[str, SecretLookup], deadline: float
+    ) -> None:
+        """Look up the secrets that `lookups` lacks, adding their results."""
+        grouped = planned.keys
+        missing = sorted(secret for secret in grouped if secret not in lookups)
+        resolvers = self._resolvers()
+        # Bounds the lookups of one review that run at once, so that one
+        # object with many secrets cannot take every API connection.
+        slots = asyncio.Semaphore(MAX_CONCURRENT_LOOKUPS)
+
+        async def resolve(secret: str) -> SecretLookup:
+            async with slots:
+                return await resolve_in_order(
+                    resolvers, planned.namespace, secret, grouped[secret], deadline
+                )
+
+        answers = await asyncio.gather(*(resolve(secret) for secret in missing))
+        lookups.update(zip(missing, answers, strict=True))
 
     def _resolvers(self) -> list[Resolver]:
         if self.cluster_wide is None:
@@ -164,7 +169,6 @@ class ReviewPipeline:
         self,
         review: Review,
         planned: Plan,
-        grouped: dict[str, set[str]],
         lookups: dict[str, SecretLookup],
         decision: Decision,
         deadline: float,
@@ -185,19 +189,20 @@ class ReviewPipeline:
             if lookup.status is LookupStatus.FOUND
             and lookup.namespace == cluster_wide.source_namespace
             and lookup.namespace != planned.namespace
-            and lookup.keys.issuperset(grouped[secret])
+            and lookup.keys.issuperset(planned.keys[secret])
         ]
         if names:
             await cluster_wide.write_copies(planned.namespace, names, deadline, log)
 
     def _from_cache(
-        self, namespace: str, grouped: dict[str, set[str]]
+        self, namespace: str, grouped: Mapping[str, set[str]]
     ) -> dict[str, SecretLookup]:
         found: dict[str, SecretLookup] = {}
-        if self.cached is None:
+        cached = self.cached
+        if cached is None:
             return found
         for secret, keys in grouped.items():
-            hit = self.cached(namespace, secret, keys)
+            hit = cached(namespace, secret, keys)
             if hit is not None:
                 found[secret] = hit
         return found
@@ -205,11 +210,7 @@ class ReviewPipeline:
     @staticmethod
     def _log_failures(lookups: dict[str, SecretLookup], log: BoundLogger) -> None:
         for secret, lookup in lookups.items():
-            if lookup.status in {
-                LookupStatus.FORBIDDEN,
-                LookupStatus.TIMEOUT,
-                LookupStatus.ERROR,
-            }:
+            if lookup.status in FAILED:
                 log.error(
                     "secret lookup failed",
                     extra={

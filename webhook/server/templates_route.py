@@ -8,15 +8,16 @@ every outcome is an HTTP 200 AdmissionReview with the request's uid.
 from __future__ import annotations
 
 import logging
+import time
 
-import orjson
 from fastapi import APIRouter, Request, Response
 
 from webhook.admission.decisions import deny
 from webhook.admission.errors import MalformedReview
 from webhook.admission.reviews import encode_response, parse_review
 from webhook.server import logs
-from webhook.server.mutate import JSON, read_body
+from webhook.server.deadlines import ReadDeadlines, query_budget
+from webhook.server.mutate import JSON, content_headers, malformed_content, read_body
 from webhook.templates.validating import review_template
 
 logger = logging.getLogger(__name__)
@@ -33,24 +34,27 @@ INTERNAL_ERROR_MESSAGE = (
 def templates_router(template_namespace: str) -> APIRouter:
     """Build the router that validates templates in `template_namespace`."""
     router = APIRouter()
+    deadlines = ReadDeadlines()
 
     @router.post(PATH)
     async def validate_template(request: Request) -> Response:
         try:
-            body = await read_body(request)
-            review = parse_review(body, request.headers.get("content-type", ""))
+            content_type, declared = content_headers(request.scope["headers"])
+            deadline = time.monotonic() + query_budget(request.scope["query_string"])
+            body = await read_body(request.receive, declared, deadline, deadlines)
+            review = parse_review(body, content_type)
         except MalformedReview as error:
             logger.warning(
                 "malformed template review rejected",
                 extra={"status": error.status, "reason": error.message},
             )
-            content = orjson.dumps({"message": error.message, "code": error.status})
-            return Response(content, status_code=error.status, media_type=JSON)
+            return Response(
+                malformed_content(error), status_code=error.status, media_type=JSON
+            )
 
         admission = review["request"]
-        log = logs.bind(logger, {logs.UID: admission["uid"]})
+        log = logs.ReviewLogger(logger, admission)
         try:
-            log = logs.bind(logger, logs.review_fields(admission))
             decision = review_template(admission, template_namespace)
         except Exception:
             # Reject, so that a template the webhook could not check is not

@@ -116,16 +116,29 @@ class ReadDeadlines:
             self._arm(self._loop)
 
 
-@lru_cache(maxsize=64)
+# Query strings at most this long have their budget cached.
+MAX_CACHED_QUERY_BYTES = 256
+
+
 def query_budget(query_string: bytes) -> float:
     """Return the review budget for a raw query string, such as b"timeout=10s".
 
     The last `timeout` parameter counts. kube-apiserver sends the same query
-    string with every call of one webhook, so the answers are cached; the
-    cache is bounded because any client may send others.
+    string with every call of one webhook, so short ones are cached; the
+    cache is bounded in entries and in size because any client may send
+    others.
     """
+    if len(query_string) <= MAX_CACHED_QUERY_BYTES:
+        return _cached_query_budget(query_string)
+    return _query_budget(query_string)
+
+
+def _query_budget(query_string: bytes) -> float:
     timeout = None
     for name, value in parse_qsl(query_string.decode("latin-1"), True):
         if name == "timeout":
             timeout = value
     return review_budget(timeout)
+
+
+_cached_query_budget = lru_cache(maxsize=64)(_query_budget)

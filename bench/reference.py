@@ -6,11 +6,16 @@ the same uvicorn settings (event loop, HTTP parser, keep-alive) and the same
 TLS context as `serve`, so the gap between the two is the cost of our code.
 
     python -m bench.reference --port PORT --tls-cert-file FILE --tls-key-file FILE
+
+With `--spin-us N` it also runs a Python loop for N microseconds before each
+answer, which `bench.calibrate` uses to measure what a microsecond of our
+own work costs a server under load.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 TEXT_HEADERS = [(b"content-type", b"text/plain")]
@@ -63,7 +69,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["method"] != "POST":
         await respond(send, 200, TEXT_HEADERS, b"ok\n")
         return
+    await answer(receive, send)
 
+
+async def answer(receive: Receive, send: Send) -> None:
     review = orjson.loads(await read_body(receive))
     response = {
         "apiVersion": review["apiVersion"],
@@ -73,12 +82,31 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     await respond(send, 200, JSON_HEADERS, orjson.dumps(response))
 
 
+def spinning(app: ASGIApp, seconds: float) -> ASGIApp:
+    """Return `app` with a busy loop of `seconds` before each POST is answered."""
+
+    async def slower(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                pass
+        await app(scope, receive, send)
+
+    return slower
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.reference")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tls-cert-file", required=True)
     parser.add_argument("--tls-key-file", required=True)
+    parser.add_argument(
+        "--spin-us",
+        type=float,
+        default=0.0,
+        help="microseconds of busy loop added to every POST (for bench.calibrate)",
+    )
     args = parser.parse_args(argv)
 
     # The same context as `serve --tls-cert-file --tls-key-file` builds; the
@@ -88,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.tls_key_file),
         registry=CollectorRegistry(),
     )
-    config = uvicorn_config(app, args.host, args.port, certificates.ssl_context)
+    served = spinning(app, args.spin_us / 1e6) if args.spin_us > 0 else app
+    config = uvicorn_config(served, args.host, args.port, certificates.ssl_context)
     run_on_loop(config, uvicorn.Server(config).serve())
     return 0
 

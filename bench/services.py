@@ -32,6 +32,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -68,21 +69,47 @@ def fill_fake(kube: FakeKube) -> None:
     kube.add_secret(bodies.NAMESPACE, bodies.BULK_SECRET, bulk)
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Return the resident set size of `pid` and all its descendants, in bytes."""
-    total = 0
+def process_tree(pid: int) -> list[int]:
+    """Return `pid` and the pids of all its living descendants."""
+    found: list[int] = []
     pending = [pid]
     while pending:
         current = pending.pop()
         try:
-            with open(f"/proc/{current}/statm") as statm:
-                total += int(statm.read().split()[1]) * PAGE_BYTES
             for task in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{task}/children") as children:
                     pending.extend(int(child) for child in children.read().split())
         except (FileNotFoundError, ProcessLookupError):
             continue
+        found.append(current)
+    return found
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Return the resident set size of `pid` and all its descendants, in bytes."""
+    total = 0
+    for current in process_tree(pid):
+        try:
+            with open(f"/proc/{current}/statm") as statm:
+                total += int(statm.read().split()[1]) * PAGE_BYTES
+        except (FileNotFoundError, ProcessLookupError):
+            continue
     return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """Return the CPU time, user and system, of `pid` and its descendants."""
+    total = 0
+    for current in process_tree(pid):
+        try:
+            with open(f"/proc/{current}/stat") as stat:
+                # Fields after the command name, which may contain spaces;
+                # utime and stime are the 14th and 15th of the whole line.
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
 
 
 @dataclass
@@ -215,6 +242,42 @@ def serve_args(
     ]
 
 
+def reference_args(
+    port: int, cert: Path, key: Path, extra: Sequence[str] = ()
+) -> list[str]:
+    return [
+        "-m",
+        "bench.reference",
+        f"--port={port}",
+        f"--tls-cert-file={cert}",
+        f"--tls-key-file={key}",
+        *extra,
+    ]
+
+
+def start_spinning_reference(stack: Stack, spin_us: float) -> Server:
+    """Start a reference that busy-loops `spin_us` before each answer; wait for it."""
+    port = free_port()
+    server = start_server(
+        "reference-spin",
+        reference_args(
+            port,
+            stack.workdir / "tls.crt",
+            stack.workdir / "tls.key",
+            [f"--spin-us={spin_us}"],
+        ),
+        port,
+        stack.workdir,
+        isolated_environment(stack.workdir),
+    )
+    try:
+        wait_ready(server, stack.ca_file)
+    except BaseException:
+        stop_server(server)
+        raise
+    return server
+
+
 @contextmanager
 def running_stack(serve_extra: Sequence[str] = ()) -> Iterator[Stack]:
     """Start the fake API, the webhook and the reference; stop them on exit."""
@@ -245,13 +308,7 @@ def running_stack(serve_extra: Sequence[str] = ()) -> Iterator[Stack]:
             )
             reference = start_server(
                 "reference",
-                [
-                    "-m",
-                    "bench.reference",
-                    f"--port={reference_port}",
-                    f"--tls-cert-file={cert}",
-                    f"--tls-key-file={key}",
-                ],
+                reference_args(reference_port, cert, key),
                 reference_port,
                 workdir,
                 env,

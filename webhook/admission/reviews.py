@@ -200,7 +200,8 @@ def build_response(review: Review, decision: Decision) -> ResponseReview:
         response["status"] = {"code": decision.code, "message": decision.message}
     if decision.patch:
         # Standard padded base64: kube-apiserver decodes the patch as a []byte.
-        response["patch"] = base64.b64encode(orjson.dumps(list(decision.patch))).decode(
+        # orjson writes a tuple as a JSON array, so the patch is not copied.
+        response["patch"] = base64.b64encode(orjson.dumps(decision.patch)).decode(
             "ascii"
         )
         response["patchType"] = "JSONPatch"

@@ -1,0 +1,143 @@
+"""What a microsecond of our own work costs a server under load.
+
+    python -m bench.calibrate [--spin-us 20] [--rounds 4] [--seconds 4]
+
+A second reference server runs a Python busy loop of `--spin-us` before
+each answer. wrk loads the reference, the spinning reference and the
+webhook in turns, and each round reads the CPU time each server used from
+/proc. The spinning reference shows how much server CPU time one
+microsecond of added work costs per review under load, which is more than
+one microsecond: the time the event loop, TLS and the socket calls take
+around it grows too. With that factor, the throughput target turns into a
+budget of in-process CPU time for everything the webhook adds to a review,
+which `python -m bench.stages` measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import bodies
+from bench.services import (
+    Server,
+    running_stack,
+    start_spinning_reference,
+    stop_server,
+    tree_cpu_seconds,
+)
+from bench.throughput import EXPECTED_REFERENCE, EXPECTED_WEBHOOK, MUTATE_PATH
+from bench.wrk import run_wrk
+
+RESULTS = Path(__file__).with_name("results")
+TARGET_RATIO = 0.7
+
+
+@dataclass
+class Rounds:
+    """Rate and CPU time per review of one server, one entry per round."""
+
+    name: str
+    rates: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
+
+    def rate(self) -> float:
+        return statistics.median(self.rates)
+
+    def cpu(self) -> float:
+        return statistics.median(self.cpu_us)
+
+
+def load_round(
+    server: Server, body: Path, expected: str, seconds: float
+) -> tuple[float, float]:
+    """Run wrk for `seconds`; return (rate, CPU us per review)."""
+    before = tree_cpu_seconds(server.pid)
+    result = run_wrk(server.url + MUTATE_PATH, body, expected, seconds)
+    used = tree_cpu_seconds(server.pid) - before
+    if result.failed or result.socket_errors:
+        raise RuntimeError(f"{server.name}: {result.failed} reviews failed under load")
+    return result.rate, used / result.requests * 1e6
+
+
+def calibrate(spin_us: float, rounds: int, seconds: float) -> dict[str, Any]:
+    with running_stack() as stack:
+        body = stack.workdir / "review.json"
+        body.write_bytes(bodies.training_review())
+        spinning = start_spinning_reference(stack, spin_us)
+        try:
+            servers = [
+                (Rounds("reference"), stack.reference, EXPECTED_REFERENCE),
+                (Rounds("reference+spin"), spinning, EXPECTED_REFERENCE),
+                (Rounds("webhook"), stack.ours, EXPECTED_WEBHOOK),
+            ]
+            for _, server, expected in servers:
+                load_round(server, body, expected, 1)
+            for _ in range(rounds):
+                for series, server, expected in servers:
+                    rate, cpu = load_round(server, body, expected, seconds)
+                    series.rates.append(rate)
+                    series.cpu_us.append(cpu)
+        finally:
+            stop_server(spinning)
+    return summarize(spin_us, [series for series, _, _ in servers])
+
+
+def summarize(spin_us: float, series: list[Rounds]) -> dict[str, Any]:
+    reference, spinning, ours = series
+    # Server CPU time per review per microsecond of added in-process work.
+    factor = (spinning.cpu() - reference.cpu()) / spin_us
+    allowed_cpu = reference.cpu() / TARGET_RATIO
+    return {
+        "spin_us": spin_us,
+        "servers": {
+            s.name: {
+                "rate": round(s.rate(), 1),
+                "cpu_us_per_review": round(s.cpu(), 1),
+                "rounds": [
+                    {"rate": round(r, 1), "cpu_us": round(c, 1)}
+                    for r, c in zip(s.rates, s.cpu_us, strict=True)
+                ],
+            }
+            for s in series
+        },
+        "cost_per_added_us": round(factor, 2),
+        "webhook_added_cpu_us": round(ours.cpu() - reference.cpu(), 1),
+        "target_added_cpu_us": round(allowed_cpu - reference.cpu(), 1),
+        "target_in_process_us": round((allowed_cpu - reference.cpu()) / factor, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.calibrate", description=__doc__
+    )
+    parser.add_argument("--spin-us", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    figures = calibrate(args.spin_us, args.rounds, args.seconds)
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "calibration.json").write_text(json.dumps(figures, indent=2))
+    for name, server in figures["servers"].items():
+        print(
+            f"{name:15s} {server['rate']:9,.0f} reviews/s "
+            f"{server['cpu_us_per_review']:7.1f} us CPU per review"
+        )
+    print(
+        f"each us of added work costs {figures['cost_per_added_us']} us of server "
+        f"CPU; the webhook adds {figures['webhook_added_cpu_us']} us per review, "
+        f"a ratio of {TARGET_RATIO} allows {figures['target_added_cpu_us']} us, "
+        f"that is {figures['target_in_process_us']} us measured in process"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

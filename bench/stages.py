@@ -1,0 +1,155 @@
+"""Where one review's CPU time goes, measured in this process without TLS or HTTP.
+
+    python -m bench.stages
+
+Each stage runs on the benchmark's Run:AI pod review, with every secret
+confirmed from the cache, so no API call is made. `endpoint` is the whole
+`MutateEndpoint` called with an in-memory ASGI receive and send, and
+`reference` is the reference app called the same way; their difference is
+the CPU time our code adds to a review. The figures are the fastest of
+several repetitions of CPU time (`time.process_time`), in microseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from bench import bodies
+from bench.reference import app as reference_app
+from webhook.admission.injection import InjectionOptions, Plan, decide, plan_review
+from webhook.admission.lookups import SecretLookup
+from webhook.admission.reviews import encode_response, parse_review
+from webhook.server.metrics import new_metrics
+from webhook.server.mutate import MutateEndpoint
+from webhook.server.pipeline import ReviewPipeline
+
+Message = dict[str, Any]
+
+
+def confirming_lookups(plan: Plan) -> dict[str, SecretLookup]:
+    """Return a lookup of every secret of `plan`, found with the keys it uses."""
+    return {secret: SecretLookup.found(keys) for secret, keys in plan.keys.items()}
+
+
+def best_of(repeats: int, count: int, run: Callable[[int], None]) -> float:
+    """Return the fastest CPU time of `run(count)` over `repeats`, per call in us."""
+    times = []
+    for _ in range(repeats):
+        started = time.process_time()
+        run(count)
+        times.append(time.process_time() - started)
+    return min(times) / count * 1e6
+
+
+def timed(function: Callable[[], object]) -> Callable[[int], None]:
+    def run(count: int) -> None:
+        for _ in range(count):
+            function()
+
+    return run
+
+
+def timed_asgi(
+    loop: asyncio.AbstractEventLoop,
+    app: Callable[[Message, Any, Any], Awaitable[None]],
+    body: bytes,
+) -> Callable[[int], None]:
+    """Time `app` on POST /mutate?timeout=10s with `body`, as uvicorn calls it."""
+    scope: Message = {
+        "type": "http",
+        "method": "POST",
+        "path": "/mutate",
+        "query_string": b"timeout=10s",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    request = {"type": "http.request", "body": body, "more_body": False}
+
+    async def receive() -> Message:
+        return request
+
+    async def send(message: Message) -> None:
+        return None
+
+    async def calls(count: int) -> None:
+        for _ in range(count):
+            await app(scope, receive, send)
+
+    return lambda count: loop.run_until_complete(calls(count))
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """Return a loop of the kind `serve` runs on: uvloop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def confirmed_plan(body: bytes) -> tuple[Plan, dict[str, SecretLookup]]:
+    """Plan the review in `body`; return the plan and lookups that confirm it."""
+    plan = plan_review(parse_review(body), InjectionOptions())
+    if not isinstance(plan, Plan):
+        raise RuntimeError("the benchmark review has no secret references to plan")
+    return plan, confirming_lookups(plan)
+
+
+def patching_endpoint(body: bytes) -> MutateEndpoint:
+    """Return a /mutate endpoint whose cache confirms every secret of `body`."""
+    _, lookups = confirmed_plan(body)
+
+    def cached(namespace: str, secret: str, keys: Collection[str]) -> SecretLookup:
+        return lookups[secret]
+
+    pipeline = ReviewPipeline(InjectionOptions(), [], cached=cached)
+    return MutateEndpoint(pipeline, new_metrics(CollectorRegistry()))
+
+
+def measure(count: int, repeats: int) -> dict[str, float]:
+    """Return the CPU time of each stage of one review, in microseconds."""
+    body = bodies.training_review()
+    options = InjectionOptions()
+    review = parse_review(body)
+    plan, lookups = confirmed_plan(body)
+    decision = decide(plan, lookups)
+    endpoint = patching_endpoint(body)
+    loop = new_event_loop()
+    try:
+        stages = {
+            "json": timed(lambda: orjson.loads(body)),
+            "parse": timed(lambda: parse_review(body)),
+            "plan": timed(lambda: plan_review(review, options)),
+            "decide": timed(lambda: decide(plan, lookups)),
+            "encode": timed(lambda: encode_response(review, decision)),
+            "reference": timed_asgi(loop, reference_app, body),
+            "endpoint": timed_asgi(loop, endpoint, body),
+        }
+        return {name: best_of(repeats, count, run) for name, run in stages.items()}
+    finally:
+        loop.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__)
+    parser.add_argument("--count", type=int, default=20000, help="calls per repetition")
+    parser.add_argument("--repeats", type=int, default=5, help="repetitions")
+    args = parser.parse_args(argv)
+    figures = measure(args.count, args.repeats)
+    for name, micros in figures.items():
+        print(f"{name:10s} {micros:7.2f} us")
+    print(f"{'ours':10s} {figures['endpoint'] - figures['reference']:7.2f} us added")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""The in-process breakdown and the calibration arithmetic of the benchmark."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+import pytest
+
+from bench import bodies, calibrate, reference, services, stages
+
+
+def test_stages_time_every_step() -> None:
+    figures = stages.measure(count=50, repeats=2)
+
+    assert set(figures) == {
+        "json",
+        "parse",
+        "plan",
+        "decide",
+        "encode",
+        "reference",
+        "endpoint",
+    }
+    assert all(micros > 0 for micros in figures.values())
+    # The endpoint parses the body too and then plans, decides and encodes.
+    assert figures["endpoint"] > figures["reference"]
+    assert figures["parse"] >= figures["json"] * 0.5
+
+
+def test_endpoint_stage_patches_the_review() -> None:
+    """The endpoint stage must time a patched review, not an early error."""
+    sent: list[MutableMapping[str, Any]] = []
+    body = bodies.training_review()
+    endpoint = stages.patching_endpoint(body)
+
+    async def receive() -> MutableMapping[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/mutate",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+    }
+    asyncio.run(endpoint(scope, receive, send))
+
+    assert sent[0]["status"] == 200
+    assert b'"patchType":"JSONPatch"' in sent[1]["body"]
+
+
+def test_spinning_reference_adds_the_busy_loop() -> None:
+    calls = []
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        calls.append(scope)
+
+    slower = reference.spinning(app, 0.002)
+    post = {"type": "http", "method": "POST"}
+    begin = time.perf_counter()
+    asyncio.run(slower(post, None, None))  # type: ignore[arg-type]
+    spent = time.perf_counter() - begin
+
+    assert calls == [post]
+    assert spent >= 0.002
+
+
+def test_summary_turns_the_target_into_a_budget() -> None:
+    plain = calibrate.Rounds("reference", [10000.0], [60.0])
+    spinning = calibrate.Rounds("reference+spin", [6000.0], [96.0])
+    ours = calibrate.Rounds("webhook", [5000.0], [150.0])
+
+    summary = calibrate.summarize(20.0, [plain, spinning, ours])
+
+    # 20 us of busy loop cost 36 us of server CPU: a factor of 1.8.
+    assert summary["cost_per_added_us"] == pytest.approx(1.8)
+    assert summary["webhook_added_cpu_us"] == pytest.approx(90.0)
+    # 0.7 of the reference's rate allows 60 / 0.7 = 85.7 us per review.
+    assert summary["target_added_cpu_us"] == pytest.approx(25.7, abs=0.05)
+    assert summary["target_in_process_us"] == pytest.approx(14.3, abs=0.05)
+
+
+def test_tree_cpu_seconds_counts_this_process() -> None:
+    before = services.tree_cpu_seconds(os.getpid())
+    end = time.perf_counter() + 0.05
+    while time.perf_counter() < end:
+        pass
+    after = services.tree_cpu_seconds(os.getpid())
+
+    assert after - before > 0

@@ -90,6 +90,7 @@ async def read_body(
     task = asyncio.current_task()
     if task is None:
         raise RuntimeError("read_body must run inside an asyncio task")
+    cancelling = task.cancelling()
     deadlines.watch(task, deadline)
     chunks: list[bytes] = []
     size = 0
@@ -110,9 +111,10 @@ async def read_body(
             if not message.get("more_body", False):
                 break
     except asyncio.CancelledError:
-        if not deadlines.was_cut(task):
+        # A cancellation from outside, even one that arrives with the cut,
+        # must still end the task, as it does with asyncio.timeout.
+        if not deadlines.was_cut(task) or task.uncancel() > cancelling:
             raise
-        task.uncancel()
         raise MalformedReview(
             408,
             f"request body was not complete before the review's deadline: "

@@ -64,6 +64,23 @@ def test_timeout_is_retryable() -> None:
     )
 
 
+def test_timeout_before_api_call_blames_no_api() -> None:
+    detail = "no time was left before the review's deadline"
+    lookups = {
+        "db-creds": SecretLookup.failed(LookupStatus.TIMEOUT, detail, api_called=False)
+    }
+    decision = run(review(ONE_REF), lookups)
+    assert decision.code == 503
+    assert "did not answer" not in decision.message
+    assert decision.message == (
+        'Pod "train": The webhook could not check secret "db-creds" in namespace '
+        '"runai-team-a" because the review\'s time ran out before the webhook could '
+        'call the Kubernetes API ("no time was left before the review\'s deadline"). '
+        'It is used by env var "DB_PASS" in container "app" with key "password". '
+        "Nothing was changed, so retrying the request is safe."
+    )
+
+
 def test_api_error_is_retryable() -> None:
     lookups = {
         "db-creds": SecretLookup.failed(LookupStatus.ERROR, "HTTP 500 from the API")

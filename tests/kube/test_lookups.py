@@ -148,6 +148,7 @@ async def test_slow_source_times_out_at_deadline(executor: ThreadPoolExecutor) -
     elapsed = time.monotonic() - started
 
     assert answer.status is LookupStatus.TIMEOUT
+    assert answer.api_called
     assert "timed out" in answer.detail
     assert elapsed < 0.5
     assert seen == ["error"]
@@ -164,6 +165,7 @@ async def test_passed_deadline_makes_no_call(executor: ThreadPoolExecutor) -> No
     )
 
     assert answer.status is LookupStatus.TIMEOUT
+    assert not answer.api_called
     assert source.calls == []
 
 

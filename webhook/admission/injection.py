@@ -260,6 +260,7 @@ def _problems(plan: Plan, lookups: Mapping[str, SecretLookup]) -> list[Problem]:
             results[group].detail,
             tuple(uses),
             results[group].namespace,
+            results[group].api_called,
         )
         for group, uses in grouped.items()
     ]

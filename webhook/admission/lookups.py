@@ -29,12 +29,15 @@ class SecretLookup:
     contain secret data. `namespace` is the namespace the secret was found
     in when it differs from the request's, as for a cluster-wide secret that
     the propagation controller copies into the project namespace.
+    `api_called` is false for a TIMEOUT that came before any API call, when
+    the review's time ran out first.
     """
 
     status: LookupStatus
     keys: frozenset[str] = frozenset()
     detail: str = ""
     namespace: str | None = None
+    api_called: bool = True
 
     @classmethod
     def found(
@@ -50,11 +53,15 @@ class SecretLookup:
 
     @classmethod
     def failed(
-        cls, status: LookupStatus, detail: str, namespace: str | None = None
+        cls,
+        status: LookupStatus,
+        detail: str,
+        namespace: str | None = None,
+        api_called: bool = True,
     ) -> "SecretLookup":
         """Build a result for a lookup that could not tell whether the secret exists.
 
         `namespace` names where the failed lookup looked, when that is not
         the request's namespace.
         """
-        return cls(status, detail=detail, namespace=namespace)
+        return cls(status, detail=detail, namespace=namespace, api_called=api_called)

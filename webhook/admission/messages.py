@@ -20,7 +20,8 @@ class Problem:
     `key` is set only when the secret exists without that key; the other
     statuses concern the whole secret. `uses` lists every place using it.
     `found_in` is the namespace the secret was found in when that is not the
-    request's, as for a cluster-wide secret without a copy yet.
+    request's, as for a cluster-wide secret without a copy yet. `api_called`
+    is false when the review's time ran out before the API was called.
     """
 
     status: LookupStatus
@@ -29,6 +30,7 @@ class Problem:
     detail: str
     uses: tuple[ReferenceUse, ...]
     found_in: str | None = None
+    api_called: bool = True
 
     @property
     def is_missing(self) -> bool:
@@ -79,8 +81,13 @@ def problem_sentences(problem: Problem, namespace: str) -> str:
             'the RBAC rule apiGroups [""], resources ["secrets"], verbs ["get"] '
             f"in namespace {ns}."
         )
-    # NOTE: a lookup that found no time left when it started (its detail
-    # states this) is still worded as the API not answering in time.
+    if not problem.api_called:
+        return (
+            f"The webhook could not check secret {secret} in namespace {ns} because "
+            "the review's time ran out before the webhook could call the "
+            f"Kubernetes API{_detail(problem.detail)}. {used_by} Nothing was "
+            "changed, so retrying the request is safe."
+        )
     reason = (
         "did not answer in time" if problem.status is LookupStatus.TIMEOUT else "failed"
     )

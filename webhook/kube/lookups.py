@@ -106,7 +106,9 @@ class SecretKeyLookups:
         remaining = deadline - self._clock()
         if remaining <= 0:
             return SecretLookup.failed(
-                LookupStatus.TIMEOUT, "no time was left before the review's deadline"
+                LookupStatus.TIMEOUT,
+                "no time was left before the review's deadline",
+                api_called=False,
             )
 
         key = (namespace, name)
@@ -159,6 +161,7 @@ class SecretKeyLookups:
                 return SecretLookup.failed(
                     LookupStatus.TIMEOUT,
                     "no lookup thread was free before the review's deadline",
+                    api_called=False,
                 )
             return self._source.fetch(namespace, name, remaining)
 

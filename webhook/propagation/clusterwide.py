@@ -151,7 +151,9 @@ class ClusterWideLookups:
         remaining = deadline - self._clock()
         if remaining <= 0:
             return self._failed_at_source(
-                LookupStatus.TIMEOUT, "no time was left before the review's deadline"
+                LookupStatus.TIMEOUT,
+                "no time was left before the review's deadline",
+                api_called=False,
             )
         loop = asyncio.get_running_loop()
         call = functools.partial(self._resolver.resolve, namespace, name)
@@ -238,10 +240,14 @@ class ClusterWideLookups:
             f"the cluster-wide secret lookup failed: {describe(error)}",
         )
 
-    def _failed_at_source(self, status: LookupStatus, detail: str) -> SecretLookup:
+    def _failed_at_source(
+        self, status: LookupStatus, detail: str, api_called: bool = True
+    ) -> SecretLookup:
         # The lookup that failed was in the source namespace, so the message
         # names that namespace, not the job's.
-        return SecretLookup.failed(status, detail, namespace=self.source_namespace)
+        return SecretLookup.failed(
+            status, detail, namespace=self.source_namespace, api_called=api_called
+        )
 
 
 def build_cluster_wide_lookups(

@@ -82,13 +82,38 @@ def find_pointer_targets(document: Any, pointer: str) -> Iterator[tuple[str, Any
 
     Missing members, out-of-range indexes and type mismatches match nothing.
     """
-    yield from _walk(document, "", _tokens(pointer))
+    tokens = _tokens(pointer)
+    if WILDCARD in tokens:
+        yield from _walk(document, "", tokens)
+        return
+    # Most kinds name one plain pointer, such as /spec/template/spec: follow
+    # it without the recursion that wildcards need.
+    node = document
+    for token in tokens:
+        if isinstance(node, dict):
+            if token not in node:
+                return
+            node = node[token]
+        elif isinstance(node, list):
+            indexes = _list_index(token, len(node))
+            if not indexes:
+                return
+            node = node[indexes[0]]
+        else:
+            return
+    yield _concrete(pointer), node
 
 
 @lru_cache(maxsize=256)
 def _tokens(pointer: str) -> tuple[str, ...]:
     """Split a pointer into unescaped tokens; a process has a few pointers."""
     return tuple(unescape_token(token) for token in pointer.split("/")[1:])
+
+
+@lru_cache(maxsize=256)
+def _concrete(pointer: str) -> str:
+    """Return a pointer without wildcards as `_walk` would spell it."""
+    return join_pointer("", *_tokens(pointer))
 
 
 def _walk(node: Any, path: str, tokens: tuple[str, ...]) -> Iterator[tuple[str, Any]]:

@@ -195,8 +195,10 @@ class MutateEndpoint:
     async def _answer(self, review: Review, deadline: float) -> tuple[bytes, str]:
         """Decide the review; return the encoded response and the outcome label."""
         log = logs.ReviewLogger(logger, review["request"])
+        debug = log.isEnabledFor(logging.DEBUG)
         try:
-            log.debug("review received")
+            if debug:
+                log.debug("review received")
             decision = await self._reviewer(review, deadline, log)
         except Exception:
             # Deny, because admitting after a crash could let an unchecked
@@ -212,13 +214,14 @@ class MutateEndpoint:
                 extra={"code": decision.code, "reason": decision.message},
             )
             return encode_response(review, decision), "denied"
-        log.debug(
-            "review allowed",
-            extra={
-                "patch_operations": len(decision.patch),
-                "warnings": len(decision.warnings),
-            },
-        )
+        if debug:
+            log.debug(
+                "review allowed",
+                extra={
+                    "patch_operations": len(decision.patch),
+                    "warnings": len(decision.warnings),
+                },
+            )
         return encode_response(
             review, decision
         ), "patched" if decision.patch else "allowed"

@@ -3,7 +3,7 @@
     python -m bench.calibrate [--spin-us 20] [--rounds 4] [--seconds 4]
 
 A second reference server runs a Python busy loop of `--spin-us` before
-each answer. wrk loads the reference, the spinning reference and the
+each response. wrk loads the reference, the spinning reference and the
 webhook in turns, and each round reads the CPU time each server used from
 /proc. The spinning reference shows how much server CPU time one
 microsecond of added work costs per review under load, which is more than

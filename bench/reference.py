@@ -8,7 +8,7 @@ TLS context as `serve`, so the gap between the two is the cost of our code.
     python -m bench.reference --port PORT --tls-cert-file FILE --tls-key-file FILE
 
 With `--spin-us N` it also runs a Python loop for N microseconds before each
-answer, which `bench.calibrate` uses to measure what a microsecond of our
+response, which `bench.calibrate` uses to measure what a microsecond of our
 own work costs a server under load.
 """
 
@@ -69,10 +69,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["method"] != "POST":
         await respond(send, 200, TEXT_HEADERS, b"ok\n")
         return
-    await answer(receive, send)
+    await allow(receive, send)
 
 
-async def answer(receive: Receive, send: Send) -> None:
+async def allow(receive: Receive, send: Send) -> None:
+    """Parse the review and respond `allowed: true` with its uid."""
     review = orjson.loads(await read_body(receive))
     response = {
         "apiVersion": review["apiVersion"],
@@ -83,7 +84,7 @@ async def answer(receive: Receive, send: Send) -> None:
 
 
 def spinning(app: ASGIApp, seconds: float) -> ASGIApp:
-    """Return `app` with a busy loop of `seconds` before each POST is answered."""
+    """Wrap `app` in a busy loop of `seconds` before each POST is handled."""
 
     async def slower(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":

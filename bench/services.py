@@ -256,7 +256,7 @@ def reference_args(
 
 
 def start_spinning_reference(stack: Stack, spin_us: float) -> Server:
-    """Start a reference that busy-loops `spin_us` before each answer; wait for it."""
+    """Start a reference that busy-loops `spin_us` per request; wait until ready."""
     port = free_port()
     server = start_server(
         "reference-spin",

@@ -5,7 +5,7 @@
 Each stage runs on the benchmark's Run:AI pod review, with every secret
 confirmed from the cache, so no API call is made. `endpoint` is the whole
 `MutateEndpoint` called with an in-memory ASGI receive and send, and
-`reference` is the reference app called the same way; their difference is
+`reference` is the reference app called the same way. Their difference is
 the CPU time our code adds to a review. The figures are the fastest of
 several repetitions of CPU time (`time.process_time`), in microseconds.
 """

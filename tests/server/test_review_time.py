@@ -67,9 +67,9 @@ def test_large_review_planned_without_stalling_the_loop() -> None:
     )
 
     # On the loop, planning and deciding are two blocks, so the other task
-    # runs once or twice; in a worker thread it gets a turn every few tens
-    # of milliseconds (the thread gives up the GIL every 5 ms), even with
-    # pauses for garbage collection. The bound asks for one per 50 ms.
+    # runs once or twice. In a worker thread, which gives up the GIL every
+    # 5 ms, it gets a turn every few tens of milliseconds, even with pauses
+    # for garbage collection. The bound asks for one per 50 ms.
     assert duration > 0.1
     assert ticks >= max(5, duration / 0.05)
 

@@ -49,9 +49,9 @@ def is_placeholder(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value.startswith(PREFIX)
 
 
-# Distinct placeholders whose parse is kept. Pods of one cluster repeat a
-# few hundred placeholders at most, and a placeholder names a secret and a
-# key, never a value, so keeping them holds nothing secret.
+# Distinct placeholders whose parse is kept. The pods of a job repeat the
+# same placeholders, and a placeholder names a secret and a key, never a
+# value, so the cache contains nothing secret.
 PARSED_CACHE_SIZE = 4096
 
 

@@ -68,9 +68,8 @@ class ReadDeadlines:
     A read registers its task and deadline with `watch`. One callback,
     armed while any read is registered, cancels every task past its deadline
     each `interval` seconds, so a read is cut at most `interval` seconds
-    late. A timer per read (`asyncio.timeout`) cost about 4 us of CPU time,
-    a sixth of what the webhook adds to a review (see bench/README.md); a
-    registration costs a dict insert.
+    late. A timer per read (`asyncio.timeout`) cost about 4 us of CPU time
+    per review (see bench/README.md). Registering a read costs a dict insert.
     """
 
     def __init__(
@@ -124,9 +123,9 @@ def query_budget(query_string: bytes) -> float:
     """Return the review budget for a raw query string, such as b"timeout=10s".
 
     The last `timeout` parameter counts. kube-apiserver sends the same query
-    string with every call of one webhook, so short ones are cached; the
-    cache is bounded in entries and in size because any client may send
-    others.
+    string with every call of one webhook, so short ones are cached. The
+    cache is bounded in entries and in size, because any client may send
+    other query strings.
     """
     if len(query_string) <= MAX_CACHED_QUERY_BYTES:
         return _cached_query_budget(query_string)

@@ -42,7 +42,7 @@ from webhook.templates.service import TemplateService
 # process makes at once.
 MAX_CONCURRENT_LOOKUPS = MAX_CONCURRENT_CALLS
 
-# Lookup results that are logged as errors: the API did not give an answer.
+# Lookup results logged as errors, because the API gave no usable response.
 FAILED = frozenset({LookupStatus.FORBIDDEN, LookupStatus.TIMEOUT, LookupStatus.ERROR})
 
 

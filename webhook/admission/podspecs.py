@@ -138,7 +138,12 @@ def _walk(node: Any, path: str, tokens: tuple[str, ...]) -> Iterator[tuple[str, 
 
 
 def _list_index(token: str, length: int) -> list[int]:
-    if not token.isdigit() or (len(token) > 1 and token.startswith("0")):
+    # RFC 6901 indexes are ASCII digits, but str.isdigit() also accepts other
+    # Unicode digits: int() reads ARABIC-INDIC DIGIT ONE as 1 and raises
+    # ValueError on SUPERSCRIPT TWO.
+    if not (token.isascii() and token.isdigit()) or (
+        len(token) > 1 and token.startswith("0")
+    ):
         return []
     index = int(token)
     return [index] if index < length else []

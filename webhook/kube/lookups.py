@@ -11,6 +11,7 @@ taken from the cache: every denial rests on a live call.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures import Executor
@@ -38,10 +39,21 @@ RESULT_LABELS = {
 }
 
 
+NO_THREAD_FREE = "no lookup thread was free before the review's deadline"
+
+
 @dataclass(frozen=True)
 class _Entry:
     keys: SecretLookup
     expires_at: float
+
+
+@dataclass(frozen=True)
+class _Call:
+    """An API call in the thread pool; `started` is set once a thread runs it."""
+
+    future: asyncio.Future[SecretLookup]
+    started: threading.Event
 
 
 class SecretKeyLookups:
@@ -63,7 +75,7 @@ class SecretKeyLookups:
         self._clock = clock
         self._max_entries = max_entries
         self._cache: dict[tuple[str, str], _Entry] = {}
-        self._in_flight: dict[tuple[str, str], asyncio.Future[SecretLookup]] = {}
+        self._in_flight: dict[tuple[str, str], _Call] = {}
 
     async def lookup(
         self, namespace: str, name: str, keys: Collection[str], deadline: float
@@ -112,15 +124,20 @@ class SecretKeyLookups:
             )
 
         key = (namespace, name)
-        future = self._in_flight.get(key)
-        joined = future is not None
-        if future is None:
-            future = self._start_fetch(namespace, name, remaining)
+        call = self._in_flight.get(key)
+        joined = call is not None
+        if call is None:
+            call = self._start_fetch(namespace, name, remaining)
 
         # shield: one caller giving up must not cancel the call others share.
         try:
-            result = await asyncio.wait_for(asyncio.shield(future), remaining)
+            result = await asyncio.wait_for(asyncio.shield(call.future), remaining)
         except TimeoutError:
+            if not call.started.is_set():
+                # Every thread stayed busy, so the API was never called.
+                return SecretLookup.failed(
+                    LookupStatus.TIMEOUT, NO_THREAD_FREE, api_called=False
+                )
             return SecretLookup.failed(LookupStatus.TIMEOUT, "the API call timed out")
 
         # A joined call ran on the deadline of the review that started it,
@@ -145,12 +162,11 @@ class SecretKeyLookups:
         self._cache.pop(key, None)
         self._cache[key] = _Entry(result, now + self._ttl)
 
-    def _start_fetch(
-        self, namespace: str, name: str, timeout: float
-    ) -> asyncio.Future[SecretLookup]:
+    def _start_fetch(self, namespace: str, name: str, timeout: float) -> _Call:
         loop = asyncio.get_running_loop()
         key = (namespace, name)
         deadline = self._clock() + timeout
+        started = threading.Event()
 
         def fetch() -> SecretLookup:
             # In a burst the call may wait for a free thread. The API gets only
@@ -159,17 +175,16 @@ class SecretKeyLookups:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 return SecretLookup.failed(
-                    LookupStatus.TIMEOUT,
-                    "no lookup thread was free before the review's deadline",
-                    api_called=False,
+                    LookupStatus.TIMEOUT, NO_THREAD_FREE, api_called=False
                 )
+            started.set()
             return self._source.fetch(namespace, name, remaining)
 
-        future = loop.run_in_executor(self._executor, fetch)
-        self._in_flight[key] = future
+        call = _Call(loop.run_in_executor(self._executor, fetch), started)
+        self._in_flight[key] = call
 
         def finish(done: asyncio.Future[SecretLookup]) -> None:
-            if self._in_flight.get(key) is done:
+            if self._in_flight.get(key) is call:
                 del self._in_flight[key]
             if done.cancelled() or done.exception() is not None:
                 return
@@ -179,8 +194,8 @@ class SecretKeyLookups:
             else:
                 self._cache.pop(key, None)
 
-        future.add_done_callback(finish)
-        return future
+        call.future.add_done_callback(finish)
+        return call
 
 
 Resolver = Callable[[str, str, Collection[str], float], Awaitable[SecretLookup]]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -14,8 +16,13 @@ from tests.propagation.conftest import (
     secret,
     writes,
 )
+from webhook.admission.lookups import LookupStatus
 from webhook.propagation.api import KubeApi
-from webhook.propagation.clusterwide import ClusterWideResolver, CopyResult
+from webhook.propagation.clusterwide import (
+    ClusterWideLookups,
+    ClusterWideResolver,
+    CopyResult,
+)
 
 SENTINEL = "sentinel-value-never-logged"
 # A deadline no test reaches, as a time.monotonic() value.
@@ -115,3 +122,50 @@ def test_resolve_never_overwrites(
 
     assert result is CopyResult.EXISTS
     assert secret(fake_kube, "runai-team-b", "regcred") == users
+
+
+class SlowResolver:
+    """Return key names after `delay` seconds per read, counting the reads."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.reads = 0
+
+    def resolve(self, namespace: str, name: str) -> frozenset[str] | None:
+        self.reads += 1
+        time.sleep(self.delay)
+        return frozenset({"auth"})
+
+
+async def test_lookup_queued_past_deadline_made_no_call() -> None:
+    resolver = SlowResolver(delay=1.0)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        lookups = ClusterWideLookups(resolver, executor, "runai")  # type: ignore[arg-type]
+        busy = asyncio.create_task(
+            lookups.lookup("runai-team-b", "first", {"auth"}, time.monotonic() + 5)
+        )
+        await asyncio.sleep(0.1)
+
+        queued = await lookups.lookup(
+            "runai-team-b", "second", {"auth"}, time.monotonic() + 0.2
+        )
+        first = await busy
+
+    assert first.status is LookupStatus.FOUND
+    assert queued.status is LookupStatus.TIMEOUT
+    assert not queued.api_called
+    assert "no lookup thread was free" in queued.detail
+    assert queued.namespace == "runai"
+
+
+async def test_slow_read_past_deadline_was_called() -> None:
+    resolver = SlowResolver(delay=0.5)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        lookups = ClusterWideLookups(resolver, executor, "runai")  # type: ignore[arg-type]
+        answer = await lookups.lookup(
+            "runai-team-b", "slow", {"auth"}, time.monotonic() + 0.1
+        )
+
+    assert answer.status is LookupStatus.TIMEOUT
+    assert answer.api_called
+    assert resolver.reads == 1

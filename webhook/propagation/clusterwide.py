@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import Executor
@@ -156,12 +157,24 @@ class ClusterWideLookups:
                 api_called=False,
             )
         loop = asyncio.get_running_loop()
-        call = functools.partial(self._resolver.resolve, namespace, name)
+        started = threading.Event()
+
+        def resolve() -> frozenset[str] | None:
+            started.set()
+            return self._resolver.resolve(namespace, name)
+
         try:
             found = await asyncio.wait_for(
-                loop.run_in_executor(self._executor, call), remaining
+                loop.run_in_executor(self._executor, resolve), remaining
             )
         except TimeoutError:
+            if not started.is_set():
+                # Every thread stayed busy, so the API was never called.
+                return self._failed_at_source(
+                    LookupStatus.TIMEOUT,
+                    "no lookup thread was free before the review's deadline",
+                    api_called=False,
+                )
             return self._failed_at_source(
                 LookupStatus.TIMEOUT, "the cluster-wide secret lookup timed out"
             )

@@ -28,8 +28,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--results",
         type=Path,
-        default=RESULTS,
-        help="directory for results.json, summary.md and latency.png",
+        default=None,
+        help="directory for results.json, summary.md and latency.png "
+        "(default bench/results/, or bench/results/quick/ with --quick)",
     )
     parser.add_argument(
         "--no-soak", action="store_true", help="skip the five-minute soak in full mode"
@@ -76,6 +77,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.results is None:
+        # Quick figures are checks, so they never replace the recorded ones.
+        args.results = RESULTS / "quick" if args.quick else RESULTS
     try:
         ensure_wrk()
     except WrkMissing as error:

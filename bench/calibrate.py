@@ -1,6 +1,6 @@
 """What a microsecond of our own work costs a server under load.
 
-    python -m bench.calibrate [--spin-us 20] [--rounds 4] [--seconds 4]
+    python -m bench.calibrate [--spin-us 20] [--rounds 4] [--seconds 4] [--results DIR]
 
 A second reference server runs a Python busy loop of `--spin-us` before
 each response. wrk loads the reference, the spinning reference and the
@@ -60,11 +60,14 @@ def load_round(
     result = run_wrk(server.url + MUTATE_PATH, body, expected, seconds)
     used = tree_cpu_seconds(server.pid) - before
     if result.failed or result.socket_errors:
-        raise RuntimeError(f"{server.name}: {result.failed} reviews failed under load")
+        raise RuntimeError(
+            f"{server.name}: {result.failed} reviews failed and "
+            f"{result.socket_errors} socket errors happened under load"
+        )
     return result.rate, used / result.requests * 1e6
 
 
-def calibrate(spin_us: float, rounds: int, seconds: float) -> dict[str, Any]:
+def calibrate(spin_us: float, rounds: int, seconds: int) -> dict[str, Any]:
     with running_stack() as stack:
         body = stack.workdir / "review.json"
         body.write_bytes(bodies.training_review())
@@ -91,6 +94,13 @@ def summarize(spin_us: float, series: list[Rounds]) -> dict[str, Any]:
     reference, spinning, ours = series
     # Server CPU time per review per microsecond of added in-process work.
     factor = (spinning.cpu() - reference.cpu()) / spin_us
+    if factor <= 0:
+        raise RuntimeError(
+            f"the reference with {spin_us} us of busy loop used "
+            f"{spinning.cpu():.1f} us of CPU per review, no more than the plain "
+            f"reference's {reference.cpu():.1f} us, so the machine is too noisy "
+            "to calibrate. Run again on a quieter machine or with more --rounds."
+        )
     allowed_cpu = reference.cpu() / TARGET_RATIO
     return {
         "spin_us": spin_us,
@@ -116,11 +126,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.calibrate", description=__doc__
     )
-    parser.add_argument("--spin-us", type=float, default=20.0)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--spin-us",
+        type=float,
+        default=20.0,
+        help="microseconds of busy loop the second reference adds (default 20)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="wrk rounds per server (default 4)"
+    )
+    parser.add_argument(
+        "--seconds",
+        type=int,
+        default=4,
+        help="seconds of load per round, a whole number (default 4)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="directory for calibration.json (default bench/results/)",
+    )
     args = parser.parse_args(argv)
+    if args.spin_us <= 0 or args.rounds < 1 or args.seconds < 1:
+        parser.error("--spin-us must be above 0, --rounds and --seconds at least 1")
 
     figures = calibrate(args.spin_us, args.rounds, args.seconds)
     args.results.mkdir(parents=True, exist_ok=True)

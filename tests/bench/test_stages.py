@@ -95,3 +95,20 @@ def test_tree_cpu_seconds_counts_this_process() -> None:
     after = services.tree_cpu_seconds(os.getpid())
 
     assert after - before > 0
+
+
+def test_summary_rejects_noisy_calibration() -> None:
+    plain = calibrate.Rounds("reference", [10000.0], [60.0])
+    spinning = calibrate.Rounds("reference+spin", [9000.0], [58.0])
+    ours = calibrate.Rounds("webhook", [5000.0], [150.0])
+
+    with pytest.raises(RuntimeError, match="too noisy to calibrate"):
+        calibrate.summarize(20.0, [plain, spinning, ours])
+
+
+def test_calibrate_rejects_zero_rounds(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        calibrate.main(["--rounds", "0"])
+
+    assert exit_info.value.code == 2
+    assert "--rounds" in capsys.readouterr().err

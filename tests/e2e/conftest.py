@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.service import ServiceProcess
 from tests.harness.apiserver import AdmissionCaller
 from tests.harness.fakekube import FakeKube
+from tests.harness.service import JSON_DEBUG_LOGS, WebhookService
 from webhook.tls.generate import CertificatePaths, ca_bundle, generate_certificates
 
 SERVICE = "runai-secrets-webhook"
@@ -36,7 +36,7 @@ class Cluster:
     """One fake API server with a webhook process and a caller in front."""
 
     kube: FakeKube
-    service: ServiceProcess
+    service: WebhookService
     caller: AdmissionCaller
     certificates: CertificatePaths
 
@@ -125,7 +125,7 @@ def populate(kube: FakeKube) -> None:
 
 
 def caller_for(
-    service: ServiceProcess, kube: FakeKube, paths: CertificatePaths, **config: Any
+    service: WebhookService, kube: FakeKube, paths: CertificatePaths, **config: Any
 ) -> AdmissionCaller:
     configuration = webhook_configuration(ca_bundle(paths.ca_cert), **config)
     address = f"{SERVICE}.{SERVICE_NAMESPACE}.svc:443"
@@ -144,16 +144,14 @@ def start_cluster(
     with FakeKube() as kube:
         populate(kube)
         kubeconfig = kube.write_kubeconfig(workdir / "kubeconfig")
-        service = ServiceProcess(
-            workdir,
-            paths.ca_cert,
-            "--tls-cert-file",
-            str(paths.cert),
-            "--tls-key-file",
-            str(paths.key),
-            "--kubeconfig",
-            str(kubeconfig),
-            *serve_args,
+        tls = ["--tls-cert-file", str(paths.cert), "--tls-key-file", str(paths.key)]
+        service = WebhookService(
+            [*JSON_DEBUG_LOGS, *tls, *serve_args],
+            tls_files=False,
+            ca_file=paths.ca_cert,
+            kubeconfig=kubeconfig,
+            startup_seconds=15,
+            directory=workdir,
         )
         with service, caller_for(service, kube, paths, **config) as caller:
             kube.clear_log()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tests.e2e.conftest import SENTINEL, Cluster, start_cluster
 from tests.e2e.pods import container, placeholder, pod
-from tests.e2e.service import REPOSITORY, ServiceProcess
 from tests.harness.apiserver import AdmissionResult
+from tests.harness.service import JSON_DEBUG_LOGS, REPOSITORY, WebhookService
 from webhook.tls.generate import CertificatePaths
 
 
@@ -35,9 +35,9 @@ def test_sigterm_finishes_in_flight_review(
         give_up = time.monotonic() + 10
         while cluster.secret_gets() == 0 and time.monotonic() < give_up:
             time.sleep(0.05)
-        status = cluster.service.terminate()
+        status = cluster.service.stop(timeout=20)
         review.join(10)
-        logs = cluster.service.logs_text()
+        logs = cluster.service.logs()
 
         assert status == 0
         assert len(outcome) == 1
@@ -56,8 +56,9 @@ def test_secret_values_never_leak(cluster: Cluster) -> None:
         result = cluster.caller.admit(manifest, namespace="runai-team-a")
         responses.append(str(result.responses))
         responses.append(result.message)
-    status, metrics = cluster.service.get("/metrics")
-    logs = cluster.service.logs_text()
+    status, body = cluster.service.get("/metrics")
+    metrics = body.decode()
+    logs = cluster.service.logs()
 
     assert status == 200
     assert "runai_secrets_webhook_reviews_total" in metrics
@@ -75,7 +76,7 @@ def test_log_lines_bind_review_fields(cluster: Cluster) -> None:
 
     denials = [
         line
-        for line in cluster.service.log_lines()
+        for line in cluster.service.log_records(strict=True)
         if line["message"] == "review denied"
     ]
 
@@ -92,11 +93,14 @@ def test_log_lines_bind_review_fields(cluster: Cluster) -> None:
 
 def test_embedded_default_serves_example(tmp_path: Path) -> None:
     """README's first command, minus the install: dev certs, example secrets."""
-    service = ServiceProcess(
-        tmp_path,
-        tmp_path / "certs" / "ca.crt",
-        "--secrets-dir",
-        str(REPOSITORY / "examples" / "secrets"),
+    # No TLS flags: the service makes development certificates in certs/.
+    service = WebhookService(
+        JSON_DEBUG_LOGS,
+        tls_files=False,
+        ca_file=tmp_path / "certs" / "ca.crt",
+        secrets_dir=REPOSITORY / "examples" / "secrets",
+        startup_seconds=15,
+        directory=tmp_path,
     )
     with service:
         sent = subprocess.run(
@@ -119,15 +123,15 @@ def test_embedded_default_serves_example(tmp_path: Path) -> None:
     assert (tmp_path / "certs" / "tls.key").exists()
 
 
-def wait_for_listeners(service: ServiceProcess, count: int) -> None:
+def wait_for_listeners(service: WebhookService, count: int) -> None:
     """Wait until `count` workers log that they listen; /readyz needs only one."""
     give_up = time.monotonic() + 30
     while time.monotonic() < give_up:
         # Counted in the raw text: a line being written may not parse yet.
-        if service.logs_text().count('"message":"listening"') >= count:
+        if service.logs().count('"message":"listening"') >= count:
             return
         time.sleep(0.2)
-    raise AssertionError(f"fewer than {count} workers listen:\n{service.logs_text()}")
+    raise AssertionError(f"fewer than {count} workers listen:\n{service.logs()}")
 
 
 def test_two_workers_share_port(tmp_path: Path, certificates: CertificatePaths) -> None:
@@ -139,9 +143,9 @@ def test_two_workers_share_port(tmp_path: Path, certificates: CertificatePaths) 
             )
             for _ in range(4)
         ]
-        status = cluster.service.terminate()
-        lines = cluster.service.log_lines()
-        logs = cluster.service.logs_text()
+        status = cluster.service.stop(timeout=20)
+        lines = cluster.service.log_records(strict=True)
+        logs = cluster.service.logs()
 
     started = [line for line in lines if line["message"] == "workers started"]
     servers = [line for line in lines if line["message"] == "listening"]

@@ -9,7 +9,12 @@ import pytest
 
 from tests.harness import certs, service
 from tests.harness.fakekube import FakeKube
-from tests.harness.service import ServiceFailed, WebhookService
+from tests.harness.service import (
+    ServiceFailed,
+    WebhookService,
+    isolated_environment,
+    running_services,
+)
 
 SENTINEL = "sentinel-secret-value-4242"
 
@@ -66,6 +71,53 @@ def test_service_that_exits_raises_with_logs(tmp_path: Path) -> None:
 
     assert "not-a-port" in str(caught.value)
     assert failing.exit_code == 2
+
+
+def test_environment_cannot_reach_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The environment of a module-scoped fixture, set up before the per-test one.
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "192.0.2.1")
+    monkeypatch.setenv("RUNAI_SECRETS_WEBHOOK_KUBECONFIG", "/root/.kube/config")
+    monkeypatch.setenv("HTTPS_PROXY", "http://192.0.2.2:3128")
+    monkeypatch.setenv("all_proxy", "http://192.0.2.2:3128")
+    monkeypatch.setenv("KUBECONFIG", "/root/.kube/config")
+
+    environment = isolated_environment(tmp_path)
+
+    assert "KUBERNETES_SERVICE_HOST" not in environment
+    assert "RUNAI_SECRETS_WEBHOOK_KUBECONFIG" not in environment
+    assert "HTTPS_PROXY" not in environment
+    assert "all_proxy" not in environment
+    assert environment["KUBECONFIG"] == str(tmp_path / "no-such-kubeconfig")
+    assert environment["HOME"] == str(tmp_path)
+
+
+def test_services_run_side_by_side(tmp_path: Path) -> None:
+    # Without TLS flags each service makes its own certificates in certs/.
+    services = [
+        WebhookService(
+            ["--log-format", "json", "--secrets-dir", str(tmp_path)],
+            tls_files=False,
+            ca_file=tmp_path / name / "certs" / "ca.crt",
+            ready_path=None,
+            directory=tmp_path / name,
+        )
+        for name in ("first", "second")
+    ]
+
+    with running_services(*services) as running:
+        first, second = running
+        # A service listens before it is ready, which needs its own certificate.
+        for service in running:
+            service.ready_path = "/readyz"
+            service.wait_ready(seconds=10)
+        statuses = [service.get("/healthz")[0] for service in running]
+
+    assert first.port != second.port
+    assert statuses == [200, 200]
+    assert [service.exit_code for service in running] == [0, 0]
+    assert all(service.log_records(strict=True) for service in running)
 
 
 def test_configuration_matches_defaults() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.service import free_port
 from tests.harness.fakekube import FakeKube
+from tests.harness.service import free_port
 from webhook.admission.lookups import LookupStatus
 from webhook.kube.config import new_api_client
 from webhook.kube.secrets import ClusterSecrets

@@ -9,7 +9,6 @@ read on behalf of `team-a`.
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -58,20 +57,6 @@ def populate(kube: FakeKube) -> None:
             kube.add_secret(namespace, name, data)
 
 
-def clean_environment(home: Path) -> dict[str, str]:
-    """Return this process's environment without any way to reach a real cluster."""
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("KUBERNETES_", "RUNAI_SECRETS_WEBHOOK_"))
-        and key.lower() not in {"https_proxy", "http_proxy"}
-    }
-    environment["HOME"] = str(home)
-    environment["KUBECONFIG"] = str(home / "no-such-kubeconfig")
-    environment["NO_PROXY"] = "127.0.0.1,localhost,::1"
-    return environment
-
-
 @contextmanager
 def running_service(
     kube: FakeKube, directory: Path, args: Sequence[str] = (), token_file: bool = False
@@ -86,7 +71,6 @@ def running_service(
     service = WebhookService(
         [*flags, *args], kubeconfig=kubeconfig, directory=directory / "service"
     )
-    service.env = clean_environment(directory)
     with service:
         yield service
 

@@ -16,13 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.harness.fakekube import FakeKube
-from tests.harness.service import free_port
+from tests.harness.service import free_port, isolated_environment
 from tests.reliability.cluster import (
     PROJECT_LABEL,
     SENTINEL_FORMS,
     TEAM_A,
     TEAM_B,
-    clean_environment,
 )
 
 SOURCE = "runai"
@@ -71,7 +70,7 @@ def test_controller_logs_no_value(tmp_path: Path) -> None:
                 command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=clean_environment(tmp_path),
+                env=isolated_environment(tmp_path),
             )
         try:
             first = kube.get("v1", "secrets", SOURCE, "regcred")["data"]["auth"]

@@ -27,7 +27,7 @@ from tests.harness.fakekube import FakeKube
 from tests.harness.service import NAMESPACE, SERVICE, WebhookService
 from tests.harness.webhookcall import CallError, Endpoint, Transport
 from tests.reliability.calls import Reply, client_for, pod_review, post
-from tests.reliability.cluster import TEAM_A, clean_environment, pod
+from tests.reliability.cluster import TEAM_A, pod
 
 SERVER_NAME = f"{SERVICE}.{NAMESPACE}.svc"
 # The chart's preStop delay, shortened: the time for kube-proxy and the
@@ -47,7 +47,6 @@ def start_replica(
         certificate=certificate,
         directory=directory,
     )
-    replica.env = clean_environment(directory)
     return replica.start()
 
 

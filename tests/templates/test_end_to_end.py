@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from tests.chart.helm import find, render
-from tests.e2e.service import ServiceProcess
 from tests.harness.apiserver import AdmissionCaller, AdmissionResult
 from tests.harness.fakekube import FakeKube
 from tests.harness.kubestore import resource
+from tests.harness.service import JSON_DEBUG_LOGS, WebhookService
 from tests.templates import builders
 from tests.templates.builders import TEMPLATES_ANNOTATION, template_configmap
 from webhook.tls.generate import CertificatePaths, ca_bundle, generate_certificates
@@ -51,7 +51,7 @@ Object = dict[str, Any]
 @dataclass
 class Cluster:
     kube: FakeKube
-    service: ServiceProcess
+    service: WebhookService
     caller: AdmissionCaller
     manifests: list[Object]
     bundle: str
@@ -74,7 +74,7 @@ def chart_configurations(helm: Path, bundle: str, templates: bool) -> list[Objec
 
 
 def caller_for(
-    configurations: list[Object], service: ServiceProcess, kube: FakeKube
+    configurations: list[Object], service: WebhookService, kube: FakeKube
 ) -> AdmissionCaller:
     return AdmissionCaller(
         mutating=[c for c in configurations if c["kind"].startswith("Mutating")],
@@ -101,24 +101,28 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> CertificatePaths:
 
 def service_for(
     workdir: Path, paths: CertificatePaths, kube: FakeKube
-) -> ServiceProcess:
+) -> WebhookService:
     """Build the service process with templates on, against `kube`."""
-    return ServiceProcess(
-        workdir,
-        paths.ca_cert,
-        "--tls-cert-file",
-        str(paths.cert),
-        "--tls-key-file",
-        str(paths.key),
-        "--kubeconfig",
-        str(kube.write_kubeconfig(workdir / "kubeconfig")),
-        "--templates",
-        "--template-namespace",
-        "runai",
-        "--webhook-configuration-name",
-        SERVICE,
-        "--cache-ttl",
-        "0",
+    return WebhookService(
+        [
+            *JSON_DEBUG_LOGS,
+            "--tls-cert-file",
+            str(paths.cert),
+            "--tls-key-file",
+            str(paths.key),
+            "--templates",
+            "--template-namespace",
+            "runai",
+            "--webhook-configuration-name",
+            SERVICE,
+            "--cache-ttl",
+            "0",
+        ],
+        tls_files=False,
+        ca_file=paths.ca_cert,
+        kubeconfig=kube.write_kubeconfig(workdir / "kubeconfig"),
+        startup_seconds=15,
+        directory=workdir,
     )
 
 
@@ -295,7 +299,7 @@ def test_rejected_entry_stays_out_of_logs(cluster: Cluster) -> None:
 
     assert not result.allowed
     assert f"'{LITERAL}-typed-without-name' has no '='" in result.message
-    assert LITERAL not in cluster.service.logs_text()
+    assert LITERAL not in cluster.service.logs()
 
 
 def test_valid_template_is_saved(cluster: Cluster) -> None:
@@ -332,8 +336,7 @@ def test_edit_takes_effect_without_restart(cluster: Cluster) -> None:
 
     assert env.get("EXTRA") == {"name": "EXTRA", "value": "1"}
     assert delay < EDIT_DELAY_SECONDS
-    assert cluster.service.process is not None
-    assert cluster.service.process.poll() is None
+    assert cluster.service.running()
 
 
 def test_second_pass_and_child_pod_add_nothing(cluster: Cluster) -> None:
@@ -406,7 +409,8 @@ def test_skipping_configuration_logs_error(helm: Path, cluster: Cluster) -> None
 def test_metrics_and_logs(cluster: Cluster) -> None:
     admit_pod(cluster, pod())
 
-    status, text = cluster.service.get("/metrics")
+    status, body = cluster.service.get("/metrics")
+    text = body.decode()
     applied = [
         line
         for line in text.splitlines()
@@ -416,7 +420,7 @@ def test_metrics_and_logs(cluster: Cluster) -> None:
     ]
     debug = [
         line
-        for line in cluster.service.log_lines()
+        for line in cluster.service.log_records(strict=True)
         if line.get("message") == "templates applied"
     ]
     assert status == 200
@@ -424,20 +428,20 @@ def test_metrics_and_logs(cluster: Cluster) -> None:
     assert float(applied[0].split()[-1]) >= 1
     assert debug
     assert debug[-1]["templates"] == ["template-admin"]
-    assert SENTINEL not in cluster.service.logs_text()
-    assert LITERAL not in cluster.service.logs_text()
+    assert SENTINEL not in cluster.service.logs()
+    assert LITERAL not in cluster.service.logs()
 
 
 def wait_for_log(
-    service: ServiceProcess, prefix: str, seconds: float = EDIT_DELAY_SECONDS
+    service: WebhookService, prefix: str, seconds: float = EDIT_DELAY_SECONDS
 ) -> Object:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        for line in service.log_lines():
+        for line in service.log_records(strict=True):
             if str(line.get("message", "")).startswith(prefix):
                 return line
         time.sleep(0.05)
-    raise AssertionError(f"no log line starting {prefix!r}:\n{service.logs_text()}")
+    raise AssertionError(f"no log line starting {prefix!r}:\n{service.logs()}")
 
 
 def test_not_ready_until_templates_listed(
@@ -449,16 +453,16 @@ def test_not_ready_until_templates_listed(
         service = service_for(tmp_path, certificates, kube)
         try:
             with pytest.raises(RuntimeError, match="not ready"):
-                service.start(ready_within=2.0)
+                service.start(seconds=2.0)
             status, text = readyz_once_listening(service)
             kube.clear_denials()
-            service.wait_ready(15.0)
+            service.wait_ready(seconds=15.0)
         finally:
             service.stop()
 
     failures = [
         line
-        for line in service.log_lines()
+        for line in service.log_records(strict=True)
         if line.get("message") == "template watch failed, retrying"
     ]
     assert status == 503
@@ -468,14 +472,9 @@ def test_not_ready_until_templates_listed(
 
 
 def readyz_once_listening(
-    service: ServiceProcess, seconds: float = 15.0
+    service: WebhookService, seconds: float = 15.0
 ) -> tuple[int, str]:
     """GET /readyz as soon as the service accepts connections."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return service.get("/readyz")
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    service.wait_listening(seconds)
+    status, body = service.get("/readyz")
+    return status, body.decode()

@@ -24,7 +24,28 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.harness.fakekube import FakeKube
+from tests.harness.service import JSON_DEBUG_LOGS, WebhookService
 from webhook.tls import pki
+
+
+def serve(workdir: Path, *flags: str) -> WebhookService:
+    """Prepare `serve` in workdir with the TLS flags in `flags`.
+
+    It counts as started once the port accepts connections, because some
+    tests start it before its certificate exists. Without `--kubeconfig` it
+    reads secrets from an empty `workdir/secrets`, so no API is needed.
+    """
+    secrets_dir = None
+    if "--kubeconfig" not in flags:
+        secrets_dir = workdir / "secrets"
+        secrets_dir.mkdir(parents=True, exist_ok=True)
+    return WebhookService(
+        [*JSON_DEBUG_LOGS, *flags],
+        tls_files=False,
+        secrets_dir=secrets_dir,
+        ready_path=None,
+        directory=workdir,
+    )
 
 
 def new_ca(

@@ -20,8 +20,8 @@ import pytest
 from tests.harness import service as harness
 from tests.harness.apiserver import AdmissionCaller, AdmissionResult
 from tests.harness.fakekube import FakeKube
-from tests.tls.service import Service, running_service
-from tests.tls.support import MountedSecret, new_ca, new_leaf
+from tests.harness.service import WebhookService
+from tests.tls.support import MountedSecret, new_ca, new_leaf, serve
 from webhook.tls import pki
 
 SENTINEL = "sentinel-secret-value-7f3a"
@@ -73,7 +73,7 @@ def test_self_managed_admits_through_ca_bundle(
         "--webhook-configuration-name", harness.CONFIGURATION_NAME,
     ]  # fmt: skip
 
-    with running_service(tmp_path / "work", *flags) as service:
+    with serve(tmp_path / "work", *flags) as service:
         configuration = _wait_for_bundle(cluster)
         with AdmissionCaller(
             mutating=[configuration],
@@ -89,7 +89,7 @@ def test_self_managed_admits_through_ca_bundle(
 
     assert result.allowed, result.message
     assert _converted(result)
-    assert SENTINEL not in service.log_text()
+    assert SENTINEL not in service.logs()
 
 
 def test_reload_under_connection_reuse(cluster: FakeKube, tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_reload_under_connection_reuse(cluster: FakeKube, tmp_path: Path) -> Non
     bundle = base64.b64encode(ca.cert_pem).decode()
 
     with (
-        running_service(
+        serve(
             tmp_path / "work",
             "--kubeconfig",
             str(tmp_path / "kubeconfig"),
@@ -123,7 +123,7 @@ def test_reload_under_connection_reuse(cluster: FakeKube, tmp_path: Path) -> Non
     assert len(outcomes) >= 10
     loaded = [
         line
-        for line in service.log_lines()
+        for line in service.log_records()
         if line.get("message") == "loaded certificate files"
     ]
     assert len(loaded) == 5
@@ -148,7 +148,7 @@ class _Admitting:
 
 @contextmanager
 def _admitting(
-    service: Service, bundle: str, cluster: FakeKube
+    service: WebhookService, bundle: str, cluster: FakeKube
 ) -> Iterator[list[tuple[bool, str]]]:
     """Admit pods through the service in a thread, as kube-apiserver would."""
     configuration = harness.mutating_configuration(bundle)

@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.tls.service import REPOSITORY
+from tests.harness.service import REPOSITORY
 from webhook.tls import pki
 from webhook.tls.command import add_certs_command, run_certs
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from cryptography import x509
 
 from tests.harness.fakekube import FakeKube
-from tests.tls.service import running_service, running_services
-from tests.tls.support import MUTATING, NAMESPACE, SECRET, ca_bundles, call
+from tests.harness.service import running_services
+from tests.tls.support import MUTATING, NAMESPACE, SECRET, ca_bundles, call, serve
 
 SERVICE_NAME = "runai-secrets-webhook"
 # The name kube-apiserver connects to and checks in the certificate.
@@ -42,10 +42,11 @@ def _wait_for_bundle(kube: FakeKube, timeout: float = 20) -> str:
 
 def test_two_processes_share_one_ca(kube: FakeKube, tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    specs = [
-        (tmp_path / name, _flags(kubeconfig)) for name in ("replica-a", "replica-b")
+    replicas = [
+        serve(tmp_path / name, *_flags(kubeconfig))
+        for name in ("replica-a", "replica-b")
     ]
-    with running_services(*specs) as services:
+    with running_services(*replicas) as services:
         bundle = _wait_for_bundle(kube)
         ca_file = tmp_path / "bundle.pem"
         ca_file.write_bytes(base64.b64decode(bundle))
@@ -67,7 +68,7 @@ def test_two_processes_share_one_ca(kube: FakeKube, tmp_path: Path) -> None:
                     response = None
                 if response is not None and response.status == 200:
                     break
-                assert time.monotonic() < deadline, service.log_text()
+                assert time.monotonic() < deadline, service.logs()
                 time.sleep(0.1)
             leaves.append(response.serial)
 
@@ -82,12 +83,12 @@ def test_two_processes_share_one_ca(kube: FakeKube, tmp_path: Path) -> None:
     for service in services:
         issued = [
             line
-            for line in service.log_lines()
+            for line in service.log_records()
             if line.get("message") == "issued serving certificate"
         ]
         assert len(issued) == 1
         assert SERVICE_DNS in issued[0]["sans"]
-        assert "PRIVATE KEY" not in service.log_text()
+        assert "PRIVATE KEY" not in service.logs()
 
 
 def test_readyz_false_until_certificate_issued(kube: FakeKube, tmp_path: Path) -> None:
@@ -96,9 +97,7 @@ def test_readyz_false_until_certificate_issued(kube: FakeKube, tmp_path: Path) -
     unverified.check_hostname = False
     unverified.verify_mode = ssl.CERT_NONE
 
-    with running_service(
-        tmp_path / "work", *_flags(tmp_path / "kubeconfig")
-    ) as service:
+    with serve(tmp_path / "work", *_flags(tmp_path / "kubeconfig")) as service:
         _wait(lambda: kube.count(verb="get", resource="secrets", status=403) > 0)
         # The placeholder certificate lets probes in, and /readyz reports
         # why the service is not ready.
@@ -113,7 +112,7 @@ def test_readyz_false_until_certificate_issued(kube: FakeKube, tmp_path: Path) -
             lambda: call(service.port, "GET", "/readyz", unverified).status == 200, 20
         )
 
-    errors = [line for line in service.log_lines() if line.get("level") == "ERROR"]
+    errors = [line for line in service.log_records() if line.get("level") == "ERROR"]
     assert errors
     assert [line["retry_seconds"] for line in errors] == [
         2.0**i for i in range(len(errors))
@@ -125,7 +124,7 @@ def test_readyz_false_until_certificate_issued(kube: FakeKube, tmp_path: Path) -
     assert bundle
     issued = [
         line
-        for line in service.log_lines()
+        for line in service.log_records()
         if line.get("message") == "issued serving certificate"
     ]
     assert len(issued) == 1

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tls.service import Service, running_service
+from tests.harness.service import WebhookService
 from tests.tls.support import (
     Caller,
     MountedSecret,
@@ -25,6 +25,7 @@ from tests.tls.support import (
     handshake,
     new_ca,
     new_leaf,
+    serve,
 )
 from webhook.tls import pki
 
@@ -85,8 +86,8 @@ def mount(tmp_path: Path, ca: pki.KeyPair) -> MountedSecret:
 
 
 @pytest.fixture
-def service(tmp_path: Path, mount: MountedSecret) -> Iterator[Service]:
-    with running_service(
+def service(tmp_path: Path, mount: MountedSecret) -> Iterator[WebhookService]:
+    with serve(
         tmp_path / "work",
         "--tls-cert-file", str(mount.cert_file),
         "--tls-key-file", str(mount.key_file),
@@ -96,7 +97,7 @@ def service(tmp_path: Path, mount: MountedSecret) -> Iterator[Service]:
 
 
 def test_mutate_keeps_answering_across_reloads(
-    tmp_path: Path, ca: pki.KeyPair, mount: MountedSecret, service: Service
+    tmp_path: Path, ca: pki.KeyPair, mount: MountedSecret, service: WebhookService
 ) -> None:
     send = functools.partial(
         _post_review, service.port, client_context(tmp_path / "ca.crt")
@@ -116,7 +117,7 @@ def test_mutate_keeps_answering_across_reloads(
     assert max(delays) <= MAX_DELAY, delays
     loaded = [
         line
-        for line in service.log_lines()
+        for line in service.log_records()
         if line.get("message") == "loaded certificate files"
     ]
     assert len(loaded) == 7
@@ -126,7 +127,7 @@ def test_mutate_keeps_answering_across_reloads(
 
 
 def test_mismatched_pair_rejected_by_serve(
-    tmp_path: Path, ca: pki.KeyPair, mount: MountedSecret, service: Service
+    tmp_path: Path, ca: pki.KeyPair, mount: MountedSecret, service: WebhookService
 ) -> None:
     context = client_context(tmp_path / "ca.crt")
     first = handshake(service.port, context)
@@ -137,19 +138,19 @@ def test_mismatched_pair_rejected_by_serve(
     time.sleep(RELOAD_INTERVAL * 6)
     assert handshake(service.port, context) == first
     assert call(service.port, "POST", "/mutate", context, body=_review()).status == 200
-    errors = [line for line in service.log_lines() if line.get("level") == "ERROR"]
+    errors = [line for line in service.log_records() if line.get("level") == "ERROR"]
     assert len(errors) == 1
     assert errors[0]["cert_file"] == str(mount.cert_file)
     assert errors[0]["key_file"] == str(mount.key_file)
     assert "does not match" in errors[0]["reason"]
-    log = service.log_text()
+    log = service.logs()
     for pair in (other, another):
         assert pair.key_pem.decode().splitlines()[1] not in log
     assert "PRIVATE KEY" not in log
 
 
 def test_metrics_show_certificate_expiry(
-    tmp_path: Path, mount: MountedSecret, service: Service
+    tmp_path: Path, mount: MountedSecret, service: WebhookService
 ) -> None:
     context = client_context(tmp_path / "ca.crt")
     response = call(service.port, "GET", "/metrics", context)
@@ -167,7 +168,7 @@ def test_metrics_show_certificate_expiry(
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
-def test_serve_rejects_old_tls(tmp_path: Path, service: Service) -> None:
+def test_serve_rejects_old_tls(tmp_path: Path, service: WebhookService) -> None:
     for version in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
         old = client_context(tmp_path / "ca.crt", maximum_version=version)
         with pytest.raises(ssl.SSLError):
@@ -186,7 +187,7 @@ def test_serve_requires_client_certificate(
     client = client_certificate(tmp_path, client_ca, "kube-apiserver")
     stranger = client_certificate(tmp_path, new_ca("stranger CA"), "stranger")
 
-    with running_service(
+    with serve(
         tmp_path / "work",
         "--tls-cert-file", str(mount.cert_file),
         "--tls-key-file", str(mount.key_file),

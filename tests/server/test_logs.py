@@ -32,6 +32,39 @@ def test_review_fields_without_body() -> None:
     }
 
 
+def test_review_fields_of_wrong_types() -> None:
+    nested: list[object] = []
+    for _ in range(1000):
+        nested = [nested]
+    request = {
+        **REQUEST,
+        "name": nested,
+        "userInfo": {"username": {"a": 1}},
+        "namespace": "n" * 10_000,
+    }
+
+    fields = review_fields(request)
+
+    assert fields["object_name"] == "job-1-*"
+    assert fields["user"] == ""
+    assert fields["namespace"] == "n" * 256
+
+
+def test_json_line_of_forged_review_fields() -> None:
+    nested: list[object] = []
+    for _ in range(1000):
+        nested = [nested]
+    stream = io.StringIO()
+    configure_logging("json", "INFO", stream)
+    fields = review_fields({**REQUEST, "name": nested})
+
+    bind(logging.getLogger("test.review"), fields).info("template reviewed")
+    line = orjson.loads(stream.getvalue().splitlines()[-1])
+
+    assert line["message"] == "template reviewed"
+    assert line["object_name"] == "job-1-*"
+
+
 def test_json_line_carries_bound_fields() -> None:
     stream = io.StringIO()
     configure_logging("json", "DEBUG", stream)

@@ -137,25 +137,42 @@ def bind(logger: logging.Logger, fields: Mapping[str, object]) -> BoundLogger:
     return BoundLogger(logger, dict(fields))
 
 
+# Longest field value written to a log line. Kubernetes names are at most
+# 253 characters; a forged review may send anything.
+MAX_FIELD_CHARS = 256
+
+
 def review_fields(request: Mapping[str, Any]) -> dict[str, object]:
-    """Pick the fields that identify one review from its request, no body."""
-    # Only the envelope has been checked: any field below may have any type.
+    """Pick the fields that identify one review from its request, no body.
+
+    Only the envelope has been checked, so any field below may have any
+    type. A value that is not a string is logged as an empty string, and a
+    long one is cut, so a forged review cannot make a line fail to encode
+    or grow without bound.
+    """
     obj = _mapping(request.get("object")) or _mapping(request.get("oldObject"))
     metadata = _mapping(obj.get("metadata"))
-    name = request.get("name") or metadata.get("name") or ""
-    if not name and metadata.get("generateName"):
-        name = f"{metadata['generateName']}*"
+    name = _text(request.get("name")) or _text(metadata.get("name"))
+    generate_name = _text(metadata.get("generateName"))
+    if not name and generate_name:
+        name = f"{generate_name}*"
     kind = _mapping(request.get("kind"))
     user = _mapping(request.get("userInfo"))
     return {
-        UID: request.get("uid", ""),
-        NAMESPACE: request.get("namespace") or "",
-        KIND: kind.get("kind", ""),
+        UID: _text(request.get("uid")),
+        NAMESPACE: _text(request.get("namespace")),
+        KIND: _text(kind.get("kind")),
         NAME: name,
-        OPERATION: request.get("operation", ""),
-        USER: user.get("username", ""),
+        OPERATION: _text(request.get("operation")),
+        USER: _text(user.get("username")),
     }
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        return ""
+    return value[:MAX_FIELD_CHARS]

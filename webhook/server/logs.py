@@ -137,8 +137,8 @@ def bind(logger: logging.Logger, fields: Mapping[str, object]) -> BoundLogger:
     return BoundLogger(logger, dict(fields))
 
 
-# Longest field value written to a log line. Kubernetes names are at most
-# 253 characters; a forged review may send anything.
+# Maximum length of a field value in a log line. Kubernetes names have at
+# most 253 characters, but a forged review may send any length.
 MAX_FIELD_CHARS = 256
 
 

@@ -251,3 +251,36 @@ def test_direct_caller_learns_key_existence(service: WebhookService) -> None:
     assert absent["allowed"] is False
     assert 'has no key "absent"' in absent["status"]["message"]
     assert "token" not in absent["status"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("where", "text"),
+    [
+        ("env", "SECRET:typed-credential-9f3a"),
+        ("annotation", "DB_PASSWORD=SECRET:typed-credential-9f3a"),
+        ("annotation", "typed-credential-9f3a"),
+    ],
+)
+def test_malformed_value_shown_not_logged(
+    kube: FakeKube, service: WebhookService, where: str, text: str
+) -> None:
+    """A credential typed after SECRET: by mistake reaches the author only."""
+    if where == "env":
+        obj = pod(text)
+    else:
+        obj = pod("SECRET:db,password")
+        obj["metadata"]["annotations"] = {"runai-secrets-webhook/env": text}
+
+    denied = service.caller(kube=kube).admit(obj, namespace=TEAM_A)
+
+    assert not denied.allowed
+    assert denied.code == 400
+    assert "typed-credential-9f3a" in denied.message
+    denials = [
+        record
+        for record in service.log_records()
+        if record.get("message") == "review denied"
+    ]
+    assert denials, "no review denied line was logged"
+    assert "not logged" in str(denials[-1].get("reason"))
+    assert "typed-credential-9f3a" not in service.logs()

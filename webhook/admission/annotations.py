@@ -98,31 +98,40 @@ def parse_env_annotation(text: str, key: str, subject: str) -> list[EnvAddition]
         if not line:
             continue
         name, equals, value = line.partition("=")
-        problem = _line_problem(name, equals, value)
+        problem, logged_problem = _line_problem(name, equals, value)
         if problem:
             raise Denied(
                 400,
                 f"{subject}: annotation {key} line {number} {quote(line)} is invalid: "
                 f"{problem}. Expected one NAME={EXPECTED_FORM} per line, for example "
                 "DB_PASSWORD=SECRET:db-creds,password.",
+                log_message=f"{subject}: annotation {key} line {number} (not "
+                f"logged) is invalid: {logged_problem}",
             )
         additions.append(EnvAddition(name, value, f"annotation {key} line {number}"))
     return additions
 
 
-def _line_problem(name: str, equals: str, value: str) -> str:
+def _line_problem(name: str, equals: str, value: str) -> tuple[str, str]:
+    """Return what is wrong with a line, for the author and for the log.
+
+    The log's version leaves out the line's text, which may contain a
+    credential written by mistake. Both are empty for a valid line.
+    """
     if not equals:
-        return "it has no '='"
+        return "it has no '='", "it has no '='"
     if not _ENV_NAME.fullmatch(name):
+        rule = "use letters, digits, '-', '_' and '.', not starting with a digit"
         return (
-            f"env var name {quote(name)} is not valid: use letters, digits, "
-            "'-', '_' and '.', not starting with a digit"
+            f"env var name {quote(name)} is not valid: {rule}",
+            f"the env var name is not valid: {rule}",
         )
     try:
         parse_reference(value)
     except InvalidReference as error:
-        return f"value {quote(value)} is not a secret reference because {error.reason}"
-    return ""
+        reason = f"is not a secret reference because {error.reason}"
+        return f"value {quote(value)} {reason}", f"the value {reason}"
+    return "", ""
 
 
 def parse_container_names(text: str) -> list[str]:

@@ -32,12 +32,15 @@ class Decision:
     """The decision to send back for one AdmissionReview.
 
     `code` and `message` matter only when `allowed` is false. `patch` is the
-    RFC 6902 operation list, empty when nothing changes.
+    RFC 6902 operation list, empty when nothing changes. `log_message` is
+    the denial as the service logs it, set when `message` quotes a value
+    that must stay out of logs. When it is empty, `message` is logged.
     """
 
     allowed: bool
     code: int = 200
     message: str = ""
+    log_message: str = ""
     patch: Sequence[PatchOperation] = ()
     warnings: Sequence[str] = ()
     audit_annotations: Mapping[str, str] = field(default_factory=dict)
@@ -57,14 +60,16 @@ def allow(
     )
 
 
-def deny(code: int, message: str) -> Decision:
+def deny(code: int, message: str, log_message: str = "") -> Decision:
     """Build a denying decision with a status code of at least 400."""
-    return Decision(allowed=False, code=max(code, 400), message=message)
+    return Decision(
+        allowed=False, code=max(code, 400), message=message, log_message=log_message
+    )
 
 
 def from_denied(error: Denied) -> Decision:
     """Turn a `Denied` raised by the logic into a denying decision."""
-    return deny(error.code, error.message)
+    return deny(error.code, error.message, error.log_message)
 
 
 def fit_warnings(warnings: Sequence[str]) -> tuple[str, ...]:

@@ -36,11 +36,17 @@ class MalformedReview(AdmissionError):
 
 
 class Denied(AdmissionError):
-    """An object that must not be admitted, with the status code to report."""
+    """An object that must not be admitted, with the status code to report.
 
-    def __init__(self, code: int, message: str) -> None:
+    `log_message`, when set, replaces `message` in the service's log because
+    `message` quotes a value the author wrote, which may be a credential
+    typed by mistake.
+    """
+
+    def __init__(self, code: int, message: str, log_message: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.log_message = log_message
 
 
 class InvalidWorkloadKinds(AdmissionError, ValueError):

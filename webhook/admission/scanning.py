@@ -269,11 +269,13 @@ class Scan:
             return parse_reference(value)
         except InvalidReference as error:
             place = describe_place(env_var, container, origin)
+            problem = f"is not a valid secret reference because {error.reason}"
             raise Denied(
                 400,
-                f"{self.subject}, {place}: value {quote(value)} is not a valid secret "
-                f"reference because {error.reason}. Use the form {EXPECTED_FORM}, "
-                "for example SECRET:db-creds,password.",
+                f"{self.subject}, {place}: value {quote(value)} {problem}. Use the "
+                f"form {EXPECTED_FORM}, for example SECRET:db-creds,password.",
+                log_message=f"{self.subject}, {place}: the value (not logged) "
+                f"{problem}",
             ) from None
 
 

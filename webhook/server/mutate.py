@@ -209,10 +209,9 @@ class MutateEndpoint:
             return encode_response(review, decision), "error"
 
         if not decision.allowed:
-            log.info(
-                "review denied",
-                extra={"code": decision.code, "reason": decision.message},
-            )
+            # A denial that quotes the author's value is logged without it.
+            reason = decision.log_message or decision.message
+            log.info("review denied", extra={"code": decision.code, "reason": reason})
             return encode_response(review, decision), "denied"
         if debug:
             log.debug(

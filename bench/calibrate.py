@@ -1,4 +1,4 @@
-"""What a microsecond of our own work costs a server under load.
+"""The cost of a microsecond of our own work to a server under load.
 
     python -m bench.calibrate [--spin-us 20] [--rounds 4] [--seconds 4] [--results DIR]
 

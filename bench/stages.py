@@ -1,4 +1,4 @@
-"""Where one review's CPU time goes, measured in this process without TLS or HTTP.
+"""The CPU time of each step of one review, measured in process without TLS or HTTP.
 
     python -m bench.stages
 

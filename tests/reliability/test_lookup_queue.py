@@ -3,8 +3,8 @@
 The service makes its API calls from a pool of 16 threads. When slow calls
 hold every thread, a new review's lookup waits in the queue until the
 review's deadline and never reaches the API. Its 503 denial must state that
-the review's time ran out before the webhook could call the API, not that
-the API did not answer in time.
+the review's time ran out before the webhook could call the API, and must
+not blame the API for a slow response.
 """
 
 from __future__ import annotations

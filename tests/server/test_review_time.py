@@ -70,7 +70,7 @@ def test_large_review_planned_without_stalling_the_loop() -> None:
     # runs once or twice. In a worker thread, which gives up the GIL every
     # 5 ms, it gets a turn every few tens of milliseconds, even with pauses
     # for garbage collection, or on a busy machine every 50 ms or so. The
-    # bound asks for one per 200 ms and at least five, which the loop alone
+    # bound requires one per 200 ms and at least five, which the loop alone
     # never reaches.
     assert duration > 0.1
     assert ticks >= max(5, duration / 0.2)

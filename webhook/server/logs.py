@@ -114,7 +114,7 @@ class ReviewLogger(BoundLogger):
 
     Most reviews write no line at the default level, so the fields are not
     picked until one is. Should picking them fail, the line carries the uid
-    alone, so that logging never fails a review.
+    alone instead of raising into the review.
     """
 
     def __init__(self, logger: logging.Logger, request: Mapping[str, Any]) -> None:

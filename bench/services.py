@@ -85,31 +85,32 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Return the resident set size of `pid` and all its descendants, in bytes."""
-    total = 0
+def _proc_files(pid: int, name: str) -> Iterator[str]:
+    """Yield /proc/<pid>/`name` of `pid` and each living descendant."""
     for current in process_tree(pid):
         try:
-            with open(f"/proc/{current}/statm") as statm:
-                total += int(statm.read().split()[1]) * PAGE_BYTES
+            with open(f"/proc/{current}/{name}") as proc_file:
+                yield proc_file.read()
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return total
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Return the resident set size of `pid` and all its descendants, in bytes."""
+    return sum(
+        int(statm.split()[1]) * PAGE_BYTES for statm in _proc_files(pid, "statm")
+    )
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """Return the CPU time, user and system, of `pid` and its descendants."""
-    total = 0
-    for current in process_tree(pid):
-        try:
-            with open(f"/proc/{current}/stat") as stat:
-                # Fields after the command name, which may contain spaces;
-                # utime and stime are the 14th and 15th of the whole line.
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
+    ticks = 0
+    for stat in _proc_files(pid, "stat"):
+        # Fields after the command name, which may contain spaces; utime and
+        # stime are the 14th and 15th of the whole line.
+        fields = stat.rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLOCK_TICKS
 
 
 @dataclass

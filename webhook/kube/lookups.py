@@ -39,6 +39,8 @@ RESULT_LABELS = {
 }
 
 
+# Details of a TIMEOUT that came before any API call (`api_called` false).
+NO_TIME_LEFT = "no time was left before the review's deadline"
 NO_THREAD_FREE = "no lookup thread was free before the review's deadline"
 
 
@@ -118,9 +120,7 @@ class SecretKeyLookups:
         remaining = deadline - self._clock()
         if remaining <= 0:
             return SecretLookup.failed(
-                LookupStatus.TIMEOUT,
-                "no time was left before the review's deadline",
-                api_called=False,
+                LookupStatus.TIMEOUT, NO_TIME_LEFT, api_called=False
             )
 
         key = (namespace, name)

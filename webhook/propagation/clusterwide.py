@@ -33,6 +33,7 @@ from kubernetes.client import ApiClient
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from webhook.admission.lookups import LookupStatus, SecretLookup
+from webhook.kube.lookups import NO_THREAD_FREE, NO_TIME_LEFT
 from webhook.propagation.api import API_FAILURES, KubeApi, describe, status_of
 from webhook.propagation.copies import (
     Object,
@@ -152,9 +153,7 @@ class ClusterWideLookups:
         remaining = deadline - self._clock()
         if remaining <= 0:
             return self._failed_at_source(
-                LookupStatus.TIMEOUT,
-                "no time was left before the review's deadline",
-                api_called=False,
+                LookupStatus.TIMEOUT, NO_TIME_LEFT, api_called=False
             )
         loop = asyncio.get_running_loop()
         started = threading.Event()
@@ -171,9 +170,7 @@ class ClusterWideLookups:
             if not started.is_set():
                 # Every thread stayed busy, so the API was never called.
                 return self._failed_at_source(
-                    LookupStatus.TIMEOUT,
-                    "no lookup thread was free before the review's deadline",
-                    api_called=False,
+                    LookupStatus.TIMEOUT, NO_THREAD_FREE, api_called=False
                 )
             return self._failed_at_source(
                 LookupStatus.TIMEOUT, "the cluster-wide secret lookup timed out"

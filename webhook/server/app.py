@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webhook.server.metrics import Metrics, exported_registry
 from webhook.server.readiness import Readiness
+from webhook.server.responses import send_json
 
 
 class ReviewEndpoint(Protocol):
@@ -40,18 +41,7 @@ class MutateFastPath:
         elif scope["method"] == "POST":
             await self.mutate(scope, receive, send)
         else:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 405,
-                    "headers": [
-                        (b"allow", b"POST"),
-                        (b"content-type", b"application/json"),
-                        (b"content-length", b"%d" % len(METHOD_NOT_ALLOWED)),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": METHOD_NOT_ALLOWED})
+            await send_json(send, 405, METHOD_NOT_ALLOWED, [(b"allow", b"POST")])
 
 
 def create_app(

@@ -24,6 +24,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webhook.admission.reviews import MAX_REVIEW_BYTES
+from webhook.server.responses import send_json
 
 logger = logging.getLogger(__name__)
 
@@ -122,18 +123,8 @@ class InFlightLimit:
 
     async def _reject(self, send: Send, message: str) -> None:
         body = orjson.dumps({"message": message, "code": 429})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        retry_after = str(RETRY_AFTER_SECONDS).encode()
+        await send_json(send, 429, body, [(b"retry-after", retry_after)])
 
 
 def _is_review(scope: Scope) -> bool:

@@ -32,11 +32,11 @@ from webhook.admission.reviews import (
 from webhook.server import logs, offload
 from webhook.server.deadlines import ReadDeadlines, query_budget
 from webhook.server.metrics import Metrics
+from webhook.server.responses import send_json
 
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
-_JSON_TYPE = JSON.encode()
 
 BUILTIN_KIND_NAMES = frozenset(kind.kind for kind in BUILTIN_KINDS)
 
@@ -135,21 +135,6 @@ def too_large(size: int, limit: int) -> MalformedReview:
     )
 
 
-async def respond(send: Send, status: int, content: bytes) -> None:
-    """Send a JSON response over raw ASGI."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", _JSON_TYPE),
-                (b"content-length", b"%d" % len(content)),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": content})
-
-
 def malformed_content(error: MalformedReview) -> bytes:
     """Return the JSON body of the HTTP error response for a malformed call."""
     return orjson.dumps({"message": error.message, "code": error.status})
@@ -180,7 +165,7 @@ class MutateEndpoint:
             review = await offload.off_loop_if_large(parse_review, body, content_type)
         except MalformedReview as error:
             self._count_malformed(error)
-            await respond(send, error.status, malformed_content(error))
+            await send_json(send, error.status, malformed_content(error))
             return
 
         content, outcome = await self._answer(review, deadline)
@@ -190,7 +175,7 @@ class MutateEndpoint:
             request["kind"]["kind"], request["operation"], outcome, self._known_kinds
         )
         self._metrics.review_seconds.observe(time.monotonic() - started)
-        await respond(send, 200, content)
+        await send_json(send, 200, content)
 
     async def _answer(self, review: Review, deadline: float) -> tuple[bytes, str]:
         """Decide the review; return the encoded response and the outcome label."""

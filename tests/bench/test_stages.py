@@ -23,19 +23,26 @@ def test_stages_time_every_step() -> None:
         "decide",
         "encode",
         "reference",
+        "bare",
         "endpoint",
     }
     assert all(micros > 0 for micros in figures.values())
-    # The endpoint parses the body too and then plans, decides and encodes.
+    # Both parse the body too and then plan, decide and encode.
     assert figures["endpoint"] > figures["reference"]
+    assert figures["bare"] > figures["reference"]
     assert figures["parse"] >= figures["json"] * 0.5
 
 
-def test_endpoint_stage_patches_the_review() -> None:
-    """The endpoint stage must time a patched review, not an early error."""
+@pytest.mark.parametrize("stage", ["endpoint", "bare"])
+def test_asgi_stages_patch_the_review(stage: str) -> None:
+    """The ASGI stages must time a patched review, not an early error."""
     sent: list[MutableMapping[str, Any]] = []
     body = bodies.training_review()
-    endpoint = stages.patching_endpoint(body)
+    app: stages.ASGICallable = (
+        stages.patching_endpoint(body)
+        if stage == "endpoint"
+        else stages.bare_app(stages.confirmed_plan(body)[1])
+    )
 
     async def receive() -> MutableMapping[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
@@ -50,7 +57,7 @@ def test_endpoint_stage_patches_the_review() -> None:
         "query_string": b"",
         "headers": [(b"content-type", b"application/json")],
     }
-    asyncio.run(endpoint(scope, receive, send))
+    asyncio.run(app(scope, receive, send))
 
     assert sent[0]["status"] == 200
     assert b'"patchType":"JSONPatch"' in sent[1]["body"]

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import bodies, coldpath, growth, report, soak, throughput
+from bench.options import RESULTS
 from bench.services import running_stack
 from bench.wrk import WrkMissing, ensure_wrk
-
-RESULTS = Path(__file__).with_name("results")
 
 # (rounds per server, seconds per round, growth repetitions) for each mode.
 MODES = {"quick": (2, 5.0, 5), "full": (5, 15.0, 20)}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bodies
+from bench.options import add_load_options
 from bench.services import (
     Server,
     running_stack,
@@ -33,7 +34,6 @@ from bench.services import (
 from bench.throughput import EXPECTED_REFERENCE, EXPECTED_WEBHOOK, MUTATE_PATH
 from bench.wrk import run_wrk
 
-RESULTS = Path(__file__).with_name("results")
 TARGET_RATIO = 0.7
 
 
@@ -126,26 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.calibrate", description=__doc__
     )
-    parser.add_argument(
-        "--spin-us",
-        type=float,
-        default=20.0,
-        help="microseconds of busy loop the second reference adds (default 20)",
-    )
-    parser.add_argument(
-        "--rounds", type=int, default=4, help="wrk rounds per server (default 4)"
-    )
-    parser.add_argument(
-        "--seconds",
-        type=int,
-        default=4,
-        help="seconds of load per round, a whole number (default 4)",
-    )
-    parser.add_argument(
-        "--results",
-        type=Path,
-        default=RESULTS,
-        help="directory for calibration.json (default bench/results/)",
+    add_load_options(
+        parser,
+        rounds=4,
+        seconds=4,
+        spin_help="microseconds of busy loop the second reference adds",
+        results_file="calibration.json",
     )
     args = parser.parse_args(argv)
     if args.spin_us <= 0 or args.rounds < 1 or args.seconds < 1:

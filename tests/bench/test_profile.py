@@ -1,0 +1,134 @@
+"""Reading perf's report and splitting a server's CPU time by area."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import profile
+
+DSO_REPORT = """\
+# To display the perf.data header info, please use --header/--header-only options.
+#
+# Samples: 15K of event 'cpu-clock:ppp'
+# Overhead  Shared Object
+# ........  ........................
+#
+    44.51%  libpython3.11.so.1.0
+    23.74%  [kernel.kallsyms]
+    10.93%  orjson.cpython-311-x86_64-linux-gnu.so
+     6.48%  libc.so.6
+     5.71%  libcrypto.so.3
+     3.86%  loop.cpython-311-x86_64-linux-gnu.so
+     2.21%  libssl.so.3
+     1.58%  parser.cpython-311-x86_64-linux-gnu.so
+     0.98%  binascii.cpython-311-x86_64-linux-gnu.so
+
+
+#
+# (Cannot load tips.txt file, please install perf!)
+#
+"""
+
+SYMBOL_REPORT = """\
+# Overhead  Shared Object  Symbol
+    11.69%  libpython3.11.so.1.0   [.] _PyEval_EvalFrameDefault
+    11.06%  [kernel.kallsyms]      [k] _raw_spin_unlock_irqrestore
+"""
+
+
+def test_parse_report_skips_comments() -> None:
+    rows = profile.parse_report(DSO_REPORT)
+
+    assert len(rows) == 9
+    assert rows["libpython3.11.so.1.0"] == pytest.approx(44.51)
+    assert rows["[kernel.kallsyms]"] == pytest.approx(23.74)
+    assert sum(rows.values()) == pytest.approx(100.0)
+
+
+def test_parse_report_keeps_symbol_names() -> None:
+    rows = profile.parse_report(SYMBOL_REPORT)
+
+    assert rows == {
+        "libpython3.11.so.1.0 [.] _PyEval_EvalFrameDefault": pytest.approx(11.69),
+        "[kernel.kallsyms] [k] _raw_spin_unlock_irqrestore": pytest.approx(11.06),
+    }
+
+
+@pytest.mark.parametrize(
+    ("shared_object", "area"),
+    [
+        ("libpython3.11.so.1.0", "Python interpreter"),
+        ("python3.11", "Python interpreter"),
+        ("[kernel.kallsyms]", "kernel"),
+        ("libcrypto.so.3", "TLS (OpenSSL)"),
+        ("_ssl.cpython-311-x86_64-linux-gnu.so", "TLS (OpenSSL)"),
+        ("orjson.cpython-311-x86_64-linux-gnu.so", "JSON (orjson)"),
+        ("loop.cpython-311-x86_64-linux-gnu.so", "event loop and HTTP parser"),
+        ("url_parser.cpython-311-x86_64-linux-gnu.so", "event loop and HTTP parser"),
+        ("libc.so.6", "C library"),
+        ("binascii.cpython-311-x86_64-linux-gnu.so", "other"),
+        ("[vdso]", "other"),
+    ],
+)
+def test_area_of_shared_objects(shared_object: str, area: str) -> None:
+    assert profile.area_of(shared_object) == area
+
+
+def test_by_area_returns_fractions() -> None:
+    areas = profile.by_area(profile.parse_report(DSO_REPORT))
+
+    assert sum(areas.values()) == pytest.approx(1.0)
+    assert areas["TLS (OpenSSL)"] == pytest.approx(0.0571 + 0.0221)
+    assert areas["other"] == pytest.approx(0.0098)
+
+
+def test_by_area_rejects_empty_report() -> None:
+    with pytest.raises(profile.ProfileError, match="no samples"):
+        profile.by_area(profile.parse_report("# only comments\n"))
+
+
+def test_profile_takes_median_of_rounds() -> None:
+    server = profile.Profile(
+        "webhook",
+        cpu_us=[100.0, 200.0, 150.0],
+        areas=[{"kernel": 0.5}, {"kernel": 0.1}, {"kernel": 0.2}],
+        symbols=[{"a": 10.0, "b": 50.0}, {"a": 20.0}, {"a": 30.0, "b": 10.0}],
+    )
+
+    # Per round: 50, 20 and 30 us.
+    assert server.area_us() == {"kernel": pytest.approx(30.0)}
+    # Symbol "a": 10, 40 and 45 us; "b": 50, 0 and 15 us.
+    top = server.top_symbols(2)
+    assert [name for name, _ in top] == ["a", "b"]
+    assert [us for _, us in top] == pytest.approx([40.0, 15.0])
+    assert [name for name, _ in server.top_symbols(1)] == ["a"]
+
+
+def test_main_without_perf_names_package(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    with pytest.raises(SystemExit) as exit_info:
+        profile.main(["--results", str(tmp_path / "results")])
+
+    assert exit_info.value.code == 1
+    assert "linux-perf" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "arguments", [["--rounds", "0"], ["--seconds", "0"], ["--spin-us", "-1"]]
+)
+def test_main_rejects_bad_options(
+    arguments: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        profile.main(arguments)
+
+    assert exit_info.value.code == 2
+    assert arguments[0] in capsys.readouterr().err

@@ -8,7 +8,8 @@ and the webhook in turns, while `perf record` samples the server's
 process. Each sample counts against the shared object it ran in: the
 Python interpreter, the kernel, OpenSSL, orjson, uvloop and so on. The
 server's CPU time per review in the round, read from /proc, is then split
-in the same proportions.
+in the same proportions. The split printed is that of the round with the
+median CPU time, so each server's areas add up to its total.
 
 Where the webhook differs from the reference shows what its code costs on
 the wire. That is more than `python -m bench.stages` measures in process,
@@ -117,14 +118,20 @@ class Profile:
     symbols: list[dict[str, float]] = field(default_factory=list)
 
     def area_us(self) -> dict[str, float]:
-        """Return the median over rounds of each area's us per review."""
-        names = self.areas[0].keys()
+        """Return each area's us per review in the round of median CPU time.
+
+        The split of one round, not a median per area, so that the areas add
+        up to the median total. With an even number of rounds the two middle
+        rounds are averaged, as `statistics.median` does with the totals.
+        """
+        order = sorted(range(len(self.cpu_us)), key=self.cpu_us.__getitem__)
+        middle = len(order) // 2
+        picked = (
+            order[middle - 1 : middle + 1] if len(order) % 2 == 0 else [order[middle]]
+        )
         return {
-            name: statistics.median(
-                cpu * areas[name]
-                for cpu, areas in zip(self.cpu_us, self.areas, strict=True)
-            )
-            for name in names
+            name: statistics.fmean(self.cpu_us[i] * self.areas[i][name] for i in picked)
+            for name in self.areas[0]
         }
 
     def top_symbols(self, count: int) -> list[tuple[str, float]]:

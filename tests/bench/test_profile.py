@@ -132,3 +132,41 @@ def test_main_rejects_bad_options(
 
     assert exit_info.value.code == 2
     assert arguments[0] in capsys.readouterr().err
+
+
+def test_area_us_adds_up_to_total() -> None:
+    """The areas of one server must add up to its median CPU time per review."""
+    server = profile.Profile(
+        "webhook",
+        cpu_us=[100.0, 150.0, 200.0],
+        areas=[
+            {"kernel": 0.5, "other": 0.5},
+            {"kernel": 0.2, "other": 0.8},
+            {"kernel": 0.4, "other": 0.6},
+        ],
+    )
+
+    areas = server.area_us()
+
+    # The round of 150 us is the median one: 30 us kernel, 120 us other.
+    assert areas == {"kernel": pytest.approx(30.0), "other": pytest.approx(120.0)}
+    assert sum(areas.values()) == pytest.approx(150.0)
+
+
+def test_area_us_averages_middle_rounds() -> None:
+    server = profile.Profile(
+        "webhook",
+        cpu_us=[400.0, 100.0, 300.0, 200.0],
+        areas=[
+            {"kernel": 0.5, "other": 0.5},
+            {"kernel": 0.9, "other": 0.1},
+            {"kernel": 0.1, "other": 0.9},
+            {"kernel": 0.5, "other": 0.5},
+        ],
+    )
+
+    areas = server.area_us()
+
+    # Middle rounds 200 us (100 + 100) and 300 us (30 + 270).
+    assert areas == {"kernel": pytest.approx(65.0), "other": pytest.approx(185.0)}
+    assert sum(areas.values()) == pytest.approx(250.0)

@@ -18,8 +18,9 @@ too. The busy loop shows how much of that any slower server pays, whatever
 its code does.
 
 It needs `perf` (Debian's linux-perf) and the right to profile the server
-processes: root, or kernel.perf_event_paranoid at 2 or lower for processes
-of the same user. The figures are printed and written to `profile.json`.
+processes and the kernel: root, or kernel.perf_event_paranoid at 1 or
+lower for processes of the same user, because at 2 perf samples user space
+only. The figures are printed and written to `profile.json`.
 """
 
 from __future__ import annotations
@@ -170,6 +171,31 @@ def perf_report(perf: str, data: Path, sort: str) -> str:
     return result.stdout
 
 
+def check_kernel_sampled(perf: str, data: Path, server: str) -> None:
+    """Raise `ProfileError` if `data` holds user-space samples only.
+
+    Without the right to profile the kernel, perf samples user space alone
+    and says so only in a warning. The kernel's share of the CPU time read
+    from /proc would then be split among the other areas.
+    """
+    result = subprocess.run(
+        [perf, "evlist", "-v", "-i", str(data)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ProfileError(
+            f"perf evlist failed on the samples of {server}: {result.stderr.strip()}"
+        )
+    if "exclude_kernel: 1" in result.stdout:
+        raise ProfileError(
+            f"perf sampled only the user space of {server}, so the kernel's CPU "
+            "time would be counted in the other areas. Run as root, or set "
+            "kernel.perf_event_paranoid to 1 or lower."
+        )
+
+
 def profile_round(
     perf: str,
     server: Server,
@@ -197,8 +223,9 @@ def profile_round(
         raise ProfileError(
             f"perf record wrote no samples of {server.name} (exit status "
             f"{recorder.returncode}): {errors.strip()}. Run as root, or set "
-            "kernel.perf_event_paranoid to 2 or lower."
+            "kernel.perf_event_paranoid to 1 or lower."
         )
+    check_kernel_sampled(perf, data, server.name)
     if result.failed or result.socket_errors:
         raise ProfileError(
             f"{server.name}: {result.failed} reviews failed and "

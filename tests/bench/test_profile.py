@@ -170,3 +170,54 @@ def test_area_us_averages_middle_rounds() -> None:
     # Middle rounds 200 us (100 + 100) and 300 us (30 + 270).
     assert areas == {"kernel": pytest.approx(65.0), "other": pytest.approx(185.0)}
     assert sum(areas.values()) == pytest.approx(250.0)
+
+
+# `perf evlist -v` lines as perf 6.1 prints them for root and, with
+# kernel.perf_event_paranoid at 2, for an unprivileged user.
+ROOT_EVLIST = (
+    "cpu-clock:pppH: type: 1, size: 128, { sample_period, sample_freq }: 999, "
+    "sample_type: IP|TID|TIME|PERIOD, disabled: 1, inherit: 1, freq: 1"
+)
+USER_ONLY_EVLIST = (
+    "cpu-clock:u: type: 1, size: 128, { sample_period, sample_freq }: 999, "
+    "sample_type: IP|TID|TIME|PERIOD, disabled: 1, inherit: 1, "
+    "exclude_kernel: 1, exclude_hv: 1, freq: 1"
+)
+
+
+def fake_perf(directory: Path, evlist: str) -> str:
+    """Write a perf that prints `evlist` for `perf evlist` and fails otherwise."""
+    script = directory / "perf"
+    script.write_text(
+        f'#!/bin/sh\nif [ "$1" = evlist ]; then echo "{evlist}"; exit 0; fi\nexit 1\n'
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_kernel_check_rejects_user_only(tmp_path: Path) -> None:
+    perf = fake_perf(tmp_path, USER_ONLY_EVLIST)
+
+    with pytest.raises(profile.ProfileError) as error:
+        profile.check_kernel_sampled(perf, tmp_path / "webhook.perf.data", "webhook")
+
+    message = str(error.value)
+    assert "only the user space of webhook" in message
+    assert "kernel.perf_event_paranoid to 1 or lower" in message
+
+
+def test_kernel_check_accepts_root_samples(tmp_path: Path) -> None:
+    perf = fake_perf(tmp_path, ROOT_EVLIST)
+
+    profile.check_kernel_sampled(perf, tmp_path / "webhook.perf.data", "webhook")
+
+
+def test_kernel_check_reports_evlist_failure(tmp_path: Path) -> None:
+    perf = tmp_path / "perf"
+    perf.write_text("#!/bin/sh\necho 'no such file' >&2\nexit 1\n")
+    perf.chmod(0o755)
+
+    with pytest.raises(profile.ProfileError, match=r"perf evlist failed.*no such file"):
+        profile.check_kernel_sampled(
+            str(perf), tmp_path / "webhook.perf.data", "webhook"
+        )

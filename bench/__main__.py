@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bodies, coldpath, growth, report, soak, throughput
-from bench.options import RESULTS
+from bench.options import RESULTS, make_results_directory
 from bench.services import running_stack
 from bench.wrk import WrkMissing, ensure_wrk
 
@@ -40,7 +40,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="start the webhook with `serve --workers N` (the targets are for 1)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.results is None:
+        # Quick figures are checks, so they never replace the recorded ones.
+        args.results = RESULTS / "quick" if args.quick else RESULTS
+    make_results_directory(parser, args.results)
+    return args
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -60,7 +65,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "webhook": ours.to_json(),
             "ratio": throughput.ratios(reference, ours),
         }
-        args.results.mkdir(parents=True, exist_ok=True)
         report.plot_latency(reference, ours, args.results / "latency.png")
 
         print("cost growth", flush=True)
@@ -76,9 +80,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.results is None:
-        # Quick figures are checks, so they never replace the recorded ones.
-        args.results = RESULTS / "quick" if args.quick else RESULTS
     try:
         ensure_wrk()
     except WrkMissing as error:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bodies
-from bench.options import add_load_options
+from bench.options import add_load_options, make_results_directory
 from bench.services import (
     Server,
     running_stack,
@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.spin_us <= 0 or args.rounds < 1 or args.seconds < 1:
         parser.error("--spin-us must be above 0, --rounds and --seconds at least 1")
 
+    make_results_directory(parser, args.results)
     figures = calibrate(args.spin_us, args.rounds, args.seconds)
-    args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "calibration.json").write_text(json.dumps(figures, indent=2))
     for name, server in figures["servers"].items():
         print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("results")
@@ -37,3 +38,22 @@ def add_load_options(
         default=RESULTS,
         help=f"directory for {results_file} (default bench/results/)",
     )
+
+
+def make_results_directory(parser: argparse.ArgumentParser, directory: Path) -> None:
+    """Create the --results directory, exiting with a usage error if it cannot be.
+
+    Called before any load runs, so that a bad path fails at once and not
+    after minutes of measurement.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(
+            f"--results {directory} cannot be created ({error.strerror}); "
+            "pass a directory that can be created and written"
+        )
+    if not os.access(directory, os.W_OK | os.X_OK):
+        parser.error(
+            f"--results {directory} is not writable; pass a writable directory"
+        )

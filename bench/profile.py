@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bodies
-from bench.options import add_load_options
+from bench.options import add_load_options, make_results_directory
 from bench.services import (
     Server,
     running_stack,
@@ -240,8 +240,9 @@ def profile_round(
     )
 
 
-def profile(rounds: int, seconds: int, frequency: int, spin_us: float) -> list[Profile]:
-    perf = perf_path()
+def profile(
+    perf: str, rounds: int, seconds: int, frequency: int, spin_us: float
+) -> list[Profile]:
     with running_stack() as stack, tempfile.TemporaryDirectory() as scratch:
         body = stack.workdir / "review.json"
         body.write_bytes(bodies.training_review())
@@ -334,12 +335,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--symbols and --spin-us must not be negative")
 
     try:
-        series = profile(args.rounds, args.seconds, args.frequency, args.spin_us)
+        perf = perf_path()
+        make_results_directory(parser, args.results)
+        series = profile(perf, args.rounds, args.seconds, args.frequency, args.spin_us)
     except ProfileError as error:
         parser.exit(1, f"python -m bench.profile: {error}\n")
 
     figures = summarize(series, args.symbols)
-    args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "profile.json").write_text(json.dumps(figures, indent=2))
     print_summary(figures)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,21 @@ def test_kernel_check_reports_evlist_failure(tmp_path: Path) -> None:
         profile.check_kernel_sampled(
             str(perf), tmp_path / "webhook.perf.data", "webhook"
         )
+
+
+def test_main_rejects_bad_results_first(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A --results that cannot be created must fail before any load runs."""
+    fake_perf(tmp_path, ROOT_EVLIST)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+
+    with pytest.raises(SystemExit) as exit_info:
+        profile.main(["--rounds", "1", "--seconds", "1", "--results", f"{blocker}/r"])
+
+    assert exit_info.value.code == 2
+    assert f"--results {blocker}/r" in capsys.readouterr().err

@@ -98,11 +98,15 @@ def parse_report(text: str) -> dict[str, float]:
     return rows
 
 
-def by_area(shares: dict[str, float]) -> dict[str, float]:
-    """Add up percentages per shared object into fractions per area."""
+def by_area(shares: dict[str, float], server: str) -> dict[str, float]:
+    """Add up percentages per shared object of `server` into fractions per area."""
     total = sum(shares.values())
     if total <= 0:
-        raise ProfileError("perf recorded no samples of the server")
+        raise ProfileError(
+            f"perf recorded no samples of {server}, although wrk loaded it. "
+            "Check that `perf record -p PID` of a busy process on this machine "
+            "writes samples that `perf report` shows, then run again."
+        )
     areas = {area: 0.0 for area, _ in AREAS} | {OTHER: 0.0}
     for shared_object, percent in shares.items():
         areas[area_of(shared_object)] += percent / total
@@ -261,7 +265,7 @@ def profile(
                         perf, server, body, expected, seconds, frequency, Path(scratch)
                     )
                     series.cpu_us.append(cpu)
-                    series.areas.append(by_area(parse_report(dsos)))
+                    series.areas.append(by_area(parse_report(dsos), server.name))
                     series.symbols.append(parse_report(symbols))
         finally:
             if spinning is not None:

@@ -200,6 +200,26 @@ def check_kernel_sampled(perf: str, data: Path, server: str) -> None:
         )
 
 
+def stop_recorder(recorder: subprocess.Popen[str], server: str) -> str:
+    """Stop `perf record` with SIGINT, so that it finishes its file; return stderr.
+
+    A perf that does not stop within `PERF_STOP_SECONDS` is killed, so that
+    none outlives the run.
+    """
+    recorder.send_signal(signal.SIGINT)
+    try:
+        _, errors = recorder.communicate(timeout=PERF_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        recorder.kill()
+        recorder.communicate()
+        raise ProfileError(
+            f"perf record of {server} did not stop within {PERF_STOP_SECONDS:g} s "
+            "of SIGINT and was killed. Check that `perf record -p PID` stops on "
+            "Ctrl-C on this machine, then run again."
+        ) from None
+    return errors
+
+
 def profile_round(
     perf: str,
     server: Server,
@@ -217,11 +237,16 @@ def profile_round(
         stderr=subprocess.PIPE,
         text=True,
     )
-    before = tree_cpu_seconds(server.pid)
-    result = run_wrk(server.url + MUTATE_PATH, body, expected, seconds)
-    used = tree_cpu_seconds(server.pid) - before
-    recorder.send_signal(signal.SIGINT)
-    _, errors = recorder.communicate(timeout=PERF_STOP_SECONDS)
+    try:
+        before = tree_cpu_seconds(server.pid)
+        result = run_wrk(server.url + MUTATE_PATH, body, expected, seconds)
+        used = tree_cpu_seconds(server.pid) - before
+    except BaseException:
+        # wrk failed or the run was interrupted, so perf must not outlive it.
+        recorder.kill()
+        recorder.communicate()
+        raise
+    errors = stop_recorder(recorder, server.name)
 
     if not data.exists() or data.stat().st_size == 0:
         raise ProfileError(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -252,3 +256,70 @@ def test_main_rejects_bad_results_first(
 
     assert exit_info.value.code == 2
     assert f"--results {blocker}/r" in capsys.readouterr().err
+
+
+@pytest.fixture
+def fake_recorders() -> Iterator[list[subprocess.Popen[str]]]:
+    """Fake `perf record` processes, each killed with its children at the end."""
+    recorders: list[subprocess.Popen[str]] = []
+    yield recorders
+    for recorder in recorders:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(recorder.pid, signal.SIGKILL)
+        recorder.wait()
+
+
+def start_fake_recorder(
+    directory: Path, script: str, recorders: list[subprocess.Popen[str]]
+) -> subprocess.Popen[str]:
+    """Start `script` as `perf record` in its own process group; wait until it runs."""
+    path = directory / "perf"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    recorder = subprocess.Popen(
+        [str(path), "record"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    recorders.append(recorder)
+    assert recorder.stderr is not None
+    assert recorder.stderr.readline() == "started\n"
+    return recorder
+
+
+def test_stop_recorder_returns_stderr(
+    tmp_path: Path, fake_recorders: list[subprocess.Popen[str]]
+) -> None:
+    # `wait` on a background sleep lets the INT trap run at once.
+    recorder = start_fake_recorder(
+        tmp_path,
+        "sleep 30 & child=$!\n"
+        "trap 'kill $child; echo stopped >&2; exit 0' INT\n"
+        "echo started >&2\n"
+        "wait\n",
+        fake_recorders,
+    )
+
+    errors = profile.stop_recorder(recorder, "webhook")
+
+    assert errors == "stopped\n"
+    assert recorder.returncode == 0
+
+
+def test_stop_recorder_kills_stuck_perf(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_recorders: list[subprocess.Popen[str]],
+) -> None:
+    monkeypatch.setattr(profile, "PERF_STOP_SECONDS", 0.5)
+    recorder = start_fake_recorder(
+        tmp_path, "trap '' INT\necho started >&2\nexec sleep 30\n", fake_recorders
+    )
+
+    with pytest.raises(profile.ProfileError) as error:
+        profile.stop_recorder(recorder, "webhook")
+
+    assert "perf record of webhook did not stop within 0.5 s" in str(error.value)
+    assert recorder.poll() is not None

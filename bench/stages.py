@@ -164,9 +164,15 @@ def measure(count: int, repeats: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__)
-    parser.add_argument("--count", type=int, default=20000, help="calls per repetition")
-    parser.add_argument("--repeats", type=int, default=5, help="repetitions")
+    parser.add_argument(
+        "--count", type=int, default=20000, help="calls per repetition (default 20000)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="repetitions (default 5)"
+    )
     args = parser.parse_args(argv)
+    if args.count < 1 or args.repeats < 1:
+        parser.error("--count and --repeats must be at least 1")
     figures = measure(args.count, args.repeats)
     for name, micros in figures.items():
         print(f"{name:10s} {micros:7.2f} us")

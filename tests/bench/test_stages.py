@@ -119,3 +119,17 @@ def test_calibrate_rejects_zero_rounds(capsys: pytest.CaptureFixture[str]) -> No
 
     assert exit_info.value.code == 2
     assert "--rounds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--count", "0"], ["--count", "-5"], ["--repeats", "0"]],
+)
+def test_stages_rejects_bad_counts(
+    arguments: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        stages.main(arguments)
+
+    assert exit_info.value.code == 2
+    assert arguments[0] in capsys.readouterr().err

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import time
 from collections.abc import MutableMapping
 from typing import Any
 
+import orjson
 import pytest
 
 from bench import bodies, calibrate, reference, services, stages
@@ -133,3 +135,44 @@ def test_stages_rejects_bad_counts(
 
     assert exit_info.value.code == 2
     assert arguments[0] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stage", ["endpoint", "bare"])
+def test_timed_stages_patch_every_reference(stage: str) -> None:
+    """The request that `timed_asgi` sends must come back patched in full."""
+    body = bodies.training_review()
+    app: stages.ASGICallable = (
+        stages.patching_endpoint(body)
+        if stage == "endpoint"
+        else stages.bare_app(stages.confirmed_plan(body)[1])
+    )
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def recording(scope: Any, receive: Any, send: Any) -> None:
+        async def record(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, record)
+
+    loop = stages.new_event_loop()
+    try:
+        stages.timed_asgi(loop, recording, body)(1)
+    finally:
+        loop.close()
+
+    assert sent[0]["status"] == 200
+    response = orjson.loads(sent[1]["body"])["response"]
+    assert response["allowed"] is True
+    patch = orjson.loads(base64.b64decode(response["patch"]))
+    references = {
+        operation["value"]["name"]: operation["value"]["valueFrom"]["secretKeyRef"]
+        for operation in patch
+        if operation["path"].startswith("/spec/containers/")
+    }
+    assert references == {
+        "DB_USER": {"name": "db-creds", "key": "username"},
+        "DB_PASSWORD": {"name": "db-creds", "key": "password"},
+        "AWS_ACCESS_KEY_ID": {"name": "s3-creds", "key": "access-key-id"},
+        "AWS_SECRET_ACCESS_KEY": {"name": "s3-creds", "key": "secret-access-key"},
+        "WANDB_API_KEY": {"name": "wandb", "key": "api-key"},
+    }

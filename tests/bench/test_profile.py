@@ -189,7 +189,7 @@ def test_area_us_averages_middle_rounds() -> None:
     assert sum(areas.values()) == pytest.approx(250.0)
 
 
-# `perf evlist -v` lines as perf 6.1 prints them for root and, with
+# `perf evlist -v` lines of perf 6.1, shortened, for root and, with
 # kernel.perf_event_paranoid at 2, for an unprivileged user.
 ROOT_EVLIST = (
     "cpu-clock:pppH: type: 1, size: 128, { sample_period, sample_freq }: 999, "

@@ -124,7 +124,9 @@ def summarize(spin_us: float, series: list[Rounds]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.calibrate", description=__doc__
+        prog="python -m bench.calibrate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_load_options(
         parser,

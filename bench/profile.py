@@ -341,7 +341,9 @@ def figures_of_area(figures: dict[str, Any], area: str) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.profile", description=__doc__
+        prog="python -m bench.profile",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_load_options(
         parser,

@@ -201,7 +201,7 @@ async def test_pipeline_patches_from_directory(
 
     from webhook.kube.lookups import SecretKeyLookups
     from webhook.kube.secrets import DirectorySecrets
-    from webhook.server.pipeline import build_reviewer
+    from webhook.server.pipeline import build_reviewer, injection_options
     from webhook.settings import ServeSettings
 
     (tmp_path / "s.yaml").write_text(
@@ -210,7 +210,7 @@ async def test_pipeline_patches_from_directory(
     )
     executor = ThreadPoolExecutor(2)
     lookups = SecretKeyLookups(DirectorySecrets(tmp_path), executor, ttl=5)
-    reviewer = build_reviewer(ServeSettings(), lookups)
+    reviewer = build_reviewer(injection_options(ServeSettings()), lookups)
     review = pod_review()
     review["request"]["object"]["spec"]["containers"][0]["env"] = [
         {"name": "U", "value": "SECRET:db-creds,username"}

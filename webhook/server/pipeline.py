@@ -46,12 +46,40 @@ MAX_CONCURRENT_LOOKUPS = MAX_CONCURRENT_CALLS
 FAILED = frozenset({LookupStatus.FORBIDDEN, LookupStatus.TIMEOUT, LookupStatus.ERROR})
 
 
+KINDS_FILE_FIX = (
+    "pass a readable YAML file with a list under 'kinds' of group, version, "
+    "kind and podSpecs, as in examples/workload-kinds.yaml"
+)
+
+
 def load_extra_kinds(path: str | None) -> tuple[WorkloadKind, ...]:
-    """Read the workload kinds file, if one is configured."""
+    """Read the workload kinds file, if one is configured.
+
+    Raises `ValueError` naming the flag, the path, the problem and the fix,
+    so that `serve` stops with one log line instead of a traceback.
+    """
     if not path:
         return ()
-    with Path(path).open(encoding="utf-8") as stream:
-        return load_workload_kinds(yaml.safe_load(stream))
+    try:
+        with Path(path).open(encoding="utf-8") as stream:
+            config = yaml.safe_load(stream)
+    except OSError as error:
+        problem = f"cannot be read: {error.strerror}"
+        raise ValueError(
+            f"--workload-kinds-file {path}: {problem}; {KINDS_FILE_FIX}"
+        ) from None
+    except yaml.YAMLError as error:
+        # The parser's message spans several lines, so it is joined into one.
+        problem = "is not valid YAML: " + " ".join(str(error).split())
+        raise ValueError(
+            f"--workload-kinds-file {path}: {problem}; {KINDS_FILE_FIX}"
+        ) from None
+    try:
+        return load_workload_kinds(config)
+    except ValueError as error:
+        raise ValueError(
+            f"--workload-kinds-file {path}: {error}; {KINDS_FILE_FIX}"
+        ) from None
 
 
 def injection_options(settings: ServeSettings) -> InjectionOptions:
@@ -222,14 +250,14 @@ class ReviewPipeline:
 
 
 def build_reviewer(
-    settings: ServeSettings,
+    options: InjectionOptions,
     lookups: SecretKeyLookups,
     templates: TemplateService | None = None,
     cluster_wide: ClusterWideLookups | None = None,
 ) -> ReviewPipeline:
     """Build the reviewer that /mutate calls for every parsed review."""
     return ReviewPipeline(
-        injection_options(settings),
+        options,
         [lookups.lookup],
         templates,
         lookups.cached,

@@ -38,7 +38,7 @@ from webhook.server.listener import (
 from webhook.server.logs import configure_logging
 from webhook.server.metrics import new_metrics
 from webhook.server.mutate import MutateEndpoint
-from webhook.server.pipeline import build_reviewer
+from webhook.server.pipeline import build_reviewer, injection_options
 from webhook.server.readiness import Readiness
 from webhook.server.templates_route import templates_router
 from webhook.server.workers import run_workers
@@ -193,6 +193,8 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
         MAX_CONCURRENT_CALLS, thread_name_prefix="secret-lookup"
     )
     try:
+        # First, so that a bad option stops `serve` before any file is written.
+        options = injection_options(settings)
         source = build_source(settings)
         certificates = serving_certificates(settings, metrics.registry)
         templates = build_templates(settings, REGISTRY)
@@ -209,7 +211,7 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
     lookups = SecretKeyLookups(
         source, executor, settings.cache_ttl, metrics.count_lookup
     )
-    reviewer = build_reviewer(settings, lookups, templates, cluster_wide)
+    reviewer = build_reviewer(options, lookups, templates, cluster_wide)
     kinds = {kind for _, _, kind in reviewer.options.kinds}
     endpoint = MutateEndpoint(reviewer, metrics, kinds)
     routers = [templates_router(settings.template_namespace)] if templates else []

@@ -137,7 +137,15 @@ def main() -> int:
         context = connect(args.url, args.ca_file, args.wait)
         response = send(args.url, context, build_review(obj, namespace))["response"]
     except OSError as error:
-        print(f"call to {args.url} failed: {error}", file=sys.stderr)
+        if not Path(args.ca_file).exists():
+            print(
+                f"CA file {args.ca_file} does not exist after {args.wait:g} s: run "
+                "this script from the directory where `serve` writes certs/, "
+                "or pass --ca-file",
+                file=sys.stderr,
+            )
+        else:
+            print(f"call to {args.url} failed: {error}", file=sys.stderr)
         return 2
 
     for warning in response.get("warnings", []):

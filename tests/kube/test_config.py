@@ -88,3 +88,31 @@ def test_unparsable_kubeconfig_hides_contents(tmp_path: Path) -> None:
         load_configuration(str(kubeconfig), environ={})
 
     assert "sentinel-token-3f9a" not in str(raised.value)
+
+
+MALFORMED_KUBECONFIGS = {
+    # Each loads with an error other than the client's ConfigException.
+    "not-yaml": "users:\n- name: u\n  user: {token: sentinel-token-3f9a: x}\n",
+    "not-a-mapping": "sentinel-token-3f9a\n",
+    "bad-ca-base64": (
+        "current-context: c\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:1',"
+        " certificate-authority-data: abcde}}]\n"
+        "users: [{name: u, user: {token: sentinel-token-3f9a}}]\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_KUBECONFIGS))
+def test_malformed_kubeconfig_names_path(tmp_path: Path, name: str) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(MALFORMED_KUBECONFIGS[name])
+
+    with pytest.raises(KubeconfigError) as raised:
+        load_configuration(str(kubeconfig), environ={})
+
+    message = str(raised.value)
+    assert f"no usable Kubernetes configuration in {str(kubeconfig)!r}" in message
+    assert "--kubeconfig" in message
+    assert "sentinel-token-3f9a" not in message

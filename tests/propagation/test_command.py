@@ -153,3 +153,27 @@ def test_client_does_not_retry_in_urllib3(
     assert retries == []
     assert client.configuration.retries == 0
     assert client.configuration.host == f"http://127.0.0.1:{port}"
+
+
+def test_load_client_outside_cluster_names_fix() -> None:
+    # tests/conftest.py removes the KUBERNETES_* variables, so the in-cluster
+    # config is missing, as on a laptop.
+    with pytest.raises(SystemExit) as raised:
+        command.load_client(None)
+
+    message = str(raised.value)
+    assert "in-cluster" in message
+    assert "pass --kubeconfig FILE" in message
+
+
+def test_load_client_malformed_kubeconfig_hides_contents(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("sentinel-token-5c1e\n")
+
+    with pytest.raises(SystemExit) as raised:
+        command.load_client(str(kubeconfig))
+
+    message = str(raised.value)
+    assert f"no usable Kubernetes configuration in {str(kubeconfig)!r}" in message
+    assert "--kubeconfig" in message
+    assert "sentinel-token-5c1e" not in message

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import yaml
 from kubernetes import client
 from kubernetes.config import incluster_config, kube_config
 from kubernetes.config.config_exception import ConfigException
@@ -31,6 +32,19 @@ def default_kubeconfig(environ: Mapping[str, str]) -> str:
         return explicit
     home = environ.get("HOME") or str(Path.home())
     return str(Path(home) / ".kube" / "config")
+
+
+# Errors of the client's kubeconfig loader for a file it cannot use. Besides
+# its own ConfigException, a malformed file raises a YAML, base64
+# (ValueError) or type error from the parsing underneath.
+_KUBECONFIG_ERRORS = (
+    ConfigException,
+    OSError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    yaml.YAMLError,
+)
 
 
 class KubeconfigError(ValueError):
@@ -66,22 +80,13 @@ def load_configuration(
                 "--kubeconfig FILE"
             ) from error
     else:
-        path = kubeconfig or default_kubeconfig(env)
-        try:
-            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=path,
-                client_configuration=configuration,
-                persist_config=False,
-            )
-        except (ConfigException, OSError) as error:
-            # The client's own message may quote a kubeconfig line, token
-            # included, so only the path and the error type are reported.
-            raise KubeconfigError(
-                f"no usable Kubernetes configuration in {path!r} "
-                f"({type(error).__name__}); pass --kubeconfig FILE, set "
-                "KUBECONFIG, run in a pod with a service account, or serve "
-                "from a folder of Secret manifests with --secrets-dir DIR"
-            ) from error
+        load_kubeconfig_file(
+            kubeconfig or default_kubeconfig(env),
+            configuration,
+            "pass --kubeconfig FILE, set KUBECONFIG, run in a pod with a service "
+            "account, or serve from a folder of Secret manifests with "
+            "--secrets-dir DIR",
+        )
 
     # A retry could outlive the review's deadline; the caller decides instead.
     configuration.retries = 0
@@ -89,6 +94,28 @@ def load_configuration(
     # discarded under load (urllib3 keeps at most this many per host).
     configuration.connection_pool_maxsize = MAX_CONCURRENT_CALLS
     return configuration
+
+
+def load_kubeconfig_file(
+    path: str, configuration: client.Configuration, fix: str
+) -> None:
+    """Load the kubeconfig file `path` into `configuration`.
+
+    Raises KubeconfigError naming the path, the error type and `fix`.
+    """
+    try:
+        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=path,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    except _KUBECONFIG_ERRORS as error:
+        # The client's own message may quote a kubeconfig line, token
+        # included, so only the path and the error type are reported.
+        raise KubeconfigError(
+            f"no usable Kubernetes configuration in {path!r} "
+            f"({type(error).__name__}); {fix}"
+        ) from error
 
 
 def new_api_client(kubeconfig: str | None) -> client.ApiClient:

@@ -21,8 +21,10 @@ from typing import Any
 
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
+from kubernetes.config.config_exception import ConfigException
 from prometheus_client import start_http_server
 
+from webhook.kube.config import KubeconfigError, load_kubeconfig_file
 from webhook.propagation.controller import Controller
 from webhook.propagation.settings import (
     LeaseTiming,
@@ -198,19 +200,28 @@ def load_client(kubeconfig: str | None) -> ApiClient:
     """Return an API client from a kubeconfig file, or from the in-cluster config.
 
     Without a file this never reads ~/.kube/config or $KUBECONFIG, so a
-    forgotten flag cannot aim the controller at another cluster.
+    forgotten flag cannot aim the controller at another cluster. Raises
+    `SystemExit` with the fix when the file or the in-cluster config is not
+    usable.
     """
     configuration = Configuration()
     if kubeconfig:
-        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig,
-            client_configuration=configuration,
-            persist_config=False,
-        )
+        try:
+            load_kubeconfig_file(
+                kubeconfig, configuration, "pass a readable kubeconfig as --kubeconfig"
+            )
+        except KubeconfigError as error:
+            raise SystemExit(str(error)) from None
     else:
-        kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
-            client_configuration=configuration
-        )
+        try:
+            kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+        except ConfigException as error:
+            raise SystemExit(
+                f"no in-cluster config ({error}); run in a pod with a service "
+                "account, or pass --kubeconfig FILE"
+            ) from None
     # urllib3 would retry each failed call three times and log a warning
     # for each. The controller backs off and retries on its own instead.
     configuration.retries = 0

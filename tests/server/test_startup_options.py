@@ -1,13 +1,15 @@
-"""Startup errors for option values read at start: a message, not a traceback.
+"""Startup errors for option values: one message, not a traceback.
 
-An admin who gives `serve` a bad workload kinds file or annotation prefix
-gets one "startup failed" line that names the flag, the value and the fix,
-and no certificate files are written first.
+An admin who gives `serve` a bad workload kinds file, an invalid
+annotation prefix or a port in use gets one "startup failed" line that
+names the flag, the value and the fix. A bad option stops `serve` before
+it writes development certificates.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +22,14 @@ KINDS_FIX = "as in examples/workload-kinds.yaml"
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
-def _serve(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+def _serve(
+    tmp_path: Path, *flags: str, port: int = 0
+) -> subprocess.CompletedProcess[str]:
     secrets = tmp_path / "secrets"
     secrets.mkdir(exist_ok=True)
     command = [
         sys.executable, "-m", "webhook", "serve",
-        "--host", "127.0.0.1", "--port", "0", "--log-format", "text",
+        "--host", "127.0.0.1", "--port", str(port), "--log-format", "text",
         "--secrets-dir", str(secrets), *flags,
     ]  # fmt: skip
     # The service writes development certificates into its working
@@ -89,3 +93,19 @@ def test_serve_reports_bad_option_without_traceback(
     assert "startup failed" in done.stderr
     assert expected in done.stderr
     assert not (tmp_path / "certs").exists()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_port_in_use_names_flags(tmp_path: Path, workers: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        done = _serve(tmp_path, "--workers", workers, port=port)
+
+    assert done.returncode == 1, done.stderr
+    assert "startup failed" in done.stderr
+    assert f"--host 127.0.0.1 --port {port}" in done.stderr
+    assert "Address already in use" in done.stderr
+    assert "listening" not in done.stderr

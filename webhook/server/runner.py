@@ -41,7 +41,7 @@ from webhook.server.mutate import MutateEndpoint
 from webhook.server.pipeline import build_reviewer, injection_options
 from webhook.server.readiness import Readiness
 from webhook.server.templates_route import templates_router
-from webhook.server.workers import run_workers
+from webhook.server.workers import bind, run_workers
 from webhook.settings import ServeSettings
 from webhook.templates.service import TemplateService
 from webhook.tls.serving import ServingCertificates
@@ -199,6 +199,10 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
         certificates = serving_certificates(settings, metrics.registry)
         templates = build_templates(settings, REGISTRY)
         cluster_wide = build_cluster_wide(settings, source, executor)
+        # Bound here, not by uvicorn, so that a port in use or a bad address
+        # stops `serve` with the flags named before "listening" is logged.
+        if listener is None:
+            listener = bind(settings.host, settings.port)
     except (OSError, ValueError) as error:
         logger.error("startup failed", extra={"error": str(error)})
         return 1
@@ -229,7 +233,7 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
         "listening",
         extra={
             "host": settings.host,
-            "port": settings.port,
+            "port": listener.getsockname()[1],
             "on_missing": settings.on_missing,
         },
     )

@@ -49,12 +49,23 @@ BACKLOG = 2048
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """Bind the listening socket that every worker accepts connections on."""
+    """Bind the socket that the server, or every worker, accepts connections on.
+
+    Raises `OSError` naming --host, --port, the reason and the fix.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, port))
-    listener.listen(BACKLOG)
+    try:
+        listener.bind((host, port))
+        listener.listen(BACKLOG)
+    except OSError as error:
+        listener.close()
+        raise OSError(
+            error.errno,
+            f"cannot listen on --host {host} --port {port}: {error.strerror}; "
+            "pass a free port and an address of this machine",
+        ) from None
     listener.set_inheritable(True)
     return listener
 

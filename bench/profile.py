@@ -1,4 +1,4 @@
-"""Where each server's CPU time goes under load, by the code that ran.
+"""The split of each server's CPU time under load by the code that ran.
 
     python -m bench.profile [--rounds 3] [--seconds 5] [--spin-us 20] [--symbols 8]
 
@@ -52,7 +52,7 @@ from bench.wrk import run_wrk
 PERF_STOP_SECONDS = 30.0
 
 # Areas of the stack, each named by the start of its shared objects' file
-# names. The first match wins; anything else counts as "other".
+# names. The first match wins, and anything else counts as "other".
 AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Python interpreter", ("libpython", "python3")),
     ("kernel", ("[kernel",)),
@@ -140,7 +140,7 @@ class Profile:
         }
 
     def top_symbols(self, count: int) -> list[tuple[str, float]]:
-        """Return the `count` symbols with most us per review, medians over rounds."""
+        """Return the `count` symbols with the most us per review (round medians)."""
         names = {name for symbols in self.symbols for name in symbols}
         medians = {
             name: statistics.median(
@@ -176,7 +176,7 @@ def perf_report(perf: str, data: Path, sort: str) -> str:
 
 
 def check_kernel_sampled(perf: str, data: Path, server: str) -> None:
-    """Raise `ProfileError` if `data` holds user-space samples only.
+    """Raise `ProfileError` if `data` contains user-space samples only.
 
     Without the right to profile the kernel, perf samples user space alone
     and says so only in a warning. The kernel's share of the CPU time read
@@ -198,6 +198,18 @@ def check_kernel_sampled(perf: str, data: Path, server: str) -> None:
             "time would be counted in the other areas. Run as root, or set "
             "kernel.perf_event_paranoid to 1 or lower."
         )
+
+
+def check_recorded(data: Path, status: int, errors: str, server: str) -> None:
+    """Raise `ProfileError` if `perf record` left no data file, or an empty one."""
+    if data.exists() and data.stat().st_size > 0:
+        return
+    error_output = errors.strip() or "nothing on stderr"
+    raise ProfileError(
+        f"perf record wrote no samples of {server} (exit status {status}, "
+        f"{error_output}). Check that `perf record -p PID` writes a file on this "
+        "machine: run as root, or set kernel.perf_event_paranoid to 1 or lower."
+    )
 
 
 def stop_recorder(recorder: subprocess.Popen[str], server: str) -> str:
@@ -248,12 +260,7 @@ def profile_round(
         raise
     errors = stop_recorder(recorder, server.name)
 
-    if not data.exists() or data.stat().st_size == 0:
-        raise ProfileError(
-            f"perf record wrote no samples of {server.name} (exit status "
-            f"{recorder.returncode}): {errors.strip()}. Run as root, or set "
-            "kernel.perf_event_paranoid to 1 or lower."
-        )
+    check_recorded(data, recorder.returncode, errors, server.name)
     check_kernel_sampled(perf, data, server.name)
     if result.failed or result.socket_errors:
         raise ProfileError(
@@ -330,6 +337,8 @@ def print_summary(figures: dict[str, Any]) -> None:
         )
         print(f"{label:28s}" + " " * width + added)
     for name, server in figures.items():
+        if not server["top_symbols_us"]:
+            continue
         print(f"\n{name}: symbols with the most CPU per review")
         for row in server["top_symbols_us"]:
             print(f"  {row['us']:6.2f} us  {row['symbol']}")

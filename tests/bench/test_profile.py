@@ -323,3 +323,44 @@ def test_stop_recorder_kills_stuck_perf(
 
     assert "perf record of webhook did not stop within 0.5 s" in str(error.value)
     assert recorder.poll() is not None
+
+
+@pytest.mark.parametrize(
+    ("errors", "shown"),
+    [("", "nothing on stderr"), ("Permission denied\n", "Permission denied")],
+)
+def test_check_recorded_rejects_empty_file(
+    tmp_path: Path, errors: str, shown: str
+) -> None:
+    data = tmp_path / "perf.data"
+    data.write_bytes(b"")
+
+    with pytest.raises(profile.ProfileError) as error:
+        profile.check_recorded(data, 0, errors, "webhook")
+
+    message = str(error.value)
+    assert "of webhook (exit status 0, " + shown + ")" in message
+    assert "perf_event_paranoid" in message
+
+
+def test_check_recorded_accepts_written_file(tmp_path: Path) -> None:
+    data = tmp_path / "perf.data"
+    data.write_bytes(b"PERFILE2")
+
+    profile.check_recorded(data, 0, "", "webhook")
+
+
+def test_print_summary_skips_empty_symbol_lists(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = {"cpu_us_per_review": 50.0, "areas_us": {"kernel": 50.0}}
+    figures = {
+        "reference": {**server, "top_symbols_us": []},
+        "webhook": {**server, "top_symbols_us": [{"symbol": "main", "us": 1.0}]},
+    }
+
+    profile.print_summary(figures)
+
+    printed = capsys.readouterr().out
+    assert "reference: symbols" not in printed
+    assert "webhook: symbols" in printed

@@ -460,5 +460,11 @@ def test_terminating_namespace_left_alone(
     # controller neither deletes it nor creates one in a new leaving namespace.
     assert secret(fake_kube, "runai-leaving", "regcred") is not None
     assert secret(fake_kube, "runai-late-leaving", "regcred") is None
-    leaving = [w for w in writes(fake_kube) if w.namespace.endswith("leaving")]
-    assert [w.verb for w in leaving] == ["create"]
+    verbs = {
+        namespace: [w.verb for w in writes(fake_kube) if w.namespace == namespace]
+        for namespace in ("runai-leaving", "runai-late-leaving")
+    }
+    assert verbs["runai-leaving"] == ["create"]
+    # The controller may see runai-late-leaving before it is marked
+    # Terminating and try one create, which the API rejects. None may follow.
+    assert verbs["runai-late-leaving"] in ([], ["create"])

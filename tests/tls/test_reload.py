@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.client
 import logging
+import os
 import ssl
 import time
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,13 @@ def _serve_files(cert_file: Path, key_file: Path) -> ServingCertificates:
     return ServingCertificates.from_files(
         cert_file, key_file, poll_interval=POLL_INTERVAL
     )
+
+
+def _replace_file(path: Path, content: bytes) -> None:
+    """Replace `path` with `content` in one rename, as a mounted Secret changes."""
+    staged = path.with_name(path.name + ".new")
+    staged.write_bytes(content)
+    os.replace(staged, path)
 
 
 def _wait_until_served(port: int, context: ssl.SSLContext, leaf: pki.KeyPair) -> None:
@@ -104,11 +112,13 @@ def test_mismatched_pair_rejected_old_kept(
         _serve_files(tmp_path / "tls.crt", tmp_path / "tls.key")
     ) as port:
         with caplog.at_level(logging.INFO, logger="webhook.tls"):
-            (tmp_path / "tls.crt").write_bytes(second.cert_pem)
+            # Each file is replaced whole, so that a poll never reads one half
+            # written, which would be a second, different rejection.
+            _replace_file(tmp_path / "tls.crt", second.cert_pem)
             time.sleep(POLL_INTERVAL * 5)
             assert handshake(port, context) == first.cert.serial_number
 
-            (tmp_path / "tls.key").write_bytes(second.key_pem)
+            _replace_file(tmp_path / "tls.key", second.key_pem)
             _wait_until_served(port, context, second)
 
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]

@@ -94,3 +94,29 @@ def test_status_message_is_cut() -> None:
     assert len(status_message(body)) == 200
     assert status_message(b"not json") == ""
     assert status_message(None) == ""
+
+
+@pytest.mark.parametrize(
+    ("metadata", "section", "problem"),
+    [
+        ("{name: Bad_Name}", "data: {}", "metadata.name 'Bad_Name' is not a valid"),
+        ("{name: 42}", "data: {}", "metadata.name 42 is not a valid"),
+        ("{name: ok, namespace: Team_A}", "data: {}", "metadata.namespace 'Team_A'"),
+        ("{name: ok}", "data: [token]", "data is a list, not a mapping"),
+        ("{name: ok}", "stringData: token", "stringData is a str, not a mapping"),
+    ],
+)
+def test_directory_rejects_invalid_secret(
+    tmp_path: Path, metadata: str, section: str, problem: str
+) -> None:
+    (tmp_path / "bad.yaml").write_text(
+        f"kind: Secret\nmetadata: {metadata}\n{section}\n"
+    )
+
+    with pytest.raises(ValueError) as raised:
+        DirectorySecrets(tmp_path)
+
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'bad.yaml'}: ")
+    assert problem in message
+    assert "kube-apiserver would reject it" in message

@@ -22,6 +22,9 @@ _DNS1123_SUBDOMAIN = re.compile(
     r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 )
 _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+# A namespace name is a DNS-1123 label: at most 63 characters.
+MAX_LABEL_CHARS = 63
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -74,6 +77,11 @@ def parse_reference(value: str) -> SecretRef:
     check_secret_name(secret)
     check_secret_key(key)
     return SecretRef(secret, key)
+
+
+def is_dns_label(text: str) -> bool:
+    """Tell whether `text` is a DNS-1123 label, such as a namespace name."""
+    return len(text) <= MAX_LABEL_CHARS and _DNS1123_LABEL.fullmatch(text) is not None
 
 
 def is_dns_subdomain(text: str) -> bool:

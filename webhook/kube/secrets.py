@@ -20,6 +20,7 @@ from kubernetes import client
 from kubernetes.config.config_exception import ConfigException
 
 from webhook.admission.lookups import LookupStatus, SecretLookup
+from webhook.admission.references import is_dns_label, is_dns_subdomain
 
 logger = logging.getLogger(__name__)
 
@@ -222,11 +223,7 @@ class DirectorySecrets:
             for document in iter_documents(stream.read(), path):
                 if not isinstance(document, dict) or document.get("kind") != "Secret":
                     continue
-                metadata = document.get("metadata") or {}
-                name = metadata.get("name")
-                if not name:
-                    raise ValueError(f"{path}: a Secret has no metadata.name")
-                namespace = metadata.get("namespace") or "default"
+                namespace, name = secret_identity(document, path)
                 self._keys[(namespace, name)] = key_names(document)
 
     def fetch(self, namespace: str, name: str, timeout: float) -> SecretLookup:
@@ -237,6 +234,47 @@ class DirectorySecrets:
 
     def probe(self, timeout: float) -> bool:
         return True
+
+
+def secret_identity(document: dict[str, Any], path: Path) -> tuple[str, str]:
+    """Return the namespace and name of a Secret manifest read from `path`.
+
+    Raises `ValueError` for a manifest that kube-apiserver would reject,
+    because a Secret with an invalid name could never be referenced and
+    would go unnoticed. The message names fields and types, never a value.
+    """
+    metadata = document.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    name = metadata.get("name")
+    if not name:
+        raise ValueError(f"{path}: a Secret has no metadata.name")
+    namespace = metadata.get("namespace") or "default"
+    problem = ""
+    if not isinstance(name, str) or not is_dns_subdomain(name):
+        problem = (
+            f"metadata.name {name!r} is not a valid Secret name (a DNS-1123 "
+            "subdomain: lower case letters, digits, '-' and '.')"
+        )
+    elif not isinstance(namespace, str) or not is_dns_label(namespace):
+        problem = (
+            f"metadata.namespace {namespace!r} is not a valid namespace name (a "
+            "DNS-1123 label: lower case letters, digits and '-', at most 63)"
+        )
+    else:
+        for field in ("data", "stringData"):
+            section = document.get(field)
+            if section is not None and not isinstance(section, dict):
+                type_name = type(section).__name__
+                problem = (
+                    f"{field} is a {type_name}, not a mapping of key names to values"
+                )
+                break
+    if problem:
+        raise ValueError(
+            f"{path}: {problem}, so kube-apiserver would reject it. Fix the "
+            "manifest or move it out of the secrets directory."
+        )
+    return namespace, name
 
 
 def iter_documents(text: str, path: Path) -> Iterator[Any]:

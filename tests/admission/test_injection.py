@@ -100,9 +100,7 @@ def test_value_from_with_placeholder_value_is_untouched() -> None:
 
 def test_pod_without_placeholders_is_allowed_without_lookups() -> None:
     for version in ("admission.k8s.io/v1", "admission.k8s.io/v1beta1"):
-        rv = review(
-            pod(container("app", env("A", "secret:lowercase"))), api_version=version
-        )
+        rv = review(pod(container("app", env("A", "plain value"))), api_version=version)
         outcome = plan_review(rv, InjectionOptions())
         assert not isinstance(outcome, Plan)
         assert build_response(rv, outcome) == {
@@ -343,3 +341,53 @@ def test_object_namespace_never_replaces_request_namespace() -> None:
     decision = run(review(obj, namespace=None))
     assert not decision.allowed
     assert decision.code == 400
+
+
+def test_lower_case_prefix_is_kept_with_warning() -> None:
+    for value in ("secret:db-creds,password", "Secret:db-creds,password"):
+        rv = review(pod(container("app", env("DB_PASSWORD", value))))
+
+        outcome = plan_review(rv, InjectionOptions())
+
+        assert not isinstance(outcome, Plan)
+        assert outcome.allowed
+        assert outcome.patch == ()
+        (warning,) = outcome.warnings
+        assert 'env var "DB_PASSWORD" in container "app"' in warning
+        assert f'starts with "{value[:7]}"' in warning
+        assert "SECRET:<secret-name>,<secret-key>" in warning
+        # Only the prefix is quoted: the rest may be a literal value.
+        assert "db-creds,password" not in warning
+
+
+def test_lower_case_prefix_beside_reference_warns_once() -> None:
+    obj = pod(
+        container(
+            "app",
+            env("A", "secret:db-creds,username"),
+            env("B", "SECRET:db-creds,username"),
+            env("C", "secretary"),
+        )
+    )
+
+    decision = run(review(obj), lookups=DB_CREDS)
+
+    assert decision.allowed
+    assert patch_paths(decision) == [
+        "/spec/containers/0/env/1",
+        "/metadata/annotations",
+    ]
+    assert len(decision.warnings) == 1
+    assert 'env var "A"' in decision.warnings[0]
+
+
+def test_opt_out_skips_lower_case_warning() -> None:
+    obj = pod(
+        container("app", env("A", "secret:db-creds,username")),
+        annotations={"runai-secrets-webhook/inject": "false"},
+    )
+
+    outcome = plan_review(review(obj), InjectionOptions())
+
+    assert not isinstance(outcome, Plan)
+    assert outcome.warnings == ()

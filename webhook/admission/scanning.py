@@ -21,6 +21,10 @@ from webhook.admission.references import (
     secret_key_ref_entry,
 )
 
+# A value that starts with PREFIX is a reference. One that starts with a
+# lower case spelling of it was most likely meant as one, so it gets a warning.
+PREFIXES_ANY_CASE = (PREFIX, PREFIX.lower(), PREFIX.capitalize())
+
 # Most distinct secrets one review may refer to. Each needs an API call (or
 # a cache hit), and all must finish inside kube-apiserver's default webhook
 # timeout of 10 s. At 16 calls at once and tens of milliseconds each, 256
@@ -152,14 +156,18 @@ class Scan:
                 if type(entry) is not dict:
                     continue
                 value = entry.get("value")
-                if (
-                    type(value) is str
-                    and value.startswith(PREFIX)
+                # One call separates references and their lower case
+                # misspellings from every other value.
+                if type(value) is not str or not value.startswith(PREFIXES_ANY_CASE):
+                    continue
+                if "valueFrom" in entry:
                     # The author's own valueFrom entries, optional ones
                     # included, are never read or changed.
-                    and "valueFrom" not in entry
-                ):
+                    continue
+                if value.startswith(PREFIX):
                     self._convert(entry, value, index, path, container_name)
+                else:
+                    self._warn_case(entry, value, container_name)
 
         if additions:
             defined = _defined_names(entries)
@@ -177,6 +185,19 @@ class Scan:
             replace_env_entry(path, index, secret_key_ref_entry(env_var, ref))
         )
         self.injected.append(f"{container}/{env_var}")
+
+    def _warn_case(self, entry: dict[str, Any], value: str, container: str) -> None:
+        """Warn that a value spelled like a reference but not in upper case is kept.
+
+        Only the prefix is quoted, since the rest may be a literal value.
+        """
+        env_var = entry.get("name")
+        place = describe_place(env_var if type(env_var) is str else "", container)
+        self.warnings.append(
+            f"{place} starts with {quote(value[: len(PREFIX)])}, which is not a "
+            f"secret reference, so its value is kept as plain text. Write "
+            f"{PREFIX} in upper case to refer to a secret: {EXPECTED_FORM}."
+        )
 
     def _add(
         self,

@@ -236,3 +236,30 @@ def test_empty_containers_annotation_means_all() -> None:
         [USER_REF],
         [USER_REF],
     ]
+
+
+def test_lower_case_annotation_line_is_denied() -> None:
+    # Every line of the annotation must be a reference, so a lower case
+    # prefix is an error there, not a literal value with a warning.
+    obj = pod(container("app"), annotations={ENV: "DB_USER=secret:db-creds,username"})
+
+    decision = run(review(obj))
+
+    assert not decision.allowed
+    assert decision.code == 400
+    assert "does not start with 'SECRET:'" in decision.message
+
+
+def test_lower_case_template_addition_warns() -> None:
+    rv = review(pod(container("app")))
+
+    outcome = plan_review(
+        rv, InjectionOptions(), [EnvAddition("T", "Secret:x,y", "template gpu")]
+    )
+
+    assert not isinstance(outcome, Plan)
+    assert apply(rv, outcome)["spec"]["containers"][0]["env"] == [
+        env("T", "Secret:x,y")
+    ]
+    (warning,) = outcome.warnings
+    assert 'env var "T" in container "app" from template gpu starts with' in warning

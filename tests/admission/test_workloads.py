@@ -363,3 +363,15 @@ def test_unknown_container_listed_once_per_name() -> None:
         'container "trainer", which is not one of its containers ("pytorch"). Fix the '
         "name or remove it from the annotation."
     )
+
+
+def test_v2_lower_case_value_warns() -> None:
+    items = {"DB_PASS": {"value": "secret:db-creds,password"}}
+    rv = review(v2_workload("TrainingWorkload", items), kind="TrainingWorkload")
+
+    decision = run(rv)
+
+    assert decision.allowed
+    assert decision.patch == ()
+    (warning,) = decision.warnings
+    assert warning.startswith('env var "DB_PASS" starts with "secret:"')

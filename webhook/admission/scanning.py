@@ -5,7 +5,7 @@ to check and which patch operations to send if every check passes.
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from webhook.admission.additions import EnvAddition
 from webhook.admission.decisions import PatchOperation, quote
@@ -167,7 +167,9 @@ class Scan:
                 if value.startswith(PREFIX):
                     self._convert(entry, value, index, path, container_name)
                 else:
-                    self._warn_case(entry, value, container_name)
+                    name = entry.get("name")
+                    env_var = name if type(name) is str else ""
+                    self._warn_case(value, env_var, container_name)
 
         if additions:
             defined = _defined_names(entries)
@@ -186,13 +188,14 @@ class Scan:
         )
         self.injected.append(f"{container}/{env_var}")
 
-    def _warn_case(self, entry: dict[str, Any], value: str, container: str) -> None:
+    def _warn_case(
+        self, value: str, env_var: str, container: str, origin: str = ""
+    ) -> None:
         """Warn that a value spelled like a reference but not in upper case is kept.
 
         Only the prefix is quoted, since the rest may be a literal value.
         """
-        env_var = entry.get("name")
-        place = describe_place(env_var if type(env_var) is str else "", container)
+        place = describe_place(env_var, container, origin)
         self.warnings.append(
             f"{place} starts with {quote(value[: len(PREFIX)])}, which is not a "
             f"secret reference, so its value is kept as plain text. Write "
@@ -230,6 +233,10 @@ class Scan:
         self, addition: EnvAddition, container: str
     ) -> tuple[dict[str, Any], SecretRef | None]:
         if not is_placeholder(addition.value):
+            if is_misspelled(addition.value):
+                self._warn_case(
+                    addition.value, addition.name, container, addition.origin
+                )
             return {"name": addition.name, "value": addition.value}, None
         ref = self.parse(addition.value, addition.name, container, addition.origin)
         return secret_key_ref_entry(addition.name, ref), ref
@@ -271,6 +278,8 @@ class Scan:
         if is_placeholder(addition.value):
             ref = self.parse(addition.value, addition.name, "", addition.origin)
             self._use(ReferenceUse(ref, addition.name, "", addition.origin))
+        elif is_misspelled(addition.value):
+            self._warn_case(addition.value, addition.name, "", addition.origin)
 
     def scan_environment_items(self, items: object) -> None:
         """Check a Run:AI v2 env map (`NAME: {value: ...}`) without rewriting it."""
@@ -278,9 +287,13 @@ class Scan:
             return
         for env_var, item in items.items():
             value = item.get("value") if isinstance(item, dict) else None
-            if isinstance(env_var, str) and is_placeholder(value):
+            if not isinstance(env_var, str):
+                continue
+            if is_placeholder(value):
                 ref = self.parse(value, env_var, "")
                 self._use(ReferenceUse(ref, env_var))
+            elif is_misspelled(value):
+                self._warn_case(value, env_var, "")
 
     def parse(
         self, value: str, env_var: str, container: str, origin: str = ""
@@ -298,6 +311,15 @@ class Scan:
                 log_message=f"{self.subject}, {place}: the value (not logged) "
                 f"{problem}",
             ) from None
+
+
+def is_misspelled(value: object) -> TypeGuard[str]:
+    """Tell whether `value` starts with a lower case spelling of the prefix."""
+    return (
+        isinstance(value, str)
+        and value.startswith(PREFIXES_ANY_CASE)
+        and not value.startswith(PREFIX)
+    )
 
 
 def _defined_names(entries: list[Any]) -> dict[str, Mapping[str, Any]]:

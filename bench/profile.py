@@ -163,36 +163,37 @@ def perf_path() -> str:
     return found
 
 
-def perf_report(perf: str, data: Path, sort: str) -> str:
+def run_perf(perf: str, arguments: list[str], failure: str) -> str:
+    """Run a perf subcommand and return its output, raising `ProfileError` on failure.
+
+    `failure` starts the error message, for example "perf report failed".
+    """
     result = subprocess.run(
-        [perf, "report", "-i", str(data), "--sort", sort, "--stdio"],
-        capture_output=True,
-        text=True,
-        check=False,
+        [perf, *arguments], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise ProfileError(f"perf report failed: {result.stderr.strip()}")
+        raise ProfileError(f"{failure}: {result.stderr.strip()}")
     return result.stdout
+
+
+def perf_report(perf: str, data: Path, sort: str) -> str:
+    arguments = ["report", "-i", str(data), "--sort", sort, "--stdio"]
+    return run_perf(perf, arguments, "perf report failed")
 
 
 def check_kernel_sampled(perf: str, data: Path, server: str) -> None:
     """Raise `ProfileError` if `data` contains user-space samples only.
 
     Without the right to profile the kernel, perf samples user space alone
-    and says so only in a warning. The kernel's share of the CPU time read
+    and reports it only in a warning. The kernel's share of the CPU time read
     from /proc would then be split among the other areas.
     """
-    result = subprocess.run(
-        [perf, "evlist", "-v", "-i", str(data)],
-        capture_output=True,
-        text=True,
-        check=False,
+    events = run_perf(
+        perf,
+        ["evlist", "-v", "-i", str(data)],
+        f"perf evlist failed on the samples of {server}",
     )
-    if result.returncode != 0:
-        raise ProfileError(
-            f"perf evlist failed on the samples of {server}: {result.stderr.strip()}"
-        )
-    if "exclude_kernel: 1" in result.stdout:
+    if "exclude_kernel: 1" in events:
         raise ProfileError(
             f"perf sampled only the user space of {server}, so the kernel's CPU "
             "time would be counted in the other areas. Run as root, or set "

@@ -248,33 +248,34 @@ def secret_identity(document: dict[str, Any], path: Path) -> tuple[str, str]:
     name = metadata.get("name")
     if not name:
         raise ValueError(f"{path}: a Secret has no metadata.name")
-    namespace = metadata.get("namespace") or "default"
-    problem = ""
     if not isinstance(name, str) or not is_dns_subdomain(name):
-        problem = (
+        raise _rejected(
+            path,
             f"metadata.name {name!r} is not a valid Secret name (a DNS-1123 "
-            "subdomain: lower case letters, digits, '-' and '.')"
+            "subdomain: lower case letters, digits, '-' and '.')",
         )
-    elif not isinstance(namespace, str) or not is_dns_label(namespace):
-        problem = (
+    namespace = metadata.get("namespace") or "default"
+    if not isinstance(namespace, str) or not is_dns_label(namespace):
+        raise _rejected(
+            path,
             f"metadata.namespace {namespace!r} is not a valid namespace name (a "
-            "DNS-1123 label: lower case letters, digits and '-', at most 63)"
+            "DNS-1123 label: lower case letters, digits and '-', at most 63)",
         )
-    else:
-        for field in ("data", "stringData"):
-            section = document.get(field)
-            if section is not None and not isinstance(section, dict):
-                type_name = type(section).__name__
-                problem = (
-                    f"{field} is a {type_name}, not a mapping of key names to values"
-                )
-                break
-    if problem:
-        raise ValueError(
-            f"{path}: {problem}, so kube-apiserver would reject it. Fix the "
-            "manifest or move it out of the secrets directory."
-        )
+    for field in ("data", "stringData"):
+        section = document.get(field)
+        if section is not None and not isinstance(section, dict):
+            type_name = type(section).__name__
+            raise _rejected(
+                path, f"{field} is a {type_name}, not a mapping of key names to values"
+            )
     return namespace, name
+
+
+def _rejected(path: Path, problem: str) -> ValueError:
+    return ValueError(
+        f"{path}: {problem}, so kube-apiserver would reject it. Fix the "
+        "manifest or move it out of the secrets directory."
+    )
 
 
 def iter_documents(text: str, path: Path) -> Iterator[Any]:

@@ -62,24 +62,17 @@ def load_extra_kinds(path: str | None) -> tuple[WorkloadKind, ...]:
         return ()
     try:
         with Path(path).open(encoding="utf-8") as stream:
-            config = yaml.safe_load(stream)
+            return load_workload_kinds(yaml.safe_load(stream))
     except OSError as error:
         problem = f"cannot be read: {error.strerror}"
-        raise ValueError(
-            f"--workload-kinds-file {path}: {problem}; {KINDS_FILE_FIX}"
-        ) from None
     except yaml.YAMLError as error:
         # The parser's message spans several lines, so it is joined into one.
         problem = "is not valid YAML: " + " ".join(str(error).split())
-        raise ValueError(
-            f"--workload-kinds-file {path}: {problem}; {KINDS_FILE_FIX}"
-        ) from None
-    try:
-        return load_workload_kinds(config)
     except ValueError as error:
-        raise ValueError(
-            f"--workload-kinds-file {path}: {error}; {KINDS_FILE_FIX}"
-        ) from None
+        problem = str(error)
+    raise ValueError(
+        f"--workload-kinds-file {path}: {problem}; {KINDS_FILE_FIX}"
+    ) from None
 
 
 def injection_options(settings: ServeSettings) -> InjectionOptions:

@@ -73,21 +73,34 @@ def calibrate(spin_us: float, rounds: int, seconds: int) -> dict[str, Any]:
         body.write_bytes(bodies.training_review())
         spinning = start_spinning_reference(stack, spin_us)
         try:
-            servers = [
-                (Rounds("reference"), stack.reference, EXPECTED_REFERENCE),
-                (Rounds("reference+spin"), spinning, EXPECTED_REFERENCE),
-                (Rounds("webhook"), stack.ours, EXPECTED_WEBHOOK),
-            ]
-            for _, server, expected in servers:
-                load_round(server, body, expected, 1)
-            for _ in range(rounds):
-                for series, server, expected in servers:
-                    rate, cpu = load_round(server, body, expected, seconds)
-                    series.rates.append(rate)
-                    series.cpu_us.append(cpu)
+            series = load_in_turns(
+                [
+                    ("reference", stack.reference, EXPECTED_REFERENCE),
+                    ("reference+spin", spinning, EXPECTED_REFERENCE),
+                    ("webhook", stack.ours, EXPECTED_WEBHOOK),
+                ],
+                body,
+                rounds,
+                seconds,
+            )
         finally:
             stop_server(spinning)
-    return summarize(spin_us, [series for series, _, _ in servers])
+    return summarize(spin_us, series)
+
+
+def load_in_turns(
+    servers: list[tuple[str, Server, str]], body: Path, rounds: int, seconds: float
+) -> list[Rounds]:
+    """Load each (name, server, expected text) in turns, after a 1 s warm-up each."""
+    series = [Rounds(name) for name, _, _ in servers]
+    for _, server, expected in servers:
+        load_round(server, body, expected, 1)
+    for _ in range(rounds):
+        for rounds_of, (_, server, expected) in zip(series, servers, strict=True):
+            rate, cpu = load_round(server, body, expected, seconds)
+            rounds_of.rates.append(rate)
+            rounds_of.cpu_us.append(cpu)
+    return series
 
 
 def summarize(spin_us: float, series: list[Rounds]) -> dict[str, Any]:

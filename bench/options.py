@@ -13,13 +13,17 @@ def add_load_options(
     parser: argparse.ArgumentParser,
     rounds: int,
     seconds: int,
-    spin_help: str,
+    spin_help: str | None,
     results_file: str,
 ) -> None:
-    """Add --spin-us, --rounds, --seconds and --results with these defaults."""
-    parser.add_argument(
-        "--spin-us", type=float, default=20.0, help=f"{spin_help} (default 20)"
-    )
+    """Add --rounds, --seconds and --results with these defaults.
+
+    With a `spin_help`, --spin-us (default 20) too.
+    """
+    if spin_help is not None:
+        parser.add_argument(
+            "--spin-us", type=float, default=20.0, help=f"{spin_help} (default 20)"
+        )
     parser.add_argument(
         "--rounds",
         type=int,

@@ -9,67 +9,33 @@ TLS context as `serve`, so the gap between the two is the cost of our code.
 
 With `--spin-us N` it also runs a Python loop for N microseconds before each
 response, which `bench.calibrate` uses to measure what a microsecond of our
-own work costs a server under load.
+own work costs a server under load. `--app NAME` serves one of the floor
+servers of `bench.floors` on the same stack instead, for `bench.ceiling`.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import Any
 
 import orjson
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from bench.asgi import (
+    JSON_HEADERS,
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    posts_only,
+    read_body,
+    respond,
+)
+from bench.floors import FLOORS, floor_app
 from webhook.server.listener import run_on_loop, uvicorn_config
 from webhook.tls.serving import ServingCertificates
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-JSON_HEADERS = [(b"content-type", b"application/json")]
-TEXT_HEADERS = [(b"content-type", b"text/plain")]
-
-
-async def read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def respond(send: Send, status: int, headers: list[Any], body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
-async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    """Return `allowed: true` for every POST; `ok` for GET /readyz."""
-    if scope["type"] == "lifespan":
-        await lifespan(receive, send)
-        return
-    if scope["method"] != "POST":
-        await respond(send, 200, TEXT_HEADERS, b"ok\n")
-        return
-    await allow(receive, send)
 
 
 async def allow(receive: Receive, send: Send) -> None:
@@ -81,6 +47,10 @@ async def allow(receive: Receive, send: Send) -> None:
         "response": {"uid": review["request"]["uid"], "allowed": True},
     }
     await respond(send, 200, JSON_HEADERS, orjson.dumps(response))
+
+
+# Returns `allowed: true` for every POST; `ok` for GET /readyz.
+app = posts_only(allow)
 
 
 def spinning(app: ASGIApp, seconds: float) -> ASGIApp:
@@ -108,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="microseconds of busy loop added to every POST (for bench.calibrate)",
     )
+    parser.add_argument(
+        "--app",
+        choices=("reference", *FLOORS),
+        default="reference",
+        help="serve a floor server of bench.floors instead (for bench.ceiling)",
+    )
     args = parser.parse_args(argv)
 
     # The same context as `serve --tls-cert-file --tls-key-file` builds; the
@@ -117,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.tls_key_file),
         registry=CollectorRegistry(),
     )
-    served = spinning(app, args.spin_us / 1e6) if args.spin_us > 0 else app
+    chosen = app if args.app == "reference" else floor_app(args.app)
+    served = spinning(chosen, args.spin_us / 1e6) if args.spin_us > 0 else chosen
     config = uvicorn_config(served, args.host, args.port, certificates.ssl_context)
     run_on_loop(config, uvicorn.Server(config).serve())
     return 0

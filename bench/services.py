@@ -258,14 +258,21 @@ def reference_args(
 
 def start_spinning_reference(stack: Stack, spin_us: float) -> Server:
     """Start a reference that busy-loops `spin_us` per request; wait until ready."""
+    return start_another_reference(stack, "reference-spin", [f"--spin-us={spin_us}"])
+
+
+def start_floor(stack: Stack, name: str) -> Server:
+    """Start the floor server `name` of bench.floors; wait until it is ready."""
+    return start_another_reference(stack, f"floor-{name}", [f"--app={name}"])
+
+
+def start_another_reference(stack: Stack, name: str, extra: Sequence[str]) -> Server:
+    """Start `python -m bench.reference` with `extra` options beside the stack."""
     port = free_port()
     server = start_server(
-        "reference-spin",
+        name,
         reference_args(
-            port,
-            stack.workdir / "tls.crt",
-            stack.workdir / "tls.key",
-            [f"--spin-us={spin_us}"],
+            port, stack.workdir / "tls.crt", stack.workdir / "tls.key", extra
         ),
         port,
         stack.workdir,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import orjson
@@ -36,7 +36,7 @@ from webhook.server.mutate import MutateEndpoint
 from webhook.server.pipeline import ReviewPipeline
 
 Message = dict[str, Any]
-ASGICallable = Callable[[Message, Any, Any], Coroutine[Any, Any, None]]
+ASGICallable = Callable[[Message, Any, Any], Awaitable[None]]
 
 
 def confirming_lookups(plan: Plan) -> dict[str, SecretLookup]:

@@ -2,7 +2,9 @@
 -- response. Arguments after `--`: the body file and a string that every
 -- response body must contain. BENCH_THINK_MS in the environment makes each
 -- connection wait that many milliseconds after a response before it sends
--- the next request (used for the rate-limited soak).
+-- the next request (used for the rate-limited soak). wrk truncates a wait to
+-- whole milliseconds, so each wait is rounded up with a probability equal to
+-- the fraction, which keeps the fraction on average.
 --
 -- done() prints one line `BENCH-JSON {...}` with the counts and the latency
 -- percentiles in microseconds.
@@ -11,8 +13,13 @@ local threads = {}
 
 local think_ms = tonumber(os.getenv("BENCH_THINK_MS") or "0")
 if think_ms > 0 then
+  local whole = math.floor(think_ms)
+  local fraction = think_ms - whole
   function delay()
-    return think_ms
+    if math.random() < fraction then
+      return whole + 1
+    end
+    return whole
   end
 end
 

@@ -10,6 +10,7 @@ drops instead of requests queueing. The achieved rate is reported.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from bench.wrk import run_wrk
 
 CONNECTIONS = 32
 CALIBRATION_SECONDS = 5.0
+# The think time is probed again until the rate is this close to the target.
+RATE_TOLERANCE = 0.02
+MAX_PROBES = 4
 # RSS before this point is warm-up (allocator pools, caches, first GCs).
 WARM_UP_SECONDS = 60.0
 WINDOW_SECONDS = 10.0
@@ -31,13 +35,38 @@ def think_ms_for(rate: float, latency_ms: float) -> float:
 
 def calibrate(url: str, body: Path, target_rate: float) -> float:
     """Find the think time that gives about `target_rate` reviews per second."""
+
+    def probe(think_ms: float) -> float:
+        return run_wrk(
+            url,
+            body,
+            EXPECTED_WEBHOOK,
+            CALIBRATION_SECONDS,
+            CONNECTIONS,
+            think_ms=think_ms,
+        ).rate
+
+    return find_think_ms(target_rate, probe)
+
+
+def find_think_ms(target_rate: float, probe: Callable[[float], float]) -> float:
+    """Adjust the think time until `probe` gives a rate near `target_rate`.
+
+    `probe(think_ms)` returns the rate measured with that think time. After
+    each probe more than RATE_TOLERANCE off the target, the think time
+    changes by the difference between the cycle length (think time plus
+    latency) the target needs and the one measured. It stops after
+    MAX_PROBES probes.
+    """
+    target_cycle_ms = CONNECTIONS * 1000 / target_rate
     think_ms = think_ms_for(target_rate, 1.0)
-    probe = run_wrk(
-        url, body, EXPECTED_WEBHOOK, CALIBRATION_SECONDS, CONNECTIONS, think_ms=think_ms
-    )
-    # Each connection's cycle is think time plus latency; fix the cycle length.
-    cycle_ms = CONNECTIONS * 1000 / probe.rate
-    return max(0.0, think_ms + CONNECTIONS * 1000 / target_rate - cycle_ms)
+    for _ in range(MAX_PROBES):
+        rate = probe(think_ms)
+        if abs(rate / target_rate - 1) <= RATE_TOLERANCE:
+            break
+        measured_cycle_ms = CONNECTIONS * 1000 / rate
+        think_ms = max(0.0, think_ms + target_cycle_ms - measured_cycle_ms)
+    return think_ms
 
 
 def window_median(samples: list[tuple[float, int]], start: float, end: float) -> float:

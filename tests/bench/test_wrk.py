@@ -112,3 +112,25 @@ def test_reference_answers_with_uid(reference: tuple[services.Server, Path]) -> 
 
     assert answer.status_code == 200
     assert answer.json()["response"] == {"uid": uid, "allowed": True}
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_think_time_keeps_fraction(
+    reference: tuple[services.Server, Path], tmp_path: Path
+) -> None:
+    """A think time of 9.9 ms must wait longer on average than one of 9 ms.
+
+    wrk truncates each wait to whole milliseconds, so without the script's
+    rounding both would wait 9 ms and reach the same rate.
+    """
+    server, _ = reference
+    body = tmp_path / "review.json"
+    body.write_bytes(bodies.training_review())
+    url = server.url + "/mutate"
+
+    whole = run_wrk(url, body, '"allowed":true', 2, connections=4, think_ms=9.0)
+    fraction = run_wrk(url, body, '"allowed":true', 2, connections=4, think_ms=9.9)
+
+    # Cycles of about 9.3 and 10.2 ms: the rate drops by about 9%.
+    assert fraction.failed == 0
+    assert fraction.rate < whole.rate * 0.96

@@ -19,6 +19,29 @@ class SelectorError(ValueError):
     """A selector string that kube-apiserver would reject with 400 BadRequest."""
 
 
+# k8s.io/apimachinery validation.IsValidLabelValue, which labels.Parse applies
+# to every value of a `?labelSelector=` term.
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_VALUE_MAX = 63
+
+
+def _check_values(key: str, values: tuple[str, ...]) -> tuple[str, ...]:
+    for index, value in enumerate(values):
+        if len(value) > _LABEL_VALUE_MAX:
+            raise SelectorError(
+                f"values[{index}][{key}]: Invalid value: {value!r}: "
+                f"must be no more than {_LABEL_VALUE_MAX} characters"
+            )
+        if not _LABEL_VALUE.match(value):
+            raise SelectorError(
+                f"values[{index}][{key}]: Invalid value: {value!r}: a valid label "
+                "must be an empty string or consist of alphanumeric characters, "
+                "'-', '_' or '.', and must start and end with an alphanumeric "
+                "character"
+            )
+    return values
+
+
 @dataclass(frozen=True)
 class Requirement:
     """One comma-separated term of a label selector string."""
@@ -84,9 +107,11 @@ def parse_label_selector(text: str) -> list[Requirement]:
             requirements.append(Requirement(groups["nkey"], "!exists"))
         elif groups["skey"]:
             values = tuple(v.strip() for v in groups["set"].split(",") if v.strip())
+            _check_values(groups["skey"], values)
             requirements.append(Requirement(groups["skey"], groups["setop"], values))
         elif groups["key"]:
             operator = "!=" if groups["op"] == "!=" else "="
+            _check_values(groups["key"], (groups["value"],))
             requirements.append(
                 Requirement(groups["key"], operator, (groups["value"],))
             )

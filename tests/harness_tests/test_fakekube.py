@@ -317,6 +317,18 @@ def test_list_label_selectors(
     assert names == expected
 
 
+@pytest.mark.parametrize(
+    "selector",
+    ["source=" + "x" * 64, "source in (ok," + "x" * 64 + ")", "source=-bad"],
+)
+def test_list_rejects_invalid_label_value(core: Any, selector: str) -> None:
+    with pytest.raises(ApiException) as caught:
+        core.list_namespaced_secret("ns", label_selector=selector)
+
+    assert caught.value.status == 400
+    assert "source" in status_of(caught.value)["message"]
+
+
 def test_list_field_selectors_and_all_namespaces(
     fake_kube: FakeKube,
     core: Any,

@@ -389,6 +389,18 @@ def test_long_source_name_reported(fake_kube: FakeKube, run_controller: Start) -
     assert secret(fake_kube, "runai-team-a", long_name) is None
 
 
+def test_long_source_name_deleted_cleanly(fake_kube: FakeKube) -> None:
+    fake_kube.add_namespace("runai-team-a", PROJECT)
+    fake_kube.add_namespace("runai")
+    api = KubeApi(fake_kube.api_client(), 5.0)
+    reconciler = Reconciler(api, fast_settings(), lambda: [], lambda: None)
+
+    outcome = reconciler.reconcile("x" * 64)
+
+    assert outcome.failed == []
+    assert fake_kube.count(verb="list", resource="secrets") == 0
+
+
 def test_crashed_thread_marks_controller_failed(
     fake_kube: FakeKube, monkeypatch: pytest.MonkeyPatch
 ) -> None:

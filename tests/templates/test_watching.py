@@ -181,3 +181,19 @@ def test_change_listener_runs_after_each_change(fake_kube: FakeKube) -> None:  #
         watcher.stop()
 
     assert seen == [[], ["template-admin"]]
+
+
+def test_stop_logs_no_failure(
+    watched: tuple[FakeKube, TemplateStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    kube, store = watched
+    watcher = TemplateWatcher(
+        client.CoreV1Api(kube.api_client()), store, "runai", read_template
+    )
+    watcher.start()
+    assert wait_until(lambda: kube.count(verb="watch", resource="configmaps") >= 2)
+    caplog.set_level("WARNING", logger="webhook.templates.watching")
+
+    watcher.stop()
+
+    assert caplog.records == []

@@ -16,6 +16,7 @@ from typing import Any
 from webhook.propagation import metrics
 from webhook.propagation.api import API_FAILURES, KubeApi, describe, status_of
 from webhook.propagation.copies import (
+    MAX_SOURCE_NAME,
     Object,
     is_cluster_wide,
     is_ours,
@@ -72,15 +73,7 @@ class Reconciler:
         namespaces = self._namespaces()
         targets = target_names(namespaces, settings)
         terminating = {ns.name for ns in namespaces if ns.terminating}
-        selector = settings.marks.copies_selector(name)
-        copies = [
-            copy
-            for copy in self._api.list_copies(selector)
-            if is_ours(copy, settings)
-            # A secret in the source namespace is a source, even with our
-            # marks (say, a copy applied back there): it is never changed.
-            and copy["metadata"]["namespace"] != settings.source_namespace
-        ]
+        copies = self._copies_of(name)
 
         reason = None if source is None else unsupported_reason(source)
         if source is not None and reason is not None and is_cluster_wide(source):
@@ -93,6 +86,22 @@ class Reconciler:
         wanted = desired_namespaces(source, targets)
         outcome.synced = len(wanted - set(outcome.conflicts) - set(outcome.failed))
         return outcome
+
+    def _copies_of(self, name: str) -> list[Object]:
+        """List the copies of source `name` by their marks."""
+        # No label value can hold a longer name, so no copy carries it, and
+        # kube-apiserver rejects such a value in a selector with 400.
+        if len(name) > MAX_SOURCE_NAME:
+            return []
+        settings = self._settings
+        return [
+            copy
+            for copy in self._api.list_copies(settings.marks.copies_selector(name))
+            if is_ours(copy, settings)
+            # A secret in the source namespace is a source, even with our
+            # marks (say, a copy applied back there): it is never changed.
+            and copy["metadata"]["namespace"] != settings.source_namespace
+        ]
 
     def _apply(
         self, action: Action, source: Object | None, name: str, outcome: Outcome

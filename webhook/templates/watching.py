@@ -107,6 +107,9 @@ class TemplateWatcher:
             except Expired:
                 logger.info("template watch expired, listing again")
             except (ApiException, HTTPError, OSError, ValueError) as error:
+                # stop() closes the watch's connection, so the read fails.
+                if self._stopped.is_set():
+                    return
                 wait = _jittered(delay)
                 logger.warning(
                     "template watch failed, retrying",

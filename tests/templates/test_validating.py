@@ -157,3 +157,28 @@ async def test_route_rejects_malformed_calls(
 
     assert response.status_code == status
     assert response.json()["message"]
+
+
+def test_lower_case_prefix_is_allowed_with_warning() -> None:
+    configmap = template_configmap(
+        "gpu", ["LOG_LEVEL=debug", "TOKEN=secret:api-token,value", "A=Secret:x,y"]
+    )
+
+    decision = review_template(configmap_request(configmap), TEMPLATE_NAMESPACE)
+
+    assert decision.allowed
+    assert len(decision.warnings) == 2
+    first, second = decision.warnings
+    assert first.startswith("data.values line 3: env var 'TOKEN' starts with 'secret:'")
+    assert "Write SECRET: in upper case" in first
+    # Only the prefix is quoted: the rest of the value may be a literal.
+    assert "api-token" not in first
+    assert second.startswith("data.values line 4: env var 'A' starts with 'Secret:'")
+
+
+def test_valid_template_has_no_warning() -> None:
+    configmap = template_configmap("gpu", ["MYPASSWORD=SECRET:my-secret,cred-pass"])
+
+    decision = review_template(configmap_request(configmap), TEMPLATE_NAMESPACE)
+
+    assert decision.warnings == ()

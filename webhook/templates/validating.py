@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.admission.decisions import Decision, allow, deny
+from webhook.admission.references import EXPECTED_FORM, PREFIX
 from webhook.admission.reviews import Request
-from webhook.templates.entries import read_template
+from webhook.admission.scanning import is_misspelled
+from webhook.templates.entries import TemplateEntry, read_template
 from webhook.templates.watching import TEMPLATE_LABEL
 
 # Status code for an object that fails validation, as the API server uses
@@ -34,7 +36,12 @@ def review_template(request: Request, template_namespace: str) -> Decision:
 
     template = read_template(configmap)
     if template.error is None:
-        return allow()
+        warnings = [
+            _case_warning(entry)
+            for entry in template.entries
+            if is_misspelled(entry.value)
+        ]
+        return allow(warnings=warnings)
 
     name = _display_name(configmap)
     return deny(
@@ -42,6 +49,19 @@ def review_template(request: Request, template_namespace: str) -> Decision:
         f"ConfigMap {template_namespace}/{name} is not a valid Run:AI template: "
         f"{template.error}. Fix the entry in data.values, or remove the label "
         f'{TEMPLATE_LABEL}: "true" if the ConfigMap is not a template.',
+    )
+
+
+def _case_warning(entry: TemplateEntry) -> str:
+    """Build the warning for a value that starts with a lower case `secret:`.
+
+    Only the prefix is quoted, since the rest may be a literal value.
+    """
+    return (
+        f"data.values line {entry.line}: env var {entry.name!r} starts with "
+        f"{entry.value[: len(PREFIX)]!r}, which is not a secret reference, so "
+        f"jobs get its value as plain text. Write {PREFIX} in upper case to "
+        f"refer to a secret: {EXPECTED_FORM}."
     )
 
 

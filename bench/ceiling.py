@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from bench.floors import FLOORS
 from bench.options import add_load_options, make_results_directory
 from bench.services import Server, running_stack, start_floor, stop_server
 from bench.throughput import EXPECTED_REFERENCE, EXPECTED_WEBHOOK
+from bench.wrk import WrkMissing, ensure_wrk
 
 
 def measure(rounds: int, seconds: int) -> list[Rounds]:
@@ -95,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.seconds < 1:
         parser.error("--rounds and --seconds must be at least 1")
+    # Before any server starts, so that a missing wrk fails at once.
+    try:
+        ensure_wrk()
+    except WrkMissing as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
     make_results_directory(parser, args.results)
     figures = summarize(measure(args.rounds, args.seconds))

@@ -10,7 +10,7 @@ from typing import Any
 from bench import bodies, coldpath, growth, report, soak, throughput
 from bench.options import RESULTS, make_results_directory
 from bench.services import running_stack
-from bench.wrk import WrkMissing, ensure_wrk
+from bench.wrk import wrk_available
 
 # (rounds per server, seconds per round, growth repetitions) for each mode.
 MODES = {"quick": (2, 5.0, 5), "full": (5, 15.0, 20)}
@@ -84,10 +84,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        ensure_wrk()
-    except WrkMissing as error:
-        print(f"error: {error}", file=sys.stderr)
+    if not wrk_available():
         return 2
     results = run(args)
     report.write_json(results, args.results / "results.json")

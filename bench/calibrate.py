@@ -32,7 +32,7 @@ from bench.services import (
     tree_cpu_seconds,
 )
 from bench.throughput import EXPECTED_REFERENCE, EXPECTED_WEBHOOK, MUTATE_PATH
-from bench.wrk import run_wrk
+from bench.wrk import run_wrk, wrk_available
 
 TARGET_RATIO = 0.7
 
@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.spin_us <= 0 or args.rounds < 1 or args.seconds < 1:
         parser.error("--spin-us must be above 0, --rounds and --seconds at least 1")
 
+    if not wrk_available():
+        return 2
     make_results_directory(parser, args.results)
     figures = calibrate(args.spin_us, args.rounds, args.seconds)
     (args.results / "calibration.json").write_text(json.dumps(figures, indent=2))

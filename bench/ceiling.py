@@ -1,15 +1,17 @@
-"""How close to the reference a webhook written in Python can get on this stack.
+"""How close to the reference lean Python code gets on this stack.
 
     python -m bench.ceiling [--rounds 4] [--seconds 5] [--results DIR]
 
 wrk loads the reference, the three floor servers of `bench.floors` and the
 webhook in turns, each on the benchmark's review, and each round reads the
-CPU time every server used from /proc. The floor servers run the least code
+CPU time every server used from /proc. The floor servers run lean code
 that returns the webhook's patch (for `rewrite`, without its annotation),
-on the same uvicorn settings and TLS context. So their ratios to the
-reference are the ceiling for any implementation in Python. `minimal` is
-the ceiling for one that checks what the webhook checks, and `rewrite` for
-one that checks nothing at all.
+on the same uvicorn settings and TLS context. Their ratios to the
+reference show roughly where the ceiling for an implementation in Python
+lies: `minimal` for one that checks the references of this review, and
+`rewrite` for one that checks nothing at all. `ceiling.json` also records
+the rounds, the seconds per round and the machine's load at the start and
+the end.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,10 @@ from bench import bodies
 from bench.calibrate import TARGET_RATIO, Rounds, load_in_turns
 from bench.floors import FLOORS
 from bench.options import add_load_options, make_results_directory
+from bench.report import machine
 from bench.services import Server, running_stack, start_floor, stop_server
 from bench.throughput import EXPECTED_REFERENCE, EXPECTED_WEBHOOK
-from bench.wrk import WrkMissing, ensure_wrk
+from bench.wrk import wrk_available
 
 
 def measure(rounds: int, seconds: int) -> list[Rounds]:
@@ -97,15 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.seconds < 1:
         parser.error("--rounds and --seconds must be at least 1")
-    # Before any server starts, so that a missing wrk fails at once.
-    try:
-        ensure_wrk()
-    except WrkMissing as error:
-        print(f"error: {error}", file=sys.stderr)
+    if not wrk_available():
         return 2
 
     make_results_directory(parser, args.results)
+    at_start = machine()
     figures = summarize(measure(args.rounds, args.seconds))
+    figures.update(
+        rounds=args.rounds,
+        seconds=args.seconds,
+        machine_at_start=at_start,
+        machine_at_end=machine(),
+    )
     path: Path = args.results / "ceiling.json"
     path.write_text(json.dumps(figures, indent=2))
     print(f"{'server':15s} {'reviews/s':>9s} {'CPU us':>7s} {'added':>6s} ratio")

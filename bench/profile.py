@@ -47,7 +47,7 @@ from bench.services import (
     tree_cpu_seconds,
 )
 from bench.throughput import EXPECTED_REFERENCE, EXPECTED_WEBHOOK, MUTATE_PATH
-from bench.wrk import run_wrk
+from bench.wrk import run_wrk, wrk_available
 
 PERF_STOP_SECONDS = 30.0
 
@@ -374,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds, --seconds and --frequency must be at least 1")
     if args.symbols < 0 or args.spin_us < 0:
         parser.error("--symbols and --spin-us must not be negative")
+    if not wrk_available():
+        return 2
 
     try:
         perf = perf_path()

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,20 @@ def ensure_wrk() -> str:
     raise WrkMissing(
         "wrk was not found on PATH; install it (Debian/Ubuntu: apt-get install wrk)"
     )
+
+
+def wrk_available() -> bool:
+    """Check for wrk before any server starts, printing why to stderr if missing.
+
+    `ensure_wrk` installs it when it can, so a tool stops at once, not after
+    minutes of setup.
+    """
+    try:
+        ensure_wrk()
+    except WrkMissing as error:
+        print(f"error: {error}", file=sys.stderr)
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bench import __main__ as bench_main
-from bench import calibrate
+from bench import calibrate, ceiling, profile
 from bench.options import make_results_directory
 
 
@@ -47,3 +48,30 @@ def test_results_directory_is_created(tmp_path: Path) -> None:
     make_results_directory(parser, directory)
 
     assert directory.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("main", "results_file"),
+    [
+        (bench_main.main, "results.json"),
+        (calibrate.main, "calibration.json"),
+        (profile.main, "profile.json"),
+        (ceiling.main, "ceiling.json"),
+    ],
+)
+def test_tools_stop_early_without_wrk(
+    main: Callable[[list[str]], int],
+    results_file: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With neither wrk nor apt-get on PATH, a tool returns 2 and starts nothing."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    results = tmp_path / "results"
+
+    code = main(["--results", str(results)])
+
+    assert code == 2
+    assert "wrk was not found" in capsys.readouterr().err
+    assert not (results / results_file).exists()

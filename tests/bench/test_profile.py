@@ -128,6 +128,10 @@ def test_main_without_perf_names_package(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # wrk is found (and never run), so the missing perf is what stops it.
+    wrk = tmp_path / "wrk"
+    wrk.write_text("#!/bin/sh\nexit 1\n")
+    wrk.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
 
     with pytest.raises(SystemExit) as exit_info:

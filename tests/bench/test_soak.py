@@ -1,8 +1,9 @@
-"""The soak's search for the think time that gives half the maximum rate."""
+"""The soak's think time: its calibration and its correction per segment."""
 
 from __future__ import annotations
 
 from bench import soak
+from bench.wrk import WrkResult
 
 
 def test_think_time_corrects_for_latency() -> None:
@@ -42,3 +43,44 @@ def test_first_guess_within_tolerance_is_kept() -> None:
     think_ms = soak.find_think_ms(target, lambda think: target * 1.01)
 
     assert think_ms == first
+
+
+def fake_result(length: float, rate: float) -> WrkResult:
+    requests = round(rate * length)
+    return WrkResult(requests, length, 0, 0, {50.0: 1.0, 99.0: 2.0, 99.9: 3.0}, 4.0)
+
+
+def test_segments_follow_a_drifting_server() -> None:
+    """Latency grows by 0.1 ms per segment, and the rate stays on target."""
+    target = 3000.0
+    latencies = iter(1.0 + 0.1 * segment for segment in range(100))
+    calls: list[tuple[float, float]] = []
+
+    def run(length: float, think_ms: float) -> WrkResult:
+        calls.append((length, think_ms))
+        cycle_ms = think_ms + next(latencies)
+        return fake_result(length, soak.CONNECTIONS * 1000 / cycle_ms)
+
+    think_ms = soak.think_ms_for(target, 1.0)
+    segments = soak.run_segments(target, think_ms, 100.0, run)
+
+    assert [length for length, _ in calls] == [30.0, 30.0, 30.0, 10.0]
+    # Each segment after the first corrects for the previous one's latency.
+    rates = [segment.rate for segment in segments]
+    assert abs(rates[0] / target - 1) < 0.01
+    for rate in rates[1:]:
+        assert abs(rate / target - 1) <= soak.RATE_TOLERANCE
+    thinks = [think for _, think in calls]
+    assert thinks == sorted(thinks, reverse=True)
+
+
+def test_segments_cover_short_soak_once() -> None:
+    calls: list[float] = []
+
+    def run(length: float, think_ms: float) -> WrkResult:
+        calls.append(length)
+        return fake_result(length, 3000.0)
+
+    soak.run_segments(3000.0, 9.0, 5.0, run)
+
+    assert calls == [5.0]

@@ -58,8 +58,11 @@ def corrected_think_ms(think_ms: float, target_rate: float, rate: float) -> floa
 
     Each connection's cycle is think time plus latency, so the think time
     changes by the difference between the cycle the target needs and the
-    one measured.
+    one measured. A run without a single response has no cycle to measure,
+    so the think time then stays as it was.
     """
+    if rate <= 0:
+        return think_ms
     target_cycle_ms = CONNECTIONS * 1000 / target_rate
     measured_cycle_ms = CONNECTIONS * 1000 / rate
     return max(0.0, think_ms + target_cycle_ms - measured_cycle_ms)

@@ -84,3 +84,27 @@ def test_segments_cover_short_soak_once() -> None:
     soak.run_segments(3000.0, 9.0, 5.0, run)
 
     assert calls == [5.0]
+
+
+def test_segment_without_requests_keeps_think_time() -> None:
+    """A stalled server sends no response for a whole segment, and the soak goes on."""
+    rates = iter([3000.0, 0.0, 3000.0])
+    calls: list[float] = []
+
+    def run(length: float, think_ms: float) -> WrkResult:
+        calls.append(think_ms)
+        return fake_result(length, next(rates))
+
+    segments = soak.run_segments(3000.0, 9.0, 90.0, run)
+
+    assert [segment.requests for segment in segments] == [90000, 0, 90000]
+    # No response gives no cycle to correct by, so the think time stays.
+    assert calls[2] == calls[1]
+
+
+def test_probe_without_requests_keeps_think_time() -> None:
+    first = soak.think_ms_for(3000.0, 1.0)
+
+    think_ms = soak.find_think_ms(3000.0, lambda think: 0.0)
+
+    assert think_ms == first

@@ -311,6 +311,23 @@ def test_valid_template_is_saved(cluster: Cluster) -> None:
     assert result.called(f"templates.{WEBHOOK}") == 1
 
 
+def test_lower_case_prefix_saved_with_warning(cluster: Cluster) -> None:
+    entries = ["LOG_LEVEL=info", f"TOKEN=secret:{LITERAL}", "EMPTY=", "A=Secret:"]
+
+    result = cluster.caller.admit(
+        template_configmap("lower", entries), namespace="runai"
+    )
+
+    assert result.allowed, result.message
+    assert len(result.warnings) == 2
+    first, second = result.warnings
+    assert first.startswith("data.values line 3: env var 'TOKEN' starts with 'secret:'")
+    assert second.startswith("data.values line 5: env var 'A' starts with 'Secret:'")
+    # Only the prefix is quoted, because the rest may be a literal value.
+    assert LITERAL not in first
+    assert LITERAL not in cluster.service.logs()
+
+
 def test_unlabelled_configmap_is_not_checked(cluster: Cluster) -> None:
     plain = template_configmap("plain", values="environments: [BROKEN]\n")
     del plain["metadata"]["labels"]

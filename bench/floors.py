@@ -48,9 +48,14 @@ from bench.asgi import (
     read_body,
     respond,
 )
+from webhook.admission.annotations import AnnotationKeys
+from webhook.admission.patches import join_pointer
 
 PREFIX = "SECRET:"
-MARKER_PATH = "/metadata/annotations/runai-secrets-webhook~1injected"
+# The webhook's marker annotation, with its default prefix.
+MARKER_PATH = join_pointer(
+    "/metadata/annotations", AnnotationKeys.for_prefix().injected
+)
 POD_CONTAINER_FIELDS = ("initContainers", "containers")
 
 # The same forms as kube-apiserver's validation of a secretKeyRef.
@@ -207,16 +212,11 @@ def minimal_app(keys: KeyTable) -> ASGIApp:
 def sized_app(stored: bytes) -> ASGIApp:
     """Make an app that sends the response of `stored` with each request's uid."""
     response = orjson.loads(stored)["response"]
+    fields = {k: v for k, v in response.items() if k not in ("uid", "allowed")}
 
     async def sized(receive: Receive, send: Send) -> None:
         request = orjson.loads(await read_body(receive))["request"]
-        body = orjson.dumps(
-            {
-                "apiVersion": "admission.k8s.io/v1",
-                "kind": "AdmissionReview",
-                "response": {**response, "uid": request["uid"]},
-            }
-        )
+        body = encode_response(request["uid"], response["allowed"], **fields)
         await respond(send, 200, JSON_HEADERS, body)
 
     return posts_only(sized)

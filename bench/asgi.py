@@ -39,8 +39,8 @@ async def lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-def posts_only(answer: Callable[[Receive, Send], Awaitable[None]]) -> ASGIApp:
-    """Make an app that runs `answer` for each POST and says `ok` to anything else.
+def posts_only(handle_post: Callable[[Receive, Send], Awaitable[None]]) -> ASGIApp:
+    """Make an app that runs `handle_post` for each POST and returns `ok` otherwise.
 
     Anything else is the readiness probe the benchmark polls before loading.
     """
@@ -51,6 +51,6 @@ def posts_only(answer: Callable[[Receive, Send], Awaitable[None]]) -> ASGIApp:
         elif scope["method"] != "POST":
             await respond(send, 200, TEXT_HEADERS, b"ok\n")
         else:
-            await answer(receive, send)
+            await handle_post(receive, send)
 
     return app

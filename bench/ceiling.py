@@ -1,4 +1,4 @@
-"""How close to the reference lean Python code gets on this stack.
+"""The distance between lean Python code and the reference on this stack.
 
     python -m bench.ceiling [--rounds 4] [--seconds 5] [--results DIR]
 

@@ -143,7 +143,7 @@ async def rewrite(receive: Receive, send: Send) -> None:
 
 @functools.lru_cache(maxsize=4096)
 def parse_reference(value: str) -> tuple[str, str] | None:
-    """Split a `SECRET:` value into secret and key; None if either is invalid.
+    """Split a `SECRET:` value into secret and key, or return None if invalid.
 
     Cached, as the webhook caches its own parse, because every pod of a job
     repeats the same values.

@@ -262,7 +262,7 @@ def start_spinning_reference(stack: Stack, spin_us: float) -> Server:
 
 
 def start_floor(stack: Stack, name: str) -> Server:
-    """Start the floor server `name` of bench.floors; wait until it is ready."""
+    """Start the floor server `name` of bench.floors and wait until it is ready."""
     return start_another_reference(stack, f"floor-{name}", [f"--app={name}"])
 
 

@@ -3,7 +3,7 @@
 Debian has no fixed-rate load generator (wrk2), so the soak uses wrk with a
 think time: each of the 32 connections waits a number of milliseconds after
 a response before it sends the next request. The think time is calibrated
-first, then corrected after each segment of 30 s. That holds the rate near
+first, then corrected after each segment of 30 s. That keeps the rate near
 the target but is still closed-loop: if the server slows down, the rate
 drops instead of requests queueing. The achieved rate is reported.
 """
@@ -94,7 +94,7 @@ def run_segments(
 
     `run(segment_seconds, think_ms)` runs wrk once. The server's rate drifts
     over minutes (caches, allocator, the machine's other load), so one
-    calibration at the start does not hold it near the target.
+    calibration at the start does not keep it near the target.
     """
     segments = []
     remaining = seconds
@@ -145,8 +145,8 @@ def measure(
         "segment_rates": [round(segment.rate, 1) for segment in segments],
         "reviews": requests,
         "failed": sum(segment.failed + segment.socket_errors for segment in segments),
-        # Percentiles cannot be merged across wrk runs: the median segment's
-        # p50, and the worst segment's p99 and p99.9.
+        # Percentiles cannot be merged across wrk runs, so the soak reports the
+        # median of the segments' p50 and the highest p99 and p99.9.
         "p50_ms": statistics.median(segment.percentile(50) for segment in segments),
         "p99_ms": max(segment.percentile(99) for segment in segments),
         "p99_9_ms": max(segment.percentile(99.9) for segment in segments),

@@ -45,10 +45,10 @@ def ensure_wrk() -> str:
 
 
 def wrk_available() -> bool:
-    """Check for wrk before any server starts, printing why to stderr if missing.
+    """Tell whether wrk can run, printing why to stderr when it cannot.
 
-    `ensure_wrk` installs it when it can, so a tool stops at once, not after
-    minutes of setup.
+    Call it before any server starts. `ensure_wrk` installs wrk when it can,
+    and otherwise the tool stops at once instead of after minutes of setup.
     """
     try:
         ensure_wrk()

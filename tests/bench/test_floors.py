@@ -20,7 +20,7 @@ from webhook.admission.reviews import encode_response, parse_review
 
 
 def call(app: ASGIApp, body: bytes) -> tuple[int, dict[str, Any]]:
-    """POST `body` to `app` in memory; return the status and the response."""
+    """POST `body` to `app` in memory and return the status and the response."""
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:

@@ -171,7 +171,7 @@ def test_lower_case_prefix_is_allowed_with_warning() -> None:
     first, second = decision.warnings
     assert first.startswith("data.values line 3: env var 'TOKEN' starts with 'secret:'")
     assert "Write SECRET: in upper case" in first
-    # Only the prefix is quoted: the rest of the value may be a literal.
+    # Only the prefix is quoted, because the rest of the value may be a literal.
     assert "api-token" not in first
     assert second.startswith("data.values line 4: env var 'A' starts with 'Secret:'")
 

@@ -220,6 +220,7 @@ class KubeHandler(BaseHTTPRequestHandler):
             patched = apply_patch(current, content_type, body)
             if not isinstance(patched, dict):
                 raise kubestatus.bad_request("the patch did not produce a JSON object")
+            _check_uid_unchanged(route.resource, current, patched)
             # The version the patch leaves in metadata acts as a precondition.
             if (
                 patched.get("metadata", {}).get("resourceVersion")
@@ -397,3 +398,15 @@ class KubeHandler(BaseHTTPRequestHandler):
 
 class _Reset(Exception):
     """Raised by a fault rule to drop the connection with a TCP reset."""
+
+
+def _check_uid_unchanged(resource: Resource, current: Object, patched: Object) -> None:
+    """Reject a patch that changes metadata.uid; removing it keeps the old one."""
+    uid = patched.get("metadata", {}).get("uid")
+    if uid and uid != current["metadata"]["uid"]:
+        raise kubestatus.invalid(
+            resource.kind,
+            resource.group,
+            current["metadata"]["name"],
+            [("metadata.uid", f'Invalid value: "{uid}": field is immutable')],
+        )

@@ -42,9 +42,11 @@ def status_body(
         "metadata": {},
         "status": "Failure",
         "message": message,
-        "reason": reason,
-        "code": code,
     }
+    if reason:
+        # An unknown reason is the empty string, which Go's omitempty leaves out.
+        body["reason"] = reason
+    body["code"] = code
     if details is not None:
         body["details"] = details
     return body

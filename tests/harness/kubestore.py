@@ -38,6 +38,9 @@ class Resource:
     kind: str
     namespaced: bool
     extra_fields: tuple[str, ...] = ()
+    # False where the registry's AllowUnconditionalUpdate is false: an update
+    # (PUT) must then carry metadata.resourceVersion.
+    unconditional_update: bool = True
 
     @property
     def api_version(self) -> str:
@@ -57,7 +60,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "pods", "Pod", True, ("spec.nodeName", "status.phase")),
     Resource("", "v1", "events", "Event", True),
     Resource("events.k8s.io", "v1", "events", "Event", True),
-    Resource("coordination.k8s.io", "v1", "leases", "Lease", True),
+    Resource(
+        "coordination.k8s.io", "v1", "leases", "Lease", True, unconditional_update=False
+    ),
     Resource(
         "admissionregistration.k8s.io",
         "v1",
@@ -217,6 +222,13 @@ class Store:
                 )
             name = metadata.get("name", "")
             _validate(resource, obj, namespace)
+            if metadata.get("resourceVersion"):
+                # etcd storage rejects this with a plain error: 500, no reason.
+                raise kubestatus.ApiError(
+                    500,
+                    "",
+                    "resourceVersion should not be set on objects to be created",
+                )
             if (resource, namespace, name) in self._objects:
                 raise kubestatus.already_exists(resource.group, resource.plural, name)
             if resource.namespaced:
@@ -242,7 +254,11 @@ class Store:
                     f"the name of the object ({metadata['name']}) does not match "
                     f"the name on the URL ({name})"
                 )
+            # A uid in the body is a precondition, checked before the version.
+            _check_preconditions(resource, current, {"uid": metadata.get("uid")})
             expected = metadata.get("resourceVersion")
+            if not expected and not resource.unconditional_update:
+                raise _version_required(resource, name)
             if expected and expected != current["metadata"]["resourceVersion"]:
                 raise kubestatus.conflict(
                     resource.group, resource.plural, name, kubestatus.MODIFIED
@@ -303,9 +319,14 @@ class Store:
         with self.changed:
             current = self._objects.get((resource, namespace, name))
             if current is None:
-                return self.create(resource, namespace, obj)
+                fresh = copy(obj)
+                fresh["metadata"].pop("resourceVersion", None)
+                return self.create(resource, namespace, fresh)
             replacement = copy(obj)
-            replacement["metadata"].pop("resourceVersion", None)
+            replacement["metadata"]["resourceVersion"] = current["metadata"][
+                "resourceVersion"
+            ]
+            replacement["metadata"].pop("uid", None)
             return self.update(resource, namespace, name, replacement)
 
     def remove(self, resource: Resource, namespace: str, name: str) -> None:
@@ -486,6 +507,24 @@ def _check_immutable(resource: Resource, current: Object, obj: Object) -> None:
                 name,
                 [(field, "Forbidden: field is immutable when `immutable` is set")],
             )
+
+
+def _version_required(resource: Resource, name: str) -> kubestatus.ApiError:
+    """Build the 422 for an update without resourceVersion where one is required.
+
+    kube-apiserver names the resource, not the kind, in this message.
+    """
+    return kubestatus.invalid(
+        resource.plural,
+        resource.group,
+        name,
+        [
+            (
+                "metadata.resourceVersion",
+                "Invalid value: 0x0: must be specified for an update",
+            )
+        ],
+    )
 
 
 def _check_preconditions(

@@ -174,6 +174,140 @@ def test_update_with_stale_version_is_409(fake_kube: FakeKube, core: Any) -> Non
     )
 
 
+def test_create_with_resource_version_is_500(fake_kube: FakeKube, core: Any) -> None:
+    fake_kube.add_namespace("team-a")
+    body = {"metadata": {"name": "copy", "resourceVersion": "7"}, "data": {}}
+
+    with pytest.raises(ApiException) as caught:
+        core.create_namespaced_secret("team-a", body)
+
+    # The etcd storage layer rejects it with a plain error, so the Status
+    # has code 500 and no reason.
+    assert caught.value.status == 500
+    status = status_of(caught.value)
+    assert status["kind"] == "Status"
+    assert status["status"] == "Failure"
+    assert status["code"] == 500
+    assert "reason" not in status
+    assert status["message"] == (
+        "resourceVersion should not be set on objects to be created"
+    )
+    with pytest.raises(ApiException) as missing:
+        core.read_namespaced_secret("copy", "team-a")
+    assert missing.value.status == 404
+
+
+def test_update_with_other_uid_is_409(fake_kube: FakeKube, core: Any) -> None:
+    fake_kube.add_secret("team-a", "db", {"k": "v"})
+    current = core.read_namespaced_secret("db", "team-a")
+    uid = current.metadata.uid
+    current.metadata.uid = "00000000-0000-0000-0000-000000000000"
+    current.data["k2"] = "djI="
+
+    with pytest.raises(ApiException) as caught:
+        core.replace_namespaced_secret("db", "team-a", current)
+
+    assert caught.value.status == 409
+    status = status_of(caught.value)
+    assert status["reason"] == "Conflict"
+    assert status["details"] == {"name": "db", "kind": "secrets"}
+    assert (
+        "Precondition failed: UID in precondition: "
+        f"00000000-0000-0000-0000-000000000000, UID in object meta: {uid}"
+    ) in status["message"]
+    assert "k2" not in fake_kube.get("v1", "secrets", "team-a", "db")["data"]
+
+
+def test_update_with_same_uid_succeeds(fake_kube: FakeKube, core: Any) -> None:
+    fake_kube.add_secret("team-a", "db", {"k": "v"})
+    current = core.read_namespaced_secret("db", "team-a")
+    current.data["k2"] = "djI="
+
+    updated = core.replace_namespaced_secret("db", "team-a", current)
+
+    assert updated.metadata.uid == current.metadata.uid
+    assert updated.data["k2"] == "djI="
+
+
+def test_patch_changing_uid_is_422(fake_kube: FakeKube, core: Any) -> None:
+    fake_kube.add_secret("team-a", "db", {"k": "v"})
+
+    with pytest.raises(ApiException) as caught:
+        core.patch_namespaced_secret("db", "team-a", {"metadata": {"uid": "other"}})
+
+    assert caught.value.status == 422
+    status = status_of(caught.value)
+    assert status["reason"] == "Invalid"
+    assert status["message"] == (
+        'Secret "db" is invalid: metadata.uid: Invalid value: "other": '
+        "field is immutable"
+    )
+
+
+def test_lease_update_without_version_is_422(fake_kube: FakeKube) -> None:
+    leases: Any = client.CoordinationV1Api(fake_kube.api_client())
+    fake_kube.add_namespace("team-a")
+    body = {"metadata": {"name": "leader"}, "spec": {"holderIdentity": "a"}}
+    leases.create_namespaced_lease("team-a", body)
+    takeover = {"metadata": {"name": "leader"}, "spec": {"holderIdentity": "b"}}
+
+    with pytest.raises(ApiException) as caught:
+        leases.replace_namespaced_lease("leader", "team-a", takeover)
+
+    # Leases disallow unconditional updates, so a leader election can never
+    # overwrite a lease it has not read.
+    assert caught.value.status == 422
+    status = status_of(caught.value)
+    assert status["reason"] == "Invalid"
+    assert status["message"] == (
+        'leases.coordination.k8s.io "leader" is invalid: metadata.resourceVersion: '
+        "Invalid value: 0x0: must be specified for an update"
+    )
+    stored = fake_kube.get("coordination.k8s.io/v1", "leases", "team-a", "leader")
+    assert stored["spec"]["holderIdentity"] == "a"
+
+
+def test_secret_update_without_version_succeeds(fake_kube: FakeKube, core: Any) -> None:
+    fake_kube.add_secret("team-a", "db", {"k": "v"})
+    body = {"metadata": {"name": "db"}, "data": {"k": "djI="}}
+
+    updated = core.replace_namespaced_secret("db", "team-a", body)
+
+    assert updated.data == {"k": "djI="}
+
+
+def test_lease_patch_without_version_succeeds(fake_kube: FakeKube) -> None:
+    leases: Any = client.CoordinationV1Api(fake_kube.api_client())
+    fake_kube.add_namespace("team-a")
+    body = {"metadata": {"name": "leader"}, "spec": {"holderIdentity": "a"}}
+    leases.create_namespaced_lease("team-a", body)
+
+    patched = leases.patch_namespaced_lease(
+        "leader", "team-a", {"spec": {"holderIdentity": "b"}}
+    )
+
+    assert patched.spec.holder_identity == "b"
+
+
+def test_put_control_replaces_lease_and_ignores_versions(fake_kube: FakeKube) -> None:
+    fake_kube.add_namespace("team-a")
+    lease: dict[str, Any] = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "leader", "namespace": "team-a", "resourceVersion": "3"},
+        "spec": {"holderIdentity": "a"},
+    }
+    fake_kube.preload([lease])
+    lease["spec"] = {"holderIdentity": "b"}
+    lease["metadata"]["uid"] = "stale"
+
+    fake_kube.preload([lease])
+
+    stored = fake_kube.get("coordination.k8s.io/v1", "leases", "team-a", "leader")
+    assert stored["spec"]["holderIdentity"] == "b"
+    assert stored["metadata"]["uid"] != "stale"
+
+
 def test_secret_type_change_is_422(fake_kube: FakeKube, core: Any) -> None:
     fake_kube.add_secret("team-a", "db", {"k": "v"})
     secret = core.read_namespaced_secret("db", "team-a")

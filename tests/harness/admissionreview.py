@@ -147,9 +147,14 @@ def parse_response(body: bytes, version: str, uid: str, mutating: bool) -> Respo
 
     if response is None:
         raise _invalid("webhook response was absent")
-    if version == "v1":
-        _verify_v1(review, response, uid)
-    _verify_patch_fields(decoded.patch, decoded.patch_type, mutating)
+    if version != "v1":
+        # v1beta1 responses are checked for none of uid, kind and patchType,
+        # and kube-apiserver applies any patch from a mutating one as a JSON patch.
+        decoded.patch_type = "JSONPatch" if mutating and decoded.patch else ""
+        decoded.patch = decoded.patch if mutating else b""
+        return decoded
+    _verify_v1(review, response, uid)
+    _verify_patch_fields(decoded.patch, fields.get("patchType"), mutating)
     return decoded
 
 
@@ -200,15 +205,24 @@ def _verify_v1(review: Object, response: Object, uid: str) -> None:
         )
 
 
-def _verify_patch_fields(patch: bytes, patch_type: str, mutating: bool) -> None:
-    if mutating and patch and not patch_type:
+def _verify_patch_fields(patch: bytes, patch_type: str | None, mutating: bool) -> None:
+    """Check `patch` and `patchType` of a v1 response.
+
+    `patch_type` is None only when the field is absent or null: `patchType`
+    is a pointer in k8s.io/api, so an empty string counts as set.
+    """
+    if not mutating:
+        if patch:
+            raise _invalid("validating webhook may not return response.patch")
+        if patch_type is not None:
+            raise _invalid("validating webhook may not return response.patchType")
+        return
+    if patch and patch_type is None:
         raise _invalid("webhook returned response.patch but not response.patchType")
-    if mutating and patch_type and not patch:
+    if not patch and patch_type is not None:
         raise _invalid("webhook returned response.patchType but not response.patch")
-    if not mutating and patch:
-        raise _invalid("validating webhook may not return response.patch")
-    if not mutating and patch_type:
-        raise _invalid("validating webhook may not return response.patchType")
+    if patch_type == "":
+        raise _invalid('webhook returned invalid response.patchType of ""')
 
 
 def decode_patch(patch: bytes, patch_type: str) -> list[Object]:

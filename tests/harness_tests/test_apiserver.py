@@ -189,6 +189,26 @@ def test_request_uses_v1beta1_when_only_choice(serve: Any) -> None:
     assert server.reviews[0]["apiVersion"] == "admission.k8s.io/v1beta1"
 
 
+def test_v1beta1_patch_needs_no_patch_type(serve: Any) -> None:
+    labels = [{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}]
+
+    def reply(review: Object) -> Reply:
+        # kube-apiserver reads any v1beta1 patch as a JSON patch.
+        response = {"uid": "whatever", "allowed": True, "patch": b64(labels)}
+        return Reply(body={"response": response})
+
+    server = serve(reply)
+    caller = caller_for(
+        server, configuration(webhook(admissionReviewVersions=["v1beta1"]))
+    )
+
+    result = caller.admit(pod(), namespace="team-a")
+
+    assert result.allowed, result.message
+    assert result.object is not None
+    assert result.object["metadata"]["labels"] == {"a": "b"}
+
+
 def test_ephemeral_containers_need_subresource_rule(serve: Any) -> None:
     server = serve(allow)
     sub_rule = {
@@ -260,6 +280,19 @@ def test_request_timeout_caps_query(serve: Any) -> None:
         (
             lambda review: with_fields(review, patchType="JSONPatch"),
             "webhook returned response.patchType but not response.patch",
+        ),
+        (
+            # Present but empty still counts as set: the field is a pointer in Go.
+            lambda review: with_fields(review, patchType=""),
+            "webhook returned response.patchType but not response.patch",
+        ),
+        (
+            lambda review: with_fields(
+                review,
+                patch=b64([{"op": "add", "path": "/x", "value": 1}]),
+                patchType="",
+            ),
+            'webhook returned invalid response.patchType of ""',
         ),
         (
             lambda review: with_fields(review, patch=UNPADDED, patchType="JSONPatch"),
@@ -925,6 +958,17 @@ def test_validating_webhook_may_not_patch(serve: Any) -> None:
 
     assert result.code == 500
     assert "validating webhook may not return response.patch" in result.message
+
+
+def test_validating_webhook_may_not_set_patch_type(serve: Any) -> None:
+    server = serve(lambda review: Reply(body=with_fields(review, patchType="")))
+
+    result = caller_for(server, configuration(webhook(), kind="Validating")).admit(
+        pod(), namespace="team-a"
+    )
+
+    assert result.code == 500
+    assert "validating webhook may not return response.patchType" in result.message
 
 
 def test_dry_run_needs_side_effects_none(serve: Any) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.harness import admissionmatch, objectvalidation
+from tests.harness import admissionmatch, objectvalidation, webhookconfig
 from tests.harness.admissionresult import AdmissionResult, Skip, WebhookCall
 from tests.harness.admissionreview import WebhookCallFailed
 from tests.harness.admissionrun import Hook, Run
@@ -180,6 +180,9 @@ def _flatten(configurations: Iterable[Object], expected_kind: str) -> list[Hook]
             raise ValueError(
                 f"expected a {expected_kind}, got {configuration.get('kind')!r}"
             )
+        webhookconfig.check_configuration(
+            configuration, mutating=expected_kind.startswith("Mutating")
+        )
         for webhook in configuration.get("webhooks") or []:
             admissionmatch.check_match_conditions(webhook)
             hooks.append(Hook(configuration["metadata"]["name"], len(hooks), webhook))

@@ -12,6 +12,7 @@ import pytest
 
 from tests.harness import certs
 from tests.harness.apiserver import AdmissionCaller
+from tests.harness.webhookconfig import InvalidConfiguration
 from tests.harness.webhookserver import Reply, WebhookServer, allow_response
 
 Object = dict[str, Any]
@@ -791,6 +792,82 @@ def test_match_condition_error_follows_policy(serve: Any) -> None:
     assert opened.calls == []
 
 
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        (
+            {"name": "hook.example"},
+            'webhooks[0].name: Invalid value: "hook.example": should be a domain '
+            "with at least three segments separated by dots",
+        ),
+        ({"sideEffects": None}, "webhooks[0].sideEffects: Required value"),
+        (
+            {"sideEffects": "Unknown"},
+            'webhooks[0].sideEffects: Unsupported value: "Unknown": '
+            'supported values: "None", "NoneOnDryRun"',
+        ),
+        (
+            {"timeoutSeconds": 31},
+            "webhooks[0].timeoutSeconds: Invalid value: 31: "
+            "the timeout value must be between 1 and 30 seconds",
+        ),
+        (
+            {"timeoutSeconds": 0},
+            "webhooks[0].timeoutSeconds: Invalid value: 0: "
+            "the timeout value must be between 1 and 30 seconds",
+        ),
+        (
+            {"admissionReviewVersions": []},
+            "webhooks[0].admissionReviewVersions: Required value: "
+            "must specify one of v1, v1beta1",
+        ),
+        (
+            {"failurePolicy": "fail"},
+            'webhooks[0].failurePolicy: Unsupported value: "fail": '
+            'supported values: "Ignore", "Fail"',
+        ),
+        (
+            {"reinvocationPolicy": "Always"},
+            'webhooks[0].reinvocationPolicy: Unsupported value: "Always": '
+            'supported values: "Never", "IfNeeded"',
+        ),
+        (
+            {"clientConfig": {"url": "http://127.0.0.1:8443/mutate"}},
+            "webhooks[0].clientConfig.url: Invalid value: "
+            "\"http://127.0.0.1:8443/mutate\": 'https' is the only allowed URL scheme",
+        ),
+        (
+            {"clientConfig": {"service": {"name": "h", "namespace": "w", "path": "m"}}},
+            'webhooks[0].clientConfig.service.path: Invalid value: "m": '
+            "must start with a '/'",
+        ),
+    ],
+)
+def test_invalid_configuration_is_rejected(fields: Object, error: str) -> None:
+    hook = webhook(**fields)
+    if hook["sideEffects"] is None:
+        del hook["sideEffects"]
+
+    with pytest.raises(InvalidConfiguration) as caught:
+        AdmissionCaller(mutating=[configuration(hook)])
+
+    assert str(caught.value).endswith(f'"config" is invalid: {error}')
+
+
+def test_duplicate_webhook_names_are_rejected() -> None:
+    twice = configuration(webhook(), webhook())
+
+    with pytest.raises(InvalidConfiguration) as caught:
+        AdmissionCaller(
+            validating=[{**twice, "kind": "ValidatingWebhookConfiguration"}]
+        )
+
+    assert str(caught.value) == (
+        'ValidatingWebhookConfiguration.admissionregistration.k8s.io "config" is '
+        'invalid: webhooks[1].name: Duplicate value: "hook.example.com"'
+    )
+
+
 def test_match_condition_limit_and_variables() -> None:
     too_many = [{"name": f"c{index}", "expression": "true"} for index in range(65)]
     namespace_object = [
@@ -974,17 +1051,15 @@ def test_validating_webhook_may_not_set_patch_type(serve: Any) -> None:
 def test_dry_run_needs_side_effects_none(serve: Any) -> None:
     server = serve(allow)
 
-    some = caller_for(server, configuration(webhook(sideEffects="Some"))).admit(
-        pod(), namespace="team-a", dry_run=True
-    )
     none = caller_for(server, configuration(webhook())).admit(
         pod(), namespace="team-a", dry_run=True
     )
 
-    assert some.code == 400
-    assert (
-        some.message == 'admission webhook "hook.example.com" does not support dry run'
-    )
+    # admissionregistration.k8s.io/v1 accepts no other sideEffects value, so
+    # the "does not support dry run" error needs a configuration stored
+    # through v1beta1, which a current cluster no longer serves.
+    with pytest.raises(InvalidConfiguration, match='Unsupported value: "Some"'):
+        caller_for(server, configuration(webhook(sideEffects="Some")))
     assert none.allowed
     assert server.reviews[0]["request"]["dryRun"] is True
 
@@ -1074,15 +1149,14 @@ def test_url_client_config_on_loopback() -> None:
     assert server.paths == ["/inject?timeout=3s"]
 
 
-def test_unknown_review_versions_fail_call(serve: Any) -> None:
-    server = serve(allow)
+def test_unknown_review_versions_are_rejected() -> None:
     hook = webhook(admissionReviewVersions=["v2"])
 
-    result = caller_for(server, configuration(hook)).admit(pod(), namespace="team-a")
+    with pytest.raises(InvalidConfiguration) as caught:
+        AdmissionCaller(mutating=[configuration(hook)])
 
-    assert result.code == 500
-    assert result.message.endswith(
-        "could not create admission objects: "
-        "webhook does not accept v1 or v1beta1 AdmissionReview"
+    assert str(caught.value) == (
+        'MutatingWebhookConfiguration.admissionregistration.k8s.io "config" is '
+        'invalid: webhooks[0].admissionReviewVersions: Invalid value: []string{"v2"}: '
+        "must include at least one of v1, v1beta1"
     )
-    assert server.reviews == []

@@ -107,11 +107,22 @@ def from_secret_data(data: Mapping[str, bytes]) -> CAState:
     try:
         signing = _load_ca(data, SIGNING_CERT, SIGNING_KEY)
         next_ca = _load_ca(data, NEXT_CERT, NEXT_KEY) if NEXT_CERT in data else None
-        trusted = tuple(x509.load_pem_x509_certificates(data.get(TRUSTED, b"")))
     except KeyError as error:
         raise InvalidCASecretError(f"CA Secret has no key {error}") from None
     except (ValueError, TypeError, x509.ExtensionNotFound) as error:
         raise InvalidCASecretError(f"CA Secret is invalid: {error}") from None
+
+    try:
+        trusted = tuple(x509.load_pem_x509_certificates(data[TRUSTED]))
+    except (KeyError, ValueError):
+        # Replacing a usable CA over its bundle alone would make kube-apiserver
+        # reject the leaves other replicas serve, so the bundle is rebuilt from
+        # the CAs that sign now or next. A previous CA listed there is lost.
+        logger.warning(
+            "CA Secret has no readable ca.crt; rebuilding it from the signing CA"
+        )
+        required = [signing.cert] + ([next_ca.cert] if next_ca else [])
+        trusted = tuple(required)
     return CAState(signing, next_ca, trusted)
 
 

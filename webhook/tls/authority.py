@@ -155,6 +155,16 @@ def advance(
     """
     signing = state.signing.cert
     if now >= signing.not_valid_after_utc:
+        upcoming = state.next
+        if upcoming and next_published and now < upcoming.cert.not_valid_after_utc:
+            # Every caBundle trusts the next CA already, so it signs at once
+            # and no call fails, as a brand-new CA would make them.
+            logger.warning(
+                "signing CA expired; promoting the next CA",
+                extra={"serial": _serial(signing)},
+            )
+            live = tuple(c for c in state.trusted if now < c.not_valid_after_utc)
+            return CAState(upcoming, None, _unique((*live, upcoming.cert)))
         logger.warning(
             "signing CA expired; replacing it", extra={"serial": _serial(signing)}
         )

@@ -20,8 +20,10 @@ A CA with validity from B to E moves through these steps:
 3. After E the old CA leaves `ca.crt`. Every leaf it signed has expired by
    then, because a leaf never outlives its CA.
 
-An expired or unreadable signing CA is replaced at once; that is the only
-case in which kube-apiserver may briefly reject the served certificate.
+An expired or unreadable signing CA is replaced at once, unless it expired
+after its next CA reached every caBundle: that next CA is then promoted. A
+replaced CA is the only case in which kube-apiserver may briefly reject the
+served certificate.
 The functions here are pure: the caller passes the time and does the I/O.
 """
 
@@ -157,8 +159,8 @@ def advance(
     if now >= signing.not_valid_after_utc:
         upcoming = state.next
         if upcoming and next_published and now < upcoming.cert.not_valid_after_utc:
-            # Every caBundle trusts the next CA already, so it signs at once
-            # and no call fails, as a brand-new CA would make them.
+            # Every caBundle already trusts the next CA, so promoting it keeps
+            # calls working. A brand-new CA fails them until it is published.
             logger.warning(
                 "signing CA expired; promoting the next CA",
                 extra={"serial": _serial(signing)},

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bodies, coldpath, growth, report, soak, throughput
-from bench.options import RESULTS, make_results_directory
+from bench.options import RESULTS, make_results_directory, run_tool
 from bench.services import running_stack
 from bench.wrk import wrk_available
 
@@ -52,7 +52,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], tuple[throughput.Series, throughput.Series]]:
+    """Measure everything; return the results and the two servers' rounds."""
     mode = "quick" if args.quick else "full"
     rounds, seconds, repeats = MODES[mode]
     results: dict[str, Any] = {"mode": mode, "workers": args.workers}
@@ -69,7 +72,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "webhook": ours.to_json(),
             "ratio": throughput.ratios(reference, ours),
         }
-        report.plot_latency(reference, ours, args.results / "latency.png")
 
         print("cost growth", flush=True)
         results["growth"] = growth.measure(stack, repeats)
@@ -79,14 +81,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"soak: {SOAK_SECONDS:.0f} s at half the webhook's rate", flush=True)
             results["soak"] = soak.measure(stack, body, ours.rate() / 2, SOAK_SECONDS)
     results["machine"] = report.machine()
-    return results
+    return results, (reference, ours)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not wrk_available():
         return 2
-    results = run(args)
+    results, (reference, ours) = run(args)
+    # Every file is written after the last measurement, so a run that fails
+    # or is interrupted leaves the recorded figures and plot consistent.
+    report.plot_latency(reference, ours, args.results / "latency.png")
     report.write_json(results, args.results / "results.json")
     summary = "\n".join(report.summary_lines(results)) + "\n"
     (args.results / "summary.md").write_text(summary)
@@ -95,4 +100,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -25,7 +25,7 @@ from typing import Any
 from bench import bodies
 from bench.calibrate import TARGET_RATIO, Rounds, load_in_turns
 from bench.floors import FLOORS
-from bench.options import add_load_options, make_results_directory
+from bench.options import add_load_options, make_results_directory, run_tool
 from bench.report import machine
 from bench.services import Server, running_stack, start_floor, stop_server
 from bench.throughput import EXPECTED_REFERENCE, EXPECTED_WEBHOOK
@@ -124,4 +124,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_tool(main))

@@ -4,9 +4,32 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("results")
+
+# The exit status of a process that SIGINT ended: 128 + 2.
+INTERRUPTED = 130
+
+
+def run_tool(main: Callable[[], int]) -> int:
+    """Run a tool's `main`, turning Ctrl-C into one line and exit status 130.
+
+    Each tool writes its results only after its last measurement, and the
+    servers it started stop on the way out, so an interrupted run leaves
+    the files of the last complete run as they were.
+    """
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print(
+            "interrupted: no results were written; the files of the last "
+            "complete run are unchanged",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
 
 
 def add_load_options(

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bodies
-from bench.options import add_load_options, make_results_directory
+from bench.options import add_load_options, make_results_directory, run_tool
 from bench.services import (
     Server,
     running_stack,
@@ -391,4 +391,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_tool(main))

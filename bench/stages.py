@@ -26,6 +26,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from bench import bodies
+from bench.options import run_tool
 from bench.reference import app as reference_app
 from webhook.admission.decisions import Decision
 from webhook.admission.injection import InjectionOptions, Plan, decide, plan_review
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.count < 1 or args.repeats < 1:
         parser.error("--count and --repeats must be at least 1")
+    print(f"stages: {args.repeats} repetitions of {args.count} calls", flush=True)
     figures = measure(args.count, args.repeats)
     for name, micros in figures.items():
         print(f"{name:10s} {micros:7.2f} us")
@@ -192,4 +194,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_tool(main))

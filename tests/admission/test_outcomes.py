@@ -221,8 +221,8 @@ def test_cluster_wide_secret_is_allowed_with_warning() -> None:
     assert decision.allowed
     assert decision.warnings == (
         'secret "db-creds" is not in namespace "runai-team-a" yet but is a '
-        'cluster-wide secret in namespace "runai", so containers using it wait '
-        "until its copy arrives",
+        'cluster-wide secret in namespace "runai", so it is copied there and '
+        "containers using it start once the copy exists",
     )
 
 

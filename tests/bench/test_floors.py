@@ -29,8 +29,11 @@ def call(app: ASGIApp, body: bytes) -> tuple[int, dict[str, Any]]:
     async def send(message: Any) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/mutate"}
-    asyncio.run(app(scope, receive, send))
+    async def post() -> None:
+        scope = {"type": "http", "method": "POST", "path": "/mutate"}
+        await app(scope, receive, send)
+
+    asyncio.run(post())
     return sent[0]["status"], orjson.loads(sent[1]["body"])["response"]
 
 

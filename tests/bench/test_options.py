@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import pytest
 
 from bench import __main__ as bench_main
 from bench import calibrate, ceiling, profile
-from bench.options import make_results_directory
+from bench.options import INTERRUPTED, make_results_directory
 
 
 def test_calibrate_rejects_bad_results_first(
@@ -75,3 +78,26 @@ def test_tools_stop_early_without_wrk(
     assert code == 2
     assert "wrk was not found" in capsys.readouterr().err
     assert not (results / results_file).exists()
+
+
+def test_ctrl_c_ends_a_tool_with_one_line() -> None:
+    """SIGINT mid-measurement exits 130 with a line, not a traceback."""
+    tool = subprocess.Popen(
+        [sys.executable, "-m", "bench.stages", "--count", "2000000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert tool.stdout is not None
+        # The first line comes just before the measurement starts.
+        assert tool.stdout.readline().startswith("stages:")
+        tool.send_signal(signal.SIGINT)
+        _, err = tool.communicate(timeout=30)
+    finally:
+        tool.kill()
+        tool.wait()
+
+    assert tool.returncode == INTERRUPTED
+    assert "Traceback" not in err
+    assert "interrupted: no results were written" in err

@@ -50,7 +50,7 @@ def _converted(result: AdmissionResult) -> bool:
     assert result.object is not None
     env = result.object["spec"]["containers"][0]["env"]
     reference = env[0].get("valueFrom", {}).get("secretKeyRef", {})
-    return reference.get("name") == "db" and reference.get("key") == "password"
+    return bool(reference.get("name") == "db" and reference.get("key") == "password")
 
 
 @pytest.fixture

@@ -109,6 +109,36 @@ def test_expired_signing_ca_replaced() -> None:
     assert _serials(replaced.bundle(now)) == [replaced.signing.cert.serial_number]
 
 
+def _next_published_then_expired() -> tuple[authority.CAState, pki.KeyPair, datetime]:
+    """Return a state with a next CA, that CA, and a time after the signing CA."""
+    state = authority.new_state(POLICY, START)
+    old = state.signing.cert
+    published = authority.advance(state, POLICY, _at(2 / 3, old), next_published=False)
+    assert published.next is not None
+    return published, published.next, old.not_valid_after_utc + timedelta(days=1)
+
+
+def test_expired_signing_ca_promotes_published_next() -> None:
+    # Every caBundle already trusts the next CA, so promoting it keeps calls
+    # working, where a brand-new CA would be rejected until it is published.
+    published, upcoming, now = _next_published_then_expired()
+
+    promoted = authority.advance(published, POLICY, now, next_published=True)
+
+    assert promoted.signing.cert == upcoming.cert
+    assert promoted.next is None
+    assert _serials(promoted.bundle(now)) == [upcoming.cert.serial_number]
+
+
+def test_expired_signing_ca_with_unpublished_next_replaced() -> None:
+    published, upcoming, now = _next_published_then_expired()
+
+    replaced = authority.advance(published, POLICY, now, next_published=False)
+
+    assert replaced.signing.cert not in (published.signing.cert, upcoming.cert)
+    assert replaced.next is None
+
+
 def test_bundle_order_is_fixed() -> None:
     state = authority.new_state(POLICY, START)
     now = _at(2 / 3, state.signing.cert)

@@ -178,7 +178,7 @@ def test_two_replicas_end_with_one_ca(kube: FakeKube) -> None:
         for r in kube.requests
         if r.verb == "create" and r.resource == "secrets"
     ]
-    assert sorted(creates) == [201, 409]
+    assert sorted(status or 0 for status in creates) == [201, 409]
     secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
     ca_certs = bundle_certs(secret["data"]["ca.crt"])
     assert len(ca_certs) == 1
@@ -345,6 +345,39 @@ def test_invalid_ca_secret_replaced(
     served = replica.serving.served
     assert served is not None
     assert issued_by_bundle(served.leaf, ca_bundles(kube)[0])
+
+
+@pytest.mark.parametrize("ca_crt", [None, "not a certificate"])
+def test_broken_bundle_key_keeps_signing_ca(
+    kube: FakeKube, caplog: pytest.LogCaptureFixture, ca_crt: str | None
+) -> None:
+    # Other replicas serve leaves of this CA: replacing it over a missing or
+    # garbled ca.crt would make kube-apiserver reject them until they renew.
+    ca = pki.create_ca("kept CA", now=datetime.now(UTC), lifetime=timedelta(days=365))
+    data = {"tls.crt": ca.cert_pem.decode(), "tls.key": ca.key_pem.decode()}
+    if ca_crt is not None:
+        data["ca.crt"] = ca_crt
+    kube.add_secret(NAMESPACE, SECRET, data, type_="kubernetes.io/tls")
+    replica = _replica(kube)
+
+    with caplog.at_level(logging.WARNING, logger="webhook.tls"):
+        replica.manager.reconcile()
+
+    assert "replacing it with a new CA" not in caplog.text
+    stored = kube.get("v1", "secrets", NAMESPACE, SECRET)
+    kept = x509.load_pem_x509_certificate(base64.b64decode(stored["data"]["tls.crt"]))
+    assert kept == ca.cert
+    assert bundle_certs(stored["data"]["ca.crt"]) == [ca.cert]
+    assert all(bundle_certs(bundle) == [ca.cert] for bundle in ca_bundles(kube))
+    served = replica.serving.served
+    assert served is not None
+    served.leaf.verify_directly_issued_by(ca.cert)
+
+    # Once repaired, the Secret is left alone.
+    writes = kube.count(verb="update", resource="secrets")
+    replica.manager.reconcile()
+    assert writes == 1
+    assert kube.count(verb="update", resource="secrets") == writes
 
 
 def test_unsupported_curve_ca_key_replaced(

@@ -128,8 +128,8 @@ def found_elsewhere_warning(secret: str, found_in: str, namespace: str) -> str:
     """Warn that a secret exists only as a cluster-wide secret in another namespace."""
     return (
         f"secret {quote(secret)} is not in namespace {quote(namespace)} yet but is a "
-        f"cluster-wide secret in namespace {quote(found_in)}, so containers using it "
-        "wait until its copy arrives"
+        f"cluster-wide secret in namespace {quote(found_in)}, so it is copied there "
+        "and containers using it start once the copy exists"
     )
 
 

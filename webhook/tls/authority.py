@@ -20,8 +20,10 @@ A CA with validity from B to E moves through these steps:
 3. After E the old CA leaves `ca.crt`. Every leaf it signed has expired by
    then, because a leaf never outlives its CA.
 
-An expired or unreadable signing CA is replaced at once; that is the only
-case in which kube-apiserver may briefly reject the served certificate.
+An expired or unreadable signing CA is replaced at once, unless it expired
+after its next CA reached every caBundle: that next CA is then promoted. A
+replaced CA is the only case in which kube-apiserver may briefly reject the
+served certificate.
 The functions here are pure: the caller passes the time and does the I/O.
 """
 
@@ -107,11 +109,22 @@ def from_secret_data(data: Mapping[str, bytes]) -> CAState:
     try:
         signing = _load_ca(data, SIGNING_CERT, SIGNING_KEY)
         next_ca = _load_ca(data, NEXT_CERT, NEXT_KEY) if NEXT_CERT in data else None
-        trusted = tuple(x509.load_pem_x509_certificates(data.get(TRUSTED, b"")))
     except KeyError as error:
         raise InvalidCASecretError(f"CA Secret has no key {error}") from None
     except (ValueError, TypeError, x509.ExtensionNotFound) as error:
         raise InvalidCASecretError(f"CA Secret is invalid: {error}") from None
+
+    try:
+        trusted = tuple(x509.load_pem_x509_certificates(data[TRUSTED]))
+    except (KeyError, ValueError):
+        # Replacing a usable CA over its bundle alone would make kube-apiserver
+        # reject the leaves other replicas serve, so the bundle is rebuilt from
+        # the CAs that sign now or next. A previous CA listed there is lost.
+        logger.warning(
+            "CA Secret has no readable ca.crt; rebuilding it from the signing CA"
+        )
+        required = [signing.cert] + ([next_ca.cert] if next_ca else [])
+        trusted = tuple(required)
     return CAState(signing, next_ca, trusted)
 
 
@@ -144,6 +157,16 @@ def advance(
     """
     signing = state.signing.cert
     if now >= signing.not_valid_after_utc:
+        upcoming = state.next
+        if upcoming and next_published and now < upcoming.cert.not_valid_after_utc:
+            # Every caBundle already trusts the next CA, so promoting it keeps
+            # calls working. A brand-new CA fails them until it is published.
+            logger.warning(
+                "signing CA expired; promoting the next CA",
+                extra={"serial": _serial(signing)},
+            )
+            live = tuple(c for c in state.trusted if now < c.not_valid_after_utc)
+            return CAState(upcoming, None, _unique((*live, upcoming.cert)))
         logger.warning(
             "signing CA expired; replacing it", extra={"serial": _serial(signing)}
         )

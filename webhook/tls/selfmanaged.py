@@ -202,7 +202,10 @@ class SelfManagedCertificates:
                 state = authority.advance(
                     current, policy, now, next_published=published
                 )
-                if state is current:
+                # Data that parses but differs from what the state writes, such
+                # as a rebuilt ca.crt, is written back once.
+                unchanged = authority.to_secret_data(state, now) == dict(stored.data)
+                if state is current and unchanged:
                     return state
 
             if self._cluster.replace_secret(

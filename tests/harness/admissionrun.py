@@ -340,9 +340,9 @@ class Run:
         if self.deadline is not None:
             timeout = min(timeout, self.deadline - time.monotonic())
         if timeout <= 0:
-            raise ApiError(
-                504, "Timeout", "request did not complete within requested timeout"
-            )
+            # The user's request has run out before this call: kube-apiserver's
+            # timeout filter answers the user.
+            raise _request_timeout(" - context deadline exceeded")
         return timeout
 
     def _call_failed(
@@ -360,6 +360,9 @@ class Run:
                 prefix = "failed-open.mutation.webhook.admission.k8s.io"
                 key = f"{prefix}/round_{round_number}_index_{hook.index}"
                 self.audit.add_system(key, hook.name)
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                # Failing open does not go on once the user's request is out of time.
+                raise _request_timeout()
             return
         call.outcome = "failed-closed"
         raise kubestatus.internal_error(call.error)
@@ -396,3 +399,9 @@ class Run:
         self.result.warnings = self.warnings.headers()
         self.result.audit_annotations = self.audit.values()
         return self.result
+
+
+def _request_timeout(suffix: str = "") -> ApiError:
+    """Build the 504 a user gets when the request's own deadline has passed."""
+    message = f"Timeout: request did not complete within requested timeout{suffix}"
+    return ApiError(504, "Timeout", message)

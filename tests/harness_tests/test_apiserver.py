@@ -417,6 +417,34 @@ def test_timeout_fails_call_in_time(serve: Any) -> None:
     assert 0.9 < elapsed < 2.5
 
 
+def test_ignored_failure_after_request_deadline_is_504(serve: Any) -> None:
+    server = serve(lambda review: Reply(body=allow_response(review), delay=2))
+    hook = webhook(timeoutSeconds=5, failurePolicy="Ignore")
+    caller = caller_for(server, configuration(hook))
+
+    result = caller.admit(pod(), namespace="team-a", request_timeout=1.0)
+
+    # Failing open does not help once the user's request itself has run out.
+    assert not result.allowed
+    assert result.code == 504
+    assert result.status is not None
+    assert result.status["reason"] == "Timeout"
+    assert result.message == (
+        "Timeout: request did not complete within requested timeout"
+    )
+
+
+def test_ignored_failure_within_deadline_goes_on(serve: Any) -> None:
+    server = serve(lambda review: Reply(body=allow_response(review), delay=2))
+    hook = webhook(timeoutSeconds=1, failurePolicy="Ignore")
+    caller = caller_for(server, configuration(hook))
+
+    result = caller.admit(pod(), namespace="team-a", request_timeout=10.0)
+
+    assert result.allowed, result.message
+    assert result.calls[0].outcome == "failed-open"
+
+
 def test_retry_after_is_honoured(serve: Any) -> None:
     answers = [Reply(status=429, headers={"Retry-After": "1"}, body=b"slow down"), None]
 

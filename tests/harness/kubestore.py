@@ -460,8 +460,29 @@ def _validate(resource: Resource, obj: Object, namespace: str) -> None:
     if resource.kind == "Secret":
         _decode_secret(obj)
         causes += _secret_key_causes(obj)
+    if resource.kind == "Event" and not resource.group:
+        causes += _event_namespace_causes(obj, namespace)
     if causes:
         raise kubestatus.invalid(resource.kind, resource.group, name, causes)
+
+
+def _event_namespace_causes(event: Object, namespace: str) -> list[tuple[str, str]]:
+    """Check a core/v1 Event's namespace as kube-apiserver's legacy event check does.
+
+    Without `eventTime`, the involved object's namespace must be the event's,
+    and an event about a cluster-scoped object belongs in "default".
+    """
+    if event.get("eventTime"):
+        return []
+    involved = str((event.get("involvedObject") or {}).get("namespace") or "")
+    if involved == namespace or (not involved and namespace == "default"):
+        return []
+    return [
+        (
+            "involvedObject.namespace",
+            f'Invalid value: "{involved}": does not match event.namespace',
+        )
+    ]
 
 
 def _decode_secret(obj: Object) -> None:

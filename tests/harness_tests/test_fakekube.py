@@ -308,6 +308,31 @@ def test_put_control_replaces_lease_and_ignores_versions(fake_kube: FakeKube) ->
     assert stored["metadata"]["uid"] != "stale"
 
 
+def test_event_for_object_in_other_namespace_is_422(
+    fake_kube: FakeKube, core: Any
+) -> None:
+    fake_kube.add_namespace("team-a")
+    event: dict[str, Any] = {
+        "metadata": {"name": "db.1"},
+        "involvedObject": {"kind": "Secret", "name": "db", "namespace": "runai"},
+        "reason": "CopyFailed",
+        "message": "m",
+        "type": "Warning",
+    }
+
+    with pytest.raises(ApiException) as caught:
+        core.create_namespaced_event("team-a", event)
+    event["involvedObject"]["namespace"] = "team-a"
+    created = core.create_namespaced_event("team-a", event)
+
+    assert caught.value.status == 422
+    assert status_of(caught.value)["message"] == (
+        'Event "db.1" is invalid: involvedObject.namespace: Invalid value: "runai": '
+        "does not match event.namespace"
+    )
+    assert created.involved_object.namespace == "team-a"
+
+
 def test_secret_type_change_is_422(fake_kube: FakeKube, core: Any) -> None:
     fake_kube.add_secret("team-a", "db", {"k": "v"})
     secret = core.read_namespaced_secret("db", "team-a")

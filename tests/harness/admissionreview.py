@@ -144,6 +144,12 @@ def parse_response(body: bytes, version: str, uid: str, mutating: bool) -> Respo
         warnings=_typed(fields, "warnings", list) or [],
         audit_annotations=_typed(fields, "auditAnnotations", dict) or {},
     )
+    _check_strings("warnings", decoded.warnings)
+    _check_strings("auditAnnotations", list(decoded.audit_annotations.values()))
+    decoded.warnings = [text or "" for text in decoded.warnings]
+    decoded.audit_annotations = {
+        key: value or "" for key, value in decoded.audit_annotations.items()
+    }
 
     if response is None:
         raise _invalid("webhook response was absent")
@@ -167,6 +173,28 @@ def _typed(response: Object, key: str, expected: type) -> Any:
             f"AdmissionResponse.response.{key} of type {expected.__name__}"
         )
     return value
+
+
+def _check_strings(key: str, values: list[Any]) -> None:
+    """Reject a non-string item, as decoding into a Go []string or map does.
+
+    A null item decodes to "" in Go, so it passes.
+    """
+    for value in values:
+        if value is not None and not isinstance(value, str):
+            raise WebhookCallFailed(
+                f"failed to call webhook: json: cannot unmarshal {_json_kind(value)} "
+                f"into Go struct field AdmissionResponse.response.{key} of type string"
+            )
+
+
+def _json_kind(value: Any) -> str:
+    """Name a JSON value's kind the way Go's encoding/json errors do."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return "array" if isinstance(value, list) else "object"
 
 
 def _decode_base64(value: str | None) -> bytes:

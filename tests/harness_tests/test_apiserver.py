@@ -300,6 +300,16 @@ def test_request_timeout_caps_query(serve: Any) -> None:
             "illegal base64 data",
         ),
         (
+            lambda review: with_fields(review, warnings=["ok", 1]),
+            "json: cannot unmarshal number into Go struct field "
+            "AdmissionResponse.response.warnings of type string",
+        ),
+        (
+            lambda review: with_fields(review, auditAnnotations={"key": True}),
+            "json: cannot unmarshal bool into Go struct field "
+            "AdmissionResponse.response.auditAnnotations of type string",
+        ),
+        (
             lambda review: with_fields(
                 review, patch=b64({"op": "add"}), patchType="JSONPatch"
             ),

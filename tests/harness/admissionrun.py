@@ -340,8 +340,8 @@ class Run:
         if self.deadline is not None:
             timeout = min(timeout, self.deadline - time.monotonic())
         if timeout <= 0:
-            # The user's request has run out before this call: kube-apiserver's
-            # timeout filter answers the user.
+            # The user's request ran out before this call, so kube-apiserver's
+            # timeout filter sends the user a 504.
             raise _request_timeout(" - context deadline exceeded")
         return timeout
 

@@ -12,9 +12,24 @@ from webhook.propagation.settings import MANAGED_BY_VALUE
 
 COMPONENT = "runai-secrets-webhook-propagation"
 
+# The longest object name Kubernetes accepts: a DNS subdomain.
+MAX_NAME_LENGTH = 253
+
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _event_name(source_name: str) -> str:
+    """Return a new Event name for the object `source_name`.
+
+    Names are unique per Event; the random suffix keeps them apart. A name
+    may have 253 characters, as may the source's, so a long source name is
+    cut, and then ends in a letter or digit as a name must.
+    """
+    suffix = secrets.token_hex(8)
+    prefix = source_name[: MAX_NAME_LENGTH - len(suffix) - 1].rstrip(".-")
+    return f"{prefix}.{suffix}"
 
 
 def warning_event(source: Mapping[str, Any], reason: str, message: str) -> Object:
@@ -25,8 +40,7 @@ def warning_event(source: Mapping[str, Any], reason: str, message: str) -> Objec
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {
-            # Event names are unique per object; the suffix keeps them apart.
-            "name": f"{metadata['name']}.{secrets.token_hex(8)}",
+            "name": _event_name(metadata["name"]),
             "namespace": metadata["namespace"],
             "labels": {"app.kubernetes.io/managed-by": MANAGED_BY_VALUE},
         },

@@ -374,8 +374,8 @@ def test_marked_secret_in_source_namespace_kept(
     ] == []
 
 
-# 253 characters is the longest Secret name, too long to be an Event's name
-# with a suffix; cut to make room, it must not end in "-".
+# 253 characters is the longest Secret name, too long for an Event name with
+# a suffix. The name is cut where it would end in "-".
 @pytest.mark.parametrize("long_name", ["x" * 64, "x" * 235 + "-" + "y" * 17])
 def test_long_source_name_reported(
     fake_kube: FakeKube, run_controller: Start, long_name: str

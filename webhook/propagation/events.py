@@ -23,9 +23,9 @@ def _now() -> str:
 def _event_name(source_name: str) -> str:
     """Return a new Event name for the object `source_name`.
 
-    Names are unique per Event; the random suffix keeps them apart. A name
-    may have 253 characters, as may the source's, so a long source name is
-    cut, and then ends in a letter or digit as a name must.
+    Each Event needs its own name, so a random suffix is added. A name has
+    at most 253 characters, as does the source's, so a long source name is
+    cut to fit. The cut part ends in a letter or digit, as a name must.
     """
     suffix = secrets.token_hex(8)
     prefix = source_name[: MAX_NAME_LENGTH - len(suffix) - 1].rstrip(".-")

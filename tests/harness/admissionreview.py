@@ -144,6 +144,7 @@ def parse_response(body: bytes, version: str, uid: str, mutating: bool) -> Respo
         warnings=_typed(fields, "warnings", list) or [],
         audit_annotations=_typed(fields, "auditAnnotations", dict) or {},
     )
+    _check_status(decoded.status)
     _check_strings("warnings", decoded.warnings)
     _check_strings("auditAnnotations", list(decoded.audit_annotations.values()))
     decoded.warnings = [text or "" for text in decoded.warnings]
@@ -175,6 +176,50 @@ def _typed(response: Object, key: str, expected: type) -> Any:
     return value
 
 
+# metav1.Status fields other than `code`, with the Go type each decodes into.
+_STATUS_FIELDS = {
+    "status": (str, "string"),
+    "message": (str, "string"),
+    "reason": (str, "v1.StatusReason"),
+    "details": (dict, "v1.StatusDetails"),
+}
+_INT32 = range(-(2**31), 2**31)
+
+
+def _check_status(status: Object) -> None:
+    """Reject a `status` that does not decode into metav1.Status, as Go's JSON does.
+
+    `code` is an int32: a string, a fraction, a float such as 403.0 or a
+    value out of range fails the call, while null decodes to 0.
+    """
+    code = status.get("code")
+    is_int = isinstance(code, int) and not isinstance(code, bool)
+    if code is not None and not (is_int and code in _INT32):
+        raise _cannot_unmarshal(_go_value(code), "code", "int32")
+    for key, (expected, go_type) in _STATUS_FIELDS.items():
+        value = status.get(key)
+        if value is not None and not isinstance(value, expected):
+            raise _cannot_unmarshal(_json_kind(value), key, go_type)
+
+
+def _cannot_unmarshal(value: str, key: str, go_type: str) -> WebhookCallFailed:
+    return WebhookCallFailed(
+        f"failed to call webhook: json: cannot unmarshal {value} into Go struct "
+        f"field Status.response.status.{key} of type {go_type}"
+    )
+
+
+def _go_value(value: Any) -> str:
+    """Name a value that fails to decode into an integer, as encoding/json does.
+
+    Go quotes the number's literal text; json.dumps gives the same text for
+    plain integers and decimals but not for exponents such as 4e2.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"number {json.dumps(value)}"
+    return _json_kind(value)
+
+
 def _check_strings(key: str, values: list[Any]) -> None:
     """Reject a non-string item, as decoding into a Go []string or map does.
 
@@ -194,6 +239,8 @@ def _json_kind(value: Any) -> str:
         return "bool"
     if isinstance(value, int | float):
         return "number"
+    if isinstance(value, str):
+        return "string"
     return "array" if isinstance(value, list) else "object"
 
 
@@ -261,6 +308,9 @@ def decode_patch(patch: bytes, patch_type: str) -> list[Object]:
         raise WebhookCallFailed(
             f"received undecodable patch in webhook response: {error}"
         ) from None
+    if operations is None:
+        # Go decodes `null` into an empty jsonpatch.Patch, which changes nothing.
+        return []
     if not isinstance(operations, list) or not all(
         isinstance(op, dict) for op in operations
     ):
@@ -281,7 +331,7 @@ def apply_patch(obj: Object, operations: list[Object]) -> Object:
     their error texts differ.
     """
     try:
-        patched: Object = jsonpatch.apply_patch(obj, operations)
+        patched: Object = jsonpatch.apply_patch(obj, _with_null_values(operations))
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
         raise kubestatus.internal_error(f"{_operation_word(error)}{error}") from None
     except (KeyError, TypeError, ValueError, IndexError) as error:
@@ -294,3 +344,17 @@ def apply_patch(obj: Object, operations: list[Object]) -> Object:
 def _operation_word(error: Exception) -> str:
     text = str(error)
     return "" if "operation" in text else "patch operation does not apply: "
+
+
+def _with_null_values(operations: list[Object]) -> list[Object]:
+    """Give `add` and `replace` without `value` a null one, as json-patch v4 does.
+
+    python-jsonpatch rejects such an operation, but v4 (Operation.value in
+    gopkg.in/evanphx/json-patch.v4) stores a nil node that encodes as null.
+    """
+    return [
+        {**operation, "value": None}
+        if operation.get("op") in ("add", "replace") and "value" not in operation
+        else operation
+        for operation in operations
+    ]

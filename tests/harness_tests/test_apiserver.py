@@ -383,6 +383,44 @@ def test_patch_that_fails_is_500_even_ignored(serve: Any) -> None:
     ]
 
 
+def test_null_patch_changes_nothing(serve: Any) -> None:
+    # jsonpatch.DecodePatch turns `null` into an empty patch, which
+    # kube-apiserver skips like an absent one.
+    server = serve(
+        lambda review: Reply(
+            body=with_fields(review, patch=b64(None), patchType="JSONPatch")
+        )
+    )
+
+    result = caller_for(server, configuration(webhook())).admit(
+        pod(), namespace="team-a"
+    )
+
+    assert result.allowed, result.message
+    assert result.calls[0].outcome == "allowed"
+    assert result.object is not None
+    assert result.object["spec"] == pod()["spec"]
+
+
+def test_add_or_replace_without_value_sets_null(serve: Any) -> None:
+    # evanphx/json-patch v4 stores a missing `value` as JSON null.
+    operations = [
+        {"op": "add", "path": "/metadata/annotations"},
+        {"op": "replace", "path": "/metadata/labels"},
+    ]
+    server = serve(lambda review: Reply(body=allow_response(review, patch=operations)))
+
+    result = caller_for(server, configuration(webhook())).admit(
+        pod(name="p", labels={"app": "a"}), namespace="team-a"
+    )
+
+    assert result.allowed, result.message
+    assert result.calls[0].outcome == "patched"
+    assert result.object is not None
+    assert result.object["metadata"]["annotations"] is None
+    assert result.object["metadata"]["labels"] is None
+
+
 def test_patch_on_delete_is_500(serve: Any) -> None:
     operation = {"op": "add", "path": "/metadata/labels", "value": {}}
     server = serve(lambda review: Reply(body=allow_response(review, patch=[operation])))
@@ -538,6 +576,84 @@ def test_denial_code_and_message(
     assert result.message == message
     assert result.status is not None
     assert result.status["status"] == "Failure"
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("403", "cannot unmarshal string into Go struct field"),
+        (403.5, "cannot unmarshal number 403.5 into Go struct field"),
+        (403.0, "cannot unmarshal number 403.0 into Go struct field"),
+        (True, "cannot unmarshal bool into Go struct field"),
+        (2**31, f"cannot unmarshal number {2**31} into Go struct field"),
+        ([403], "cannot unmarshal array into Go struct field"),
+    ],
+)
+def test_denial_with_non_integer_code_fails_call(
+    serve: Any, code: Any, error: str
+) -> None:
+    def deny(review: Object) -> Reply:
+        body = allow_response(review, allowed=False)
+        body["response"]["status"] = {"code": code, "message": "nope"}
+        return Reply(body=body)
+
+    server = serve(deny)
+    failing = caller_for(server, configuration(webhook()))
+    ignoring = caller_for(server, configuration(webhook(failurePolicy="Ignore")))
+
+    closed = failing.admit(pod(), namespace="team-a")
+    opened = ignoring.admit(pod(), namespace="team-a")
+
+    assert closed.code == 500
+    assert error in closed.message
+    assert "Status.response.status.code of type int32" in closed.message
+    assert opened.allowed, opened.message
+    assert opened.calls[0].outcome == "failed-open"
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        ({"message": 1}, "number into Go struct field Status.response.status.message"),
+        ({"reason": ["x"]}, "array into Go struct field Status.response.status.reason"),
+        (
+            {"details": "x"},
+            "string into Go struct field Status.response.status.details",
+        ),
+    ],
+)
+def test_denial_with_mistyped_status_fails_call(
+    serve: Any, status: Object, error: str
+) -> None:
+    server = serve(
+        lambda review: Reply(body=allow_response(review, allowed=False, status=status))
+    )
+
+    result = caller_for(server, configuration(webhook())).admit(
+        pod(), namespace="team-a"
+    )
+
+    assert result.code == 500
+    assert f"json: cannot unmarshal {error}" in result.message
+
+
+def test_denial_with_null_code_is_400(serve: Any) -> None:
+    server = serve(
+        lambda review: Reply(
+            body=allow_response(
+                review, allowed=False, status={"code": None, "message": "nope"}
+            )
+        )
+    )
+
+    result = caller_for(server, configuration(webhook())).admit(
+        pod(), namespace="team-a"
+    )
+
+    assert result.code == 400
+    assert result.message == (
+        'admission webhook "hook.example.com" denied the request: nope'
+    )
 
 
 def test_missing_allowed_is_denial(serve: Any) -> None:

@@ -129,13 +129,26 @@ def test_annotation_form_three_env_shapes(cluster: Cluster) -> None:
 
 
 def test_request_namespace_only_consulted(cluster: Cluster) -> None:
+    manifest = pod(container("main", placeholder("DB_USER")), namespace="")
+
+    result = cluster.caller.admit(manifest, namespace="runai-team-a")
+
+    assert result.allowed, result.message
+    assert result.requests[-1]["request"]["object"]["metadata"]["namespace"] == (
+        "runai-team-a"
+    )
+    assert cluster.secret_gets("runai-team-a") == 1
+    assert cluster.secret_gets("runai-team-b") == 0
+
+
+def test_object_in_other_namespace_never_reaches_webhook(cluster: Cluster) -> None:
     manifest = pod(container("main", placeholder("DB_USER")), namespace="runai-team-b")
 
     result = cluster.caller.admit(manifest, namespace="runai-team-a")
 
-    assert result.calls, result.message
-    assert cluster.secret_gets("runai-team-a") == 1
-    assert cluster.secret_gets("runai-team-b") == 0
+    assert result.code == 400
+    assert result.calls == []
+    assert cluster.secret_gets() == 0
 
 
 def test_generate_name_with_owner(cluster: Cluster) -> None:

@@ -113,6 +113,7 @@ class Run:
     def execute(self) -> AdmissionResult:
         try:
             self._decode_request()
+            self._ensure_namespace()
             self._mutate()
             stored = self._validate_object()
             self._run_validating(stored)
@@ -136,6 +137,30 @@ class Run:
             raise kubestatus.bad_request(
                 error.message.removeprefix("Internal error occurred: ")
             ) from None
+
+    def _ensure_namespace(self) -> None:
+        """Set the objects' namespace to the request's, as the REST handlers do.
+
+        kube-apiserver fills a missing `metadata.namespace`, clears it on a
+        cluster-scoped kind and rejects a different one with 400 before any
+        webhook runs (EnsureObjectNamespaceMatchesRequestNamespace in
+        k8s.io/apiserver/pkg/registry/rest).
+        """
+        if self.obj is not None:
+            metadata = self.obj.setdefault("metadata", {})
+            if not _set_namespace(metadata, self.namespace):
+                raise kubestatus.bad_request(
+                    "the namespace of the provided object does not match the "
+                    "namespace sent on the request"
+                )
+        if self.old is not None:
+            # The old object comes from storage, which holds it in its namespace.
+            metadata = self.old.setdefault("metadata", {})
+            if not _set_namespace(metadata, self.namespace):
+                raise ValueError(
+                    f"old_object is in namespace {metadata['namespace']!r} but the "
+                    f"request is in {self.namespace!r}: pass matching namespaces"
+                )
 
     # Mutating phase.
 
@@ -399,6 +424,18 @@ class Run:
         self.result.warnings = self.warnings.headers()
         self.result.audit_annotations = self.audit.values()
         return self.result
+
+
+def _set_namespace(metadata: Object, namespace: str) -> bool:
+    """Fill or clear `metadata.namespace`; return False when it names another one."""
+    found = metadata.get("namespace") or ""
+    if not namespace:
+        metadata.pop("namespace", None)
+        return True
+    if found and found != namespace:
+        return False
+    metadata["namespace"] = namespace
+    return True
 
 
 def _request_timeout(suffix: str = "") -> ApiError:

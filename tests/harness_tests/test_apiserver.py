@@ -141,7 +141,10 @@ def test_request_fields_on_create(serve: Any) -> None:
     assert request["operation"] == "CREATE"
     assert request["dryRun"] is False
     assert request["oldObject"] is None
-    assert request["object"]["metadata"] == {"generateName": "job-"}
+    assert request["object"]["metadata"] == {
+        "generateName": "job-",
+        "namespace": "team-a",
+    }
     assert request["options"] == {
         "kind": "CreateOptions",
         "apiVersion": "meta.k8s.io/v1",
@@ -172,6 +175,45 @@ def test_request_fields_on_delete(serve: Any) -> None:
     assert request["oldObject"]["metadata"]["name"] == "p1"
     assert request["name"] == "p1"
     assert request["options"]["kind"] == "DeleteOptions"
+
+
+def test_object_namespace_comes_from_request(serve: Any) -> None:
+    server = serve(allow)
+    caller = caller_for(server, configuration(webhook()))
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "team-b", "namespace": "team-a"},
+    }
+
+    result = caller.admit(pod(), namespace="team-a")
+    cluster_scoped = caller.admit(namespace)
+
+    assert result.allowed, result.message
+    assert server.reviews[0]["request"]["object"]["metadata"]["namespace"] == "team-a"
+    assert result.object is not None
+    assert result.object["metadata"]["namespace"] == "team-a"
+    # A cluster-scoped object loses any namespace it names.
+    assert cluster_scoped.allowed, cluster_scoped.message
+    assert cluster_scoped.object is not None
+    assert "namespace" not in cluster_scoped.object["metadata"]
+
+
+def test_object_in_other_namespace_is_400(serve: Any) -> None:
+    server = serve(allow)
+    caller = caller_for(server, configuration(webhook()))
+
+    result = caller.admit(pod(name="p", namespace="team-b"), namespace="team-a")
+
+    assert not result.allowed
+    assert result.code == 400
+    assert result.message == (
+        "the namespace of the provided object does not match the namespace sent "
+        "on the request"
+    )
+    assert result.status is not None
+    assert result.status["reason"] == "BadRequest"
+    assert server.reviews == []
 
 
 def test_request_uses_v1beta1_when_only_choice(serve: Any) -> None:
@@ -351,7 +393,7 @@ def test_bad_response_fails_call(
     assert closed.status is not None
     assert closed.status["reason"] == "InternalError"
     assert opened.allowed, opened.message
-    assert opened.object == pod()
+    assert opened.object == pod(generateName="job-", namespace="team-a")
     assert opened.calls[0].outcome == "failed-open"
     assert (
         opened.audit_annotations[

@@ -211,12 +211,15 @@ def test_object_namespace_ignored_for_lookup(
     kube: FakeKube, service: WebhookService
 ) -> None:
     # The object claims namespace team-b; only the request's namespace counts.
+    # kube-apiserver rejects such a request before any webhook, so only a
+    # review posted directly can carry it.
     kube.clear_log()
-    result = service.caller(kube=kube).admit(
-        pod("SECRET:only-in-b,token", namespace="team-b"), namespace=TEAM_A
-    )
+    review = pod_review(pod("SECRET:only-in-b,token", namespace="team-b"), TEAM_A)
+    with client_for(service) as client:
+        reply = post(client, orjson.dumps(review))
 
-    assert not result.allowed
+    assert reply.status == 200
+    assert orjson.loads(reply.body)["response"]["allowed"] is False
     reads = [r for r in kube.requests if r.resource == "secrets"]
     assert reads, "the reference should have been looked up"
     assert {record.namespace for record in reads} == {TEAM_A}

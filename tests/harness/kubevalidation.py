@@ -13,7 +13,15 @@ import re
 
 DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS1123_SUBDOMAIN = rf"{DNS1123_LABEL}(\.{DNS1123_LABEL})*"
+DNS1035_LABEL = r"[a-z]([-a-z0-9]*[a-z0-9])?"
+QUALIFIED_NAME = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+LABEL_VALUE = rf"({QUALIFIED_NAME})?"
 CONFIG_KEY = r"[-._a-zA-Z0-9]+"
+_QUALIFIED_NAME_RULE = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start "
+    "and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or "
+    f"'123-abc', regex used for validation is '{QUALIFIED_NAME}')"
+)
 ENV_VAR_NAME = r"[-._a-zA-Z][-._a-zA-Z0-9]*"
 
 # The relaxed env name rule (any printable ASCII but "=") is on by default
@@ -31,20 +39,80 @@ def _too_long(value: str, limit: int) -> str:
 
 
 def dns1123_subdomain(value: str) -> list[str]:
-    errors = []
-    if len(value) > 253:
-        errors.append(_too_long(value, 253))
-    if not re.fullmatch(DNS1123_SUBDOMAIN, value):
-        errors.append(
-            _invalid(
-                value,
-                "a lowercase RFC 1123 subdomain must consist of lower case "
-                "alphanumeric characters, '-' or '.', and must start and end with "
-                "an alphanumeric character (e.g. 'example.com', regex used for "
-                f"validation is '{DNS1123_SUBDOMAIN}')",
-            )
-        )
-    return errors
+    return [_invalid(value, text) for text in subdomain_messages(value)]
+
+
+def subdomain_messages(value: str) -> list[str]:
+    """Check a DNS-1123 subdomain; return the bare messages of IsDNS1123Subdomain."""
+    return _pattern_messages(
+        value,
+        253,
+        DNS1123_SUBDOMAIN,
+        "a lowercase RFC 1123 subdomain must consist of lower case "
+        "alphanumeric characters, '-' or '.', and must start and end with "
+        "an alphanumeric character (e.g. 'example.com', regex used for "
+        f"validation is '{DNS1123_SUBDOMAIN}')",
+    )
+
+
+def dns1035_label_messages(value: str) -> list[str]:
+    """Check a DNS-1035 label; return the bare messages of IsDNS1035Label."""
+    return _pattern_messages(
+        value,
+        63,
+        DNS1035_LABEL,
+        "a DNS-1035 label must consist of lower case alphanumeric characters "
+        "or '-', start with an alphabetic character, and end with an "
+        "alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used "
+        f"for validation is '{DNS1035_LABEL}')",
+    )
+
+
+def qualified_name_messages(value: str) -> list[str]:
+    """Check a label key or match condition name as IsQualifiedName does."""
+    parts = value.split("/")
+    if len(parts) > 2:
+        return [
+            f"a qualified name {_QUALIFIED_NAME_RULE} with an optional DNS "
+            "subdomain prefix and '/' (e.g. 'example.com/MyName')"
+        ]
+    messages = []
+    name = parts[-1]
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            messages.append("prefix part must be non-empty")
+        else:
+            messages += [f"prefix part {text}" for text in subdomain_messages(prefix)]
+    if not name:
+        messages.append("name part must be non-empty")
+    elif len(name) > 63:
+        messages.append("name part must be no more than 63 characters")
+    if not re.fullmatch(QUALIFIED_NAME, name):
+        messages.append(f"name part {_QUALIFIED_NAME_RULE}")
+    return messages
+
+
+def label_value_messages(value: str) -> list[str]:
+    """Check a label value as IsValidLabelValue does; the empty string is valid."""
+    return _pattern_messages(
+        value,
+        63,
+        LABEL_VALUE,
+        "a valid label must be an empty string or consist of alphanumeric "
+        "characters, '-', '_' or '.', and must start and end with an "
+        "alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
+        f"'12345', regex used for validation is '{LABEL_VALUE}')",
+    )
+
+
+def _pattern_messages(value: str, limit: int, pattern: str, rule: str) -> list[str]:
+    messages = []
+    if len(value) > limit:
+        messages.append(f"must be no more than {limit} characters")
+    if not re.fullmatch(pattern, value):
+        messages.append(rule)
+    return messages
 
 
 def dns1123_label(value: str) -> list[str]:

@@ -5,7 +5,8 @@ cluster, so the caller rejects it up front instead of calling through it.
 The rules follow ValidateMutatingWebhookConfiguration and
 ValidateValidatingWebhookConfiguration in kubernetes/pkg/apis/admissionregistration
 (admissionregistration.k8s.io/v1, Kubernetes 1.30). Match conditions are
-checked in `admissionmatch.check_match_conditions`.
+checked in `webhookrules`; `admissionmatch.check_match_conditions` rejects
+CEL variables that the harness does not provide.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.harness import kubevalidation
+from tests.harness import fielderrors, kubevalidation, webhookrules
 
 KNOWN_REVIEW_VERSIONS = ("v1", "v1beta1")
 SIDE_EFFECTS = ("None", "NoneOnDryRun")
@@ -35,28 +36,29 @@ def check_configuration(configuration: Mapping[str, Any], mutating: bool) -> Non
     seen: set[str] = set()
     for index, webhook in enumerate(configuration.get("webhooks") or []):
         path = f"webhooks[{index}]"
-        webhook_name = str(webhook.get("name") or "")
-        if webhook_name in seen:
-            errors.append(f'{path}.name: Duplicate value: "{webhook_name}"')
-        seen.add(webhook_name)
         errors += _webhook_errors(path, webhook, mutating)
+        errors += _review_version_errors(path, webhook.get("admissionReviewVersions"))
+        webhook_name = str(webhook.get("name") or "")
+        if webhook_name and webhook_name in seen:
+            errors.append(fielderrors.duplicate(f"{path}.name", webhook_name))
+        seen.add(webhook_name)
     if errors:
         kind = "Mutating" if mutating else "Validating"
         name = configuration.get("metadata", {}).get("name", "")
         subject = f'{kind}WebhookConfiguration.admissionregistration.k8s.io "{name}"'
-        raise InvalidConfiguration(f"{subject} is invalid: {', '.join(errors)}")
+        raise InvalidConfiguration(
+            f"{subject} is invalid: {fielderrors.aggregate(errors)}"
+        )
 
 
 def _webhook_errors(path: str, webhook: Mapping[str, Any], mutating: bool) -> list[str]:
+    """Check one webhook's fields in the order validateMutatingWebhook does."""
     errors = _name_errors(path, str(webhook.get("name") or ""))
-    errors += _review_version_errors(path, webhook.get("admissionReviewVersions"))
-    errors += _enum_errors(f"{path}.sideEffects", webhook.get("sideEffects"), True)
+    for index, rule in enumerate(webhook.get("rules") or []):
+        errors += webhookrules.rule_errors(f"{path}.rules[{index}]", rule)
     errors += _enum_errors(f"{path}.failurePolicy", webhook.get("failurePolicy"))
     errors += _enum_errors(f"{path}.matchPolicy", webhook.get("matchPolicy"))
-    if mutating:
-        errors += _enum_errors(
-            f"{path}.reinvocationPolicy", webhook.get("reinvocationPolicy")
-        )
+    errors += _enum_errors(f"{path}.sideEffects", webhook.get("sideEffects"), True)
     timeout = webhook.get("timeoutSeconds")
     if timeout is not None and not (
         MIN_TIMEOUT_SECONDS <= timeout <= MAX_TIMEOUT_SECONDS
@@ -65,8 +67,19 @@ def _webhook_errors(path: str, webhook: Mapping[str, Any], mutating: bool) -> li
             f"{path}.timeoutSeconds: Invalid value: {timeout}: "
             "the timeout value must be between 1 and 30 seconds"
         )
+    for selector in ("namespaceSelector", "objectSelector"):
+        errors += webhookrules.selector_errors(
+            f"{path}.{selector}", webhook.get(selector)
+        )
+    if mutating:
+        errors += _enum_errors(
+            f"{path}.reinvocationPolicy", webhook.get("reinvocationPolicy")
+        )
     errors += _client_config_errors(
         f"{path}.clientConfig", webhook.get("clientConfig") or {}
+    )
+    errors += webhookrules.match_condition_errors(
+        f"{path}.matchConditions", list(webhook.get("matchConditions") or [])
     )
     return errors
 
@@ -89,15 +102,27 @@ def _review_version_errors(path: str, versions: Any) -> list[str]:
     field = f"{path}.admissionReviewVersions"
     known = ", ".join(KNOWN_REVIEW_VERSIONS)
     if not versions:
-        return [f"{field}: Required value: must specify one of {known}"]
-    if not any(version in KNOWN_REVIEW_VERSIONS for version in versions):
-        # Go prints the value as a []string literal.
-        listed = ", ".join(f'"{version}"' for version in versions)
-        return [
-            f"{field}: Invalid value: []string{{{listed}}}: "
-            f"must include at least one of {known}"
+        return [fielderrors.required(field, f"must specify one of {known}")]
+    errors = []
+    seen: set[str] = set()
+    for index, version in enumerate(versions):
+        if version in seen:
+            errors.append(
+                fielderrors.invalid(f"{field}[{index}]", version, "duplicate version")
+            )
+            continue
+        seen.add(version)
+        errors += [
+            fielderrors.invalid(f"{field}[{index}]", version, message)
+            for message in kubevalidation.dns1035_label_messages(str(version))
         ]
-    return []
+    if not any(version in KNOWN_REVIEW_VERSIONS for version in versions):
+        errors.append(
+            fielderrors.invalid(
+                field, list(versions), f"must include at least one of {known}"
+            )
+        )
+    return errors
 
 
 _SUPPORTED = {
@@ -115,8 +140,7 @@ def _enum_errors(field: str, value: Any, required: bool = False) -> list[str]:
     supported = _SUPPORTED[field.rpartition(".")[2]]
     if value in supported:
         return []
-    listed = ", ".join(f'"{item}"' for item in supported)
-    return [f'{field}: Unsupported value: "{value}": supported values: {listed}']
+    return [fielderrors.unsupported(field, value, supported)]
 
 
 def _client_config_errors(field: str, client: Mapping[str, Any]) -> list[str]:

@@ -1020,12 +1020,12 @@ def test_match_condition_error_follows_policy(serve: Any) -> None:
         (
             {"failurePolicy": "fail"},
             'webhooks[0].failurePolicy: Unsupported value: "fail": '
-            'supported values: "Ignore", "Fail"',
+            'supported values: "Fail", "Ignore"',
         ),
         (
             {"reinvocationPolicy": "Always"},
             'webhooks[0].reinvocationPolicy: Unsupported value: "Always": '
-            'supported values: "Never", "IfNeeded"',
+            'supported values: "IfNeeded", "Never"',
         ),
         (
             {"clientConfig": {"url": "http://127.0.0.1:8443/mutate"}},

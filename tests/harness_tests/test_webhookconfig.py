@@ -265,7 +265,7 @@ def test_invalid_review_versions_are_rejected(versions: list[str], error: str) -
     assert message.endswith(f'"config" is invalid: {error}')
 
 
-def test_errors_are_listed_in_kube_apiserver_order() -> None:
+def test_errors_in_apiserver_order() -> None:
     hook = webhook(
         rules=[rule(operations=[])],
         reinvocationPolicy="Sometimes",

@@ -135,6 +135,16 @@ CALLED = {
         "TrainingWorkload",
         {"MODE": {"value": "x"}, "PASSWORD": {"value": "SECRET:db,pw"}},
     ),
+    # The service warns about values that start with a lower case spelling.
+    "pod lower case secret": pod(
+        {"containers": [container({"name": "E", "value": "secret:a,b"})]}
+    ),
+    "pod capitalised secret": pod(
+        {"containers": [container({"name": "E", "value": "Secret:a,b"})]}
+    ),
+    "trainingworkload lower case item": runai_workload(
+        "TrainingWorkload", {"PASSWORD": {"value": "secret:db,pw"}}
+    ),
     "distributedworkload environment item": runai_workload(
         "DistributedWorkload", {"PASSWORD": {"value": "SECRET:db,pw"}}
     ),
@@ -157,8 +167,8 @@ SKIPPED = {
     "pod plain and secretKeyRef env": pod(WITHOUT_PLACEHOLDER),
     "pod empty env list": pod({"containers": [container()]}),
     "pod empty value": pod({"containers": [container({"name": "E", "value": ""})]}),
-    "pod lowercase secret": pod(
-        {"containers": [container({"name": "E", "value": "secret:a,b"})]}
+    "pod lower case secret inside a value": pod(
+        {"containers": [container({"name": "E", "value": "no secret:a,b"})]}
     ),
     "pod foreign annotations": pod(
         WITHOUT_PLACEHOLDER,
@@ -234,13 +244,14 @@ def needs_webhook(obj: dict[str, Any]) -> bool:
         for field in POD_SPEC_FIELDS:
             for item in spec.get(field, []):
                 for env in item.get("env", []):
-                    if "SECRET:" in env.get("value", ""):
+                    value = env.get("value", "")
+                    if "SECRET:" in value or value.startswith(("secret:", "Secret:")):
                         return True
     return False
 
 
 env_values = st.sampled_from(
-    ["x", "", "SECRET:s,k", "a SECRET: b", "secret:s,k", "SECRETS"]
+    ["x", "", "SECRET:s,k", "a SECRET: b", "secret:s,k", "a secret:", "SECRETS"]
 )
 env_vars = st.one_of(
     st.builds(lambda value: {"name": "E", "value": value}, env_values),

@@ -154,6 +154,24 @@ def test_pod_without_placeholder_skipped(
     ]
 
 
+@pytest.mark.parametrize("prefix", ["secret:", "Secret:"])
+def test_lower_case_prefix_warned(
+    caller: AdmissionCaller, configuration: dict[str, Any], prefix: str
+) -> None:
+    # The service warns about such a value, so the match condition must send it.
+    result = caller.admit(
+        pod(env_value=f"{prefix}db-creds,username"), namespace=PROJECT
+    )
+    assert result.allowed, result.message
+    assert result.called(webhook_name(configuration)) == 1
+    assert first_env(result) == {
+        "name": "USERNAME",
+        "value": f"{prefix}db-creds,username",
+    }
+    assert len(result.warnings) == 1
+    assert "Write SECRET: in upper case" in result.warnings[0]
+
+
 def test_own_pod_not_called(
     caller: AdmissionCaller,
     configuration: dict[str, Any],

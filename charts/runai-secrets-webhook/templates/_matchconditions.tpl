@@ -10,7 +10,8 @@ It is true when:
   annotation with our prefix (env additions, the opt-out, the injected
   marker);
 - any container, initContainer or ephemeralContainer of the pod spec or pod
-  template has an env value containing "SECRET:";
+  template has an env value containing "SECRET:", or starting with "secret:"
+  or "Secret:", which the service keeps with a warning;
 - a run.ai v2alpha1 workload has such a value in spec.environment.items,
   where Run:AI keeps env vars as a map of name to {value: ...}.
 "contains" rather than "startsWith" so that no value the service reads as a
@@ -31,7 +32,7 @@ schema does not allow them, so has() is enough here.
 || (has(object.spec) && has(object.spec.environment) && has(object.spec.environment.items)
   && object.spec.environment.items.exists(name,
     'value' in object.spec.environment.items[name]
-      && object.spec.environment.items[name].value.contains('SECRET:')))
+      && {{ include "runai-secrets-webhook.referenceLike" "object.spec.environment.items[name].value" }}))
 || [
   object,
   has(object.spec) && has(object.spec.template) ? object.spec.template : {},
@@ -42,5 +43,14 @@ schema does not allow them, so has() is enough here.
     && t.metadata.annotations.exists(k, k.startsWith('{{ $prefix }}')))
   || (has(t.spec) && ['containers', 'initContainers', 'ephemeralContainers'].exists(f,
     f in t.spec && t.spec[f].exists(c,
-      has(c.env) && c.env.exists(e, has(e.value) && e.value.contains('SECRET:'))))))
+      has(c.env) && c.env.exists(e, has(e.value)
+        && {{ include "runai-secrets-webhook.referenceLike" "e.value" }})))))
+{{- end }}
+
+{{/*
+CEL test that the string expression given as the context is a reference or
+one of the lower case spellings the service warns about.
+*/}}
+{{- define "runai-secrets-webhook.referenceLike" -}}
+({{ . }}.contains('SECRET:') || {{ . }}.startsWith('secret:') || {{ . }}.startsWith('Secret:'))
 {{- end }}

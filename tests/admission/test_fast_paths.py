@@ -14,7 +14,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from webhook.admission import (
@@ -27,6 +27,7 @@ from webhook.admission import (
     plan_review,
 )
 from webhook.admission.lookups import LookupStatus
+from webhook.admission.messages import MAX_PROBLEMS
 from webhook.admission.references import InvalidReference, SecretRef, parse_reference
 from webhook.admission.scanning import MAX_SECRETS_PER_REVIEW
 
@@ -79,7 +80,8 @@ def model(
     """Compute the outcome that the rules give for these uses and lookups.
 
     The result has `allowed`, `code`, the secrets a denial must name, and
-    for an allowed review the warning and missing counts.
+    for an allowed review the warning and missing counts. Failed lookups
+    concern at most the three secrets of `SECRET_NAMES`, below `MAX_PROBLEMS`.
     """
     missing: dict[tuple[str, str | None], None] = {}
     failed: dict[LookupStatus, set[str]] = {}
@@ -95,7 +97,9 @@ def model(
             failed.setdefault(status, set()).add(secret)
 
     if missing and on_missing == "deny":
-        return {"allowed": False, "code": 403, "named": {s for s, _ in missing}}
+        # The denial lists the first problems in order of use and counts the rest.
+        listed = list(missing)[:MAX_PROBLEMS]
+        return {"allowed": False, "code": 403, "named": {s for s, _ in listed}}
     if LookupStatus.FORBIDDEN in failed:
         return {
             "allowed": False,
@@ -150,6 +154,18 @@ def check_against_model(
 
 @settings(max_examples=300, deadline=None)
 @given(uses_strategy, lookups_strategy, on_missing_strategy)
+# Six missing keys: the denial lists five and counts the sixth, whose
+# secret "db" it then does not name.
+@example(
+    uses=[
+        *(("api", key) for key in KEY_NAMES),
+        ("cache", "user"),
+        ("cache", "password"),
+        ("db", "user"),
+    ],
+    lookups={secret: SecretLookup.found(frozenset()) for secret in SECRET_NAMES},
+    on_missing="deny",
+)
 def test_decide_matches_rules_model(
     uses: list[Use], lookups: dict[str, SecretLookup], on_missing: str
 ) -> None:

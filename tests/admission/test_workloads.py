@@ -365,6 +365,31 @@ def test_unknown_container_listed_once_per_name() -> None:
     )
 
 
+def test_template_containers_checked_against_own_spec() -> None:
+    # Pods copy their template's annotation, so a name that only another
+    # replica's template has would deny every pod made from this one.
+    master = template(container("master"))
+    master["metadata"]["annotations"] = {"runai-secrets-webhook/containers": "worker"}
+    spec = {
+        "pytorchReplicaSpecs": {
+            "Master": {"template": master},
+            "Worker": {"template": template(container("worker"))},
+        }
+    }
+    rv = review(workload("PyTorchJob", "kubeflow.org/v1", spec), kind="PyTorchJob")
+
+    decision = run(rv, {}, InjectionOptions(extra_kinds=PYTORCH))
+
+    assert not decision.allowed
+    assert decision.code == 400
+    assert decision.message == (
+        'PyTorchJob "train": annotation runai-secrets-webhook/containers in '
+        "spec.pytorchReplicaSpecs.Master.template.metadata.annotations names "
+        'container "worker", which is not one of the pod template\'s containers '
+        '("master"). Fix the name or remove it from the annotation.'
+    )
+
+
 def test_v2_lower_case_value_warns() -> None:
     items = {"DB_PASS": {"value": "secret:db-creds,password"}}
     rv = review(v2_workload("TrainingWorkload", items), kind="TrainingWorkload")

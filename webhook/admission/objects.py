@@ -19,6 +19,7 @@ from webhook.admission.podtemplates import (
     merged_controls,
     pod_specs,
     template_annotations,
+    template_annotations_field,
     warn_workload_only,
 )
 from webhook.admission.reviews import Request
@@ -86,11 +87,18 @@ def scan_object(
             continue
         # Pods copy the annotations of their template's metadata, so the
         # control annotations there win over the workload's own for this spec.
-        settings = merged_controls(annotations, template_annotations(obj, path), keys)
+        template = template_annotations(obj, path)
+        settings = merged_controls(annotations, template, keys)
         scan.convert_literals = not injection_disabled(settings, keys)
         additions = _annotation_additions(settings, keys, scan)
         additions.extend(extra_additions)
-        selected = _selected_containers(settings, keys, scan, specs)
+        if template and keys.containers in template:
+            # The pods made from this template copy the annotation and are
+            # checked against their own containers, so this spec's must match.
+            field = template_annotations_field(path)
+            selected = _selected_containers(settings, keys, scan, [(path, spec)], field)
+        else:
+            selected = _selected_containers(settings, keys, scan, specs)
         _scan_pod_spec(scan, path, spec, additions, selected)
     warn_workload_only(scan, obj, annotations, keys, specs)
     return scan
@@ -132,11 +140,13 @@ def _selected_containers(
     keys: AnnotationKeys,
     scan: Scan,
     specs: Sequence[tuple[str, Any]],
+    field: str = "",
 ) -> frozenset[str] | None:
     """Return the app containers named by the containers annotation.
 
     None, meaning every app container, when the annotation is absent or
-    names no container.
+    names no container. `field` names the pod template annotations the
+    value comes from, when it is checked against that template's `specs`.
     """
     text = annotations.get(keys.containers)
     names = parse_container_names(text) if isinstance(text, str) else []
@@ -147,10 +157,12 @@ def _selected_containers(
     for name in names:
         if name not in present:
             listed = ", ".join(quote(known) for known in present)
+            where = f" in {field}" if field else ""
+            owner = "the pod template's" if field else "its"
             raise Denied(
                 400,
-                f"{scan.subject}: annotation {keys.containers} names container "
-                f"{quote(name)}, which is not one of its containers ({listed}). "
+                f"{scan.subject}: annotation {keys.containers}{where} names container "
+                f"{quote(name)}, which is not one of {owner} containers ({listed}). "
                 "Fix the name or remove it from the annotation.",
             )
     return frozenset(names)

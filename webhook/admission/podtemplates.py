@@ -104,13 +104,17 @@ def warn_workload_only(
         for path, _ in specs:
             template = template_annotations(obj, path)
             if template is not None and key not in template:
-                where = _dotted(_template_metadata_path(path) or "")
                 scan.warnings.append(
                     f"annotation {key} is set on the object's own metadata only, so "
-                    f"the pods it creates do not get it. Set it in {where}.annotations "
-                    "as well."
+                    f"the pods it creates do not get it. Set it in "
+                    f"{template_annotations_field(path)} as well."
                 )
                 break
+
+
+def template_annotations_field(spec_path: str) -> str:
+    """Return the dotted path of the pod template annotations of a spec."""
+    return _dotted(_template_metadata_path(spec_path) or "") + ".annotations"
 
 
 def _dotted(pointer: str) -> str:

@@ -450,20 +450,25 @@ class ServeSettings:
     def secrets_dir_conflict(self) -> str | None:
         """Return an error when --secrets-dir is set with a flag that needs the API.
 
-        Cluster-wide secrets and the controller read namespaces and write
-        copies through the Kubernetes API, which a directory cannot stand in for.
+        Templates are ConfigMaps, and cluster-wide secrets and the controller
+        read namespaces and write copies, all through the Kubernetes API,
+        which a directory cannot stand in for.
         """
         if not self.secrets_dir:
             return None
-        for flag, on in (
-            ("--cluster-wide-secrets", self.cluster_wide_secrets),
-            ("--propagate", self.propagate),
+        for flag, on, use in (
+            ("--templates", self.templates, "reads template ConfigMaps from"),
+            (
+                "--cluster-wide-secrets",
+                self.cluster_wide_secrets,
+                "reads and writes secrets through",
+            ),
+            ("--propagate", self.propagate, "reads and writes secrets through"),
         ):
             if on:
                 return (
-                    f"{flag} reads and writes secrets through the Kubernetes API, "
-                    "so it cannot be combined with --secrets-dir; drop one of the "
-                    "two flags"
+                    f"{flag} {use} the Kubernetes API, so it cannot be combined "
+                    "with --secrets-dir; drop one of the two flags"
                 )
         return None
 

@@ -109,3 +109,12 @@ def test_port_in_use_names_flags(tmp_path: Path, workers: str) -> None:
     assert f"--host 127.0.0.1 --port {port}" in done.stderr
     assert "Address already in use" in done.stderr
     assert "listening" not in done.stderr
+
+
+def test_templates_with_secrets_dir_rejected(tmp_path: Path) -> None:
+    done = _serve(tmp_path, "--templates")
+
+    assert done.returncode == 2, done.stderr
+    assert "--templates reads template ConfigMaps" in done.stderr
+    assert "--secrets-dir" in done.stderr
+    assert not (tmp_path / "certs").exists()

@@ -103,11 +103,9 @@ def build_templates(
     """Set up templates when --templates is on; they need the Kubernetes API."""
     if not settings.templates:
         return None
-    if settings.secrets_dir:
-        raise ValueError(
-            "--templates reads template ConfigMaps from the Kubernetes API, so it "
-            "cannot be combined with --secrets-dir; drop one of the two flags"
-        )
+    conflict = settings.secrets_dir_conflict()
+    if conflict:
+        raise ValueError(conflict)
     return TemplateService(
         new_api_client(settings.kubeconfig),
         settings.template_namespace,

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 ENV_PREFIX = "RUNAI_SECRETS_WEBHOOK_"
 DEFAULT_ANNOTATION_PREFIX = "runai-secrets-webhook"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 Number = TypeVar("Number", int, float)
 
@@ -306,7 +307,7 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         "Lowest log level written.",
         "INFO",
         str.upper,
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        choices=LOG_LEVELS,
     ),
     Flag(
         "--on-missing",

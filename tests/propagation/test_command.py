@@ -119,6 +119,26 @@ def test_non_positive_setting_rejected(
     assert variable in capsys.readouterr().err
 
 
+def test_invalid_log_level_rejected(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as from_flag:
+        parse(["--log-level", "verbose"])
+    assert from_flag.value.code == 2
+    assert "DEBUG, INFO, WARNING, ERROR" in capsys.readouterr().err
+
+    monkeypatch.setenv("RUNAI_SECRETS_WEBHOOK_LOG_LEVEL", "verbose")
+    with pytest.raises(SystemExit) as from_environment:
+        parse([])
+
+    assert from_environment.value.code == 2
+    assert "RUNAI_SECRETS_WEBHOOK_LOG_LEVEL" in capsys.readouterr().err
+
+
+def test_log_level_any_case() -> None:
+    assert parse(["--log-level", "debug"]).log_level == "DEBUG"
+
+
 def _kubeconfig(path: Path, server: str) -> Path:
     cluster = {"name": "down", "cluster": {"server": server}}
     context = {"name": "down", "context": {"cluster": "down", "user": "down"}}

@@ -33,6 +33,7 @@ from webhook.propagation.settings import (
     WatchTiming,
 )
 from webhook.settings import (
+    LOG_LEVELS,
     EnvironmentValue,
     checked_type,
     interval_seconds,
@@ -112,7 +113,14 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
         "runai-secrets-webhook",
         help="prefix of the labels and annotations this program reads and writes",
     )
-    _add(parser, "--log-level", "INFO", help="DEBUG, INFO, WARNING or ERROR")
+    _add(
+        parser,
+        "--log-level",
+        "INFO",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="lowest log level written: DEBUG, INFO, WARNING or ERROR",
+    )
 
 
 # The controller's own flags: (flag, default, type, help text).

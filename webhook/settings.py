@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from webhook.admission.annotations import check_prefix
+
 ENV_PREFIX = "RUNAI_SECRETS_WEBHOOK_"
 DEFAULT_ANNOTATION_PREFIX = "runai-secrets-webhook"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -101,6 +103,15 @@ def port_number(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {text!r}: expected 0 to 65535")
     return value
+
+
+def annotation_prefix(text: str) -> str:
+    """Parse the prefix of annotation and label keys, a DNS-1123 subdomain."""
+    try:
+        check_prefix(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _number(text: str, parse: Callable[[str], Number], expected: str) -> Number:
@@ -320,6 +331,7 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         "--annotation-prefix",
         "Prefix of every annotation and label the webhook reads or writes.",
         DEFAULT_ANNOTATION_PREFIX,
+        annotation_prefix,
         metavar="PREFIX",
     ),
     Flag(

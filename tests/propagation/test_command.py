@@ -139,6 +139,16 @@ def test_log_level_any_case() -> None:
     assert parse(["--log-level", "debug"]).log_level == "DEBUG"
 
 
+def test_invalid_annotation_prefix_rejected(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse(["--annotation-prefix", "Bad Prefix/"])
+
+    assert exit_info.value.code == 2
+    assert "annotation prefix 'Bad Prefix/' is not valid" in capsys.readouterr().err
+
+
 def _kubeconfig(path: Path, server: str) -> Path:
     cluster = {"name": "down", "cluster": {"server": server}}
     context = {"name": "down", "context": {"cluster": "down", "user": "down"}}

@@ -120,6 +120,7 @@ def test_every_subcommand_registered() -> None:
         ("WORKERS", "0", ">= 1"),
         ("CERT_RELOAD_INTERVAL", "0", "> 0"),
         ("TEMPLATES", "maybe", "true or false"),
+        ("ANNOTATION_PREFIX", "Bad Prefix/", "DNS-1123 subdomain"),
     ],
 )
 def test_invalid_environment_value_exits_2(

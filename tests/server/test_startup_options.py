@@ -1,9 +1,10 @@
 """Startup errors for option values: one message, not a traceback.
 
-An admin who gives `serve` a bad workload kinds file, an invalid
-annotation prefix or a port in use gets one "startup failed" line that
-names the flag, the value and the fix. A bad option stops `serve` before
-it writes development certificates.
+An admin who gives `serve` a bad workload kinds file or a port in use gets
+one "startup failed" line that names the flag, the value and the fix. An
+invalid annotation prefix or flag combination is a usage error with exit
+code 2. A bad option stops `serve` before it writes development
+certificates.
 """
 
 from __future__ import annotations
@@ -77,10 +78,6 @@ def test_kinds_file_error_names_flag_and_fix(
             ("--workload-kinds-file", "missing.yaml"),
             "--workload-kinds-file missing.yaml: cannot be read",
         ),
-        (
-            ("--annotation-prefix", "Bad Prefix/"),
-            "annotation prefix 'Bad Prefix/' is not valid",
-        ),
     ],
 )
 def test_serve_reports_bad_option_without_traceback(
@@ -117,4 +114,14 @@ def test_templates_with_secrets_dir_rejected(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert "--templates reads template ConfigMaps" in done.stderr
     assert "--secrets-dir" in done.stderr
+    assert not (tmp_path / "certs").exists()
+
+
+def test_bad_annotation_prefix_is_usage_error(tmp_path: Path) -> None:
+    done = _serve(tmp_path, "--annotation-prefix", "Bad Prefix/")
+
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "argument --annotation-prefix" in done.stderr
+    assert "annotation prefix 'Bad Prefix/' is not valid" in done.stderr
     assert not (tmp_path / "certs").exists()

@@ -35,6 +35,7 @@ from webhook.propagation.settings import (
 from webhook.settings import (
     LOG_LEVELS,
     EnvironmentValue,
+    annotation_prefix,
     checked_type,
     interval_seconds,
     port_number,
@@ -111,6 +112,7 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "--annotation-prefix",
         "runai-secrets-webhook",
+        type=annotation_prefix,
         help="prefix of the labels and annotations this program reads and writes",
     )
     _add(

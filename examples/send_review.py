@@ -30,7 +30,13 @@ import yaml
 
 
 def build_review(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
-    """Wrap `obj` in an AdmissionReview request as kube-apiserver sends it."""
+    """Wrap `obj` in an AdmissionReview request as kube-apiserver sends it.
+
+    kube-apiserver sends only objects in the request's namespace, so `obj`
+    is put in `namespace`, as `kubectl apply -n` does with a manifest that
+    names no namespace.
+    """
+    obj.setdefault("metadata", {})["namespace"] = namespace
     group, _, version = obj["apiVersion"].rpartition("/")
     kind = obj["kind"]
     gvk = {"group": group, "version": version, "kind": kind}
@@ -122,7 +128,10 @@ def main() -> int:
     parser.add_argument(
         "--ca-file", default="certs/ca.crt", help="CA that signed the server"
     )
-    parser.add_argument("--namespace", help="request namespace (default: the object's)")
+    parser.add_argument(
+        "--namespace",
+        help="namespace to create the object in (default: the object's)",
+    )
     parser.add_argument(
         "--wait",
         type=float,

@@ -1,10 +1,13 @@
-"""The example client names the CA file it could not find."""
+"""The example client: the reviews it builds and the CA file it names."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from tests.harness.service import REPOSITORY, free_port
 
@@ -27,3 +30,18 @@ def test_missing_ca_file_named(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"CA file {missing} does not exist" in done.stderr
     assert "--ca-file" in done.stderr
+
+
+def test_request_namespace_moves_object() -> None:
+    # kube-apiserver rejects an object whose namespace differs from the
+    # request's, so the review built for --namespace puts the object there.
+    spec = importlib.util.spec_from_file_location("send_review", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    manifest = yaml.safe_load(MANIFEST.read_text())
+
+    request = module.build_review(manifest, "runai-team-b")["request"]
+
+    assert request["namespace"] == "runai-team-b"
+    assert request["object"]["metadata"]["namespace"] == "runai-team-b"

@@ -1,5 +1,6 @@
 """Which kinds, operations and subresources are reviewed, and where env sits."""
 
+import copy
 from typing import Any
 
 import pytest
@@ -225,6 +226,27 @@ def test_v2_workload_malformed_reference_is_denied() -> None:
     )
 
 
+def test_v2_update_checks_only_changed_items() -> None:
+    # A secret deleted after the workload was created must not block its
+    # updates, such as the removal of a finalizer while it is deleted.
+    kind = "TrainingWorkload"
+    old = v2_workload(kind, {"DB_PASS": {"value": "SECRET:db-creds,password"}})
+    new = copy.deepcopy(old)
+    new["metadata"]["finalizers"] = []
+    deleted = {"db-creds": SecretLookup.not_found()}
+
+    unchanged = run(review(new, kind=kind, operation="UPDATE", old=old), deleted)
+    new["spec"]["environment"]["items"]["TOKEN"] = {"value": "SECRET:db-creds,token"}
+    added = run(review(new, kind=kind, operation="UPDATE", old=old), deleted)
+
+    assert unchanged.allowed
+    assert unchanged.patch == ()
+    assert not added.allowed
+    assert added.code == 403
+    assert 'env var "TOKEN"' in added.message
+    assert 'env var "DB_PASS"' not in added.message
+
+
 ENV_ANNOTATION = "runai-secrets-webhook/env"
 
 
@@ -262,6 +284,18 @@ def test_v2_env_annotation_missing_secret_denied() -> None:
     assert decision.code == 403
     assert '"nope"' in decision.message
     assert ENV_ANNOTATION in decision.message
+
+
+def test_v2_update_skips_unchanged_env_annotation() -> None:
+    old = annotated_v2_workload("X=SECRET:nope,nokey")
+    new = copy.deepcopy(old)
+    new["metadata"]["labels"] = {"team": "a"}
+    rv = review(new, kind="TrainingWorkload", operation="UPDATE", old=old)
+
+    decision = run(rv, lookups={"nope": SecretLookup.not_found()})
+
+    assert decision.allowed
+    assert decision.warnings == ()
 
 
 def test_v2_env_annotation_syntax_denied() -> None:

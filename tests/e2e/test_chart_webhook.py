@@ -22,12 +22,16 @@ from tests.chart.fixtures import helm  # noqa: F401
 from tests.chart.helm import NAMESPACE, RELEASE, find, render
 from tests.harness.apiserver import AdmissionCaller, AdmissionResult
 from tests.harness.fakekube import FakeKube
+from tests.harness.objectvalidation import Kind
 from tests.harness.service import WebhookService
 
 PROJECT = "runai-team-a"
 UNLABELLED = "scratch"
 PROJECT_LABELS = {"runai/queue": "team-a"}
 REFERENCE = "SECRET:db-creds,username"
+TRAINING_WORKLOAD = Kind(
+    "run.ai", "v2alpha1", "TrainingWorkload", "trainingworkloads", True, None
+)
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +235,33 @@ def test_deployment_template_converted(
         "name": "db-creds",
         "key": "username",
     }
+
+
+def test_training_workload_finalizer_removed_after_secret_deleted(
+    caller: AdmissionCaller, configuration: dict[str, Any]
+) -> None:
+    # The workload was admitted while secret "wandb" existed; the secret has
+    # been deleted since, and the workload is being deleted too.
+    deleting: dict[str, Any] = {
+        "apiVersion": "run.ai/v2alpha1",
+        "kind": "TrainingWorkload",
+        "metadata": {
+            "name": "train",
+            "namespace": PROJECT,
+            "finalizers": ["run.ai/cleanup"],
+            "deletionTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {"environment": {"items": {"WANDB": {"value": "SECRET:wandb,token"}}}},
+    }
+    released = copy.deepcopy(deleting)
+    released["metadata"]["finalizers"] = []
+
+    result = caller.admit(
+        released, "UPDATE", PROJECT, old_object=deleting, kind=TRAINING_WORKLOAD
+    )
+
+    assert result.allowed, result.message
+    assert result.called(webhook_name(configuration)) == 1
 
 
 def test_missing_secret_denied(

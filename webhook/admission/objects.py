@@ -75,10 +75,14 @@ def scan_object(
         _scan_new_ephemeral(scan, obj, request.get("oldObject"))
         return scan
     if kind.layout is EnvLayout.ENVIRONMENT_ITEMS:
+        previous = _stored_object(request)
         for pointer in kind.pointers:
-            for _, items in find_pointer_targets(obj, pointer):
-                scan.scan_environment_items(items)
-        _check_unapplied_annotation(scan, annotations, keys, kind)
+            for path, items in find_pointer_targets(obj, pointer):
+                scan.scan_environment_items(items, _first_target(previous, path))
+        if previous is None or annotations_of(previous).get(keys.env) != (
+            annotations.get(keys.env)
+        ):
+            _check_unapplied_annotation(scan, annotations, keys, kind)
         return scan
 
     specs = pod_specs(obj, kind)
@@ -102,6 +106,24 @@ def scan_object(
         _scan_pod_spec(scan, path, spec, additions, selected)
     warn_workload_only(scan, obj, annotations, keys, specs)
     return scan
+
+
+def _stored_object(request: Request) -> dict[str, Any] | None:
+    """Return the object as stored before an UPDATE, or None for a CREATE.
+
+    A kind that is checked, never rewritten, keeps its references as they
+    were written. On UPDATE only new or changed ones are checked, so that a
+    secret deleted since does not block the object's updates, such as the
+    removal of its finalizers while it is deleted.
+    """
+    old = request.get("oldObject")
+    return old if request["operation"] == "UPDATE" and isinstance(old, dict) else None
+
+
+def _first_target(obj: object, pointer: str) -> object:
+    for _, target in find_pointer_targets(obj, pointer):
+        return target
+    return None
 
 
 def _annotation_additions(

@@ -281,13 +281,20 @@ class Scan:
         elif is_misspelled(addition.value):
             self._warn_case(addition.value, addition.name, "", addition.origin)
 
-    def scan_environment_items(self, items: object) -> None:
-        """Check a Run:AI v2 env map (`NAME: {value: ...}`) without rewriting it."""
+    def scan_environment_items(self, items: object, previous: object = None) -> None:
+        """Check a Run:AI v2 env map (`NAME: {value: ...}`) without rewriting it.
+
+        Items equal to those of the `previous` map, the stored object's on
+        UPDATE, were checked when they were written and are skipped.
+        """
         if not isinstance(items, dict) or not self.convert_literals:
             return
+        checked = previous if isinstance(previous, dict) else {}
         for env_var, item in items.items():
             value = item.get("value") if isinstance(item, dict) else None
             if not isinstance(env_var, str):
+                continue
+            if env_var in checked and checked[env_var] == item:
                 continue
             if is_placeholder(value):
                 ref = self.parse(value, env_var, "")

@@ -16,6 +16,10 @@ from .builders import apply, container, env, patch_paths, pod, review, run, secr
 ENV = "runai-secrets-webhook/env"
 CONTAINERS = "runai-secrets-webhook/containers"
 USER_REF = secret_env("DB_USER", "db-creds", "username")
+OWN_VALUE_WINS = (
+    'container "app" already defines env var "DB_USER", so its own value wins over '
+    f"annotation {ENV} line 1"
+)
 
 
 def annotated(
@@ -104,10 +108,7 @@ def test_own_env_wins_with_warning() -> None:
     decision = run(rv)
     assert decision.allowed
     assert decision.patch == ()
-    assert decision.warnings == (
-        'container "app" already defines env var "DB_USER", so its own value wins over '
-        f"annotation {ENV} line 1",
-    )
+    assert decision.warnings == (OWN_VALUE_WINS,)
 
 
 def test_own_value_from_wins_with_warning() -> None:
@@ -128,6 +129,20 @@ def test_own_matching_placeholder_is_converted_silently() -> None:
     decision = run(rv)
     assert decision.warnings == ()
     assert apply(rv, decision)["spec"]["containers"][0]["env"] == [USER_REF]
+
+
+def test_own_matching_placeholder_kept_under_opt_out_warns() -> None:
+    # inject "false" keeps the literal, so the pod would start with the text
+    # "SECRET:db-creds,username" while the annotation asked for the secret.
+    own = env("DB_USER", "SECRET:db-creds,username")
+    opt_out = {"runai-secrets-webhook/inject": "false"}
+    rv = review(annotated(container("app", own), annotations=opt_out))
+
+    decision = run(rv)
+
+    assert decision.allowed
+    assert decision.patch == ()
+    assert decision.warnings == (OWN_VALUE_WINS,)
 
 
 def test_duplicate_annotation_lines_first_wins() -> None:
@@ -263,3 +278,16 @@ def test_lower_case_template_addition_warns() -> None:
     ]
     (warning,) = outcome.warnings
     assert 'env var "T" in container "app" from template gpu starts with' in warning
+
+
+def test_equal_plain_value_under_opt_out_is_silent() -> None:
+    obj = pod(
+        container("app", env("LOG_LEVEL", "info")),
+        annotations={"runai-secrets-webhook/inject": "false"},
+    )
+    addition = EnvAddition("LOG_LEVEL", "info", "template admin line 1")
+
+    decision = run(review(obj), additions=[addition])
+
+    assert decision.allowed
+    assert decision.warnings == ()

@@ -253,12 +253,13 @@ class Scan:
 
         Equal entries are silent: a second pass (reinvocation) finds its own
         earlier result, and a literal placeholder equal to the addition is
-        converted anyway.
+        converted anyway, unless the object opts out of converting literals.
         """
         if existing == entry:
             return
         if "valueFrom" not in existing and existing.get("value") == addition.value:
-            return
+            if self.convert_literals or not is_placeholder(addition.value):
+                return
 
         name, where = quote(addition.name), quote(container)
         if earlier is not None:

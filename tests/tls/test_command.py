@@ -69,13 +69,23 @@ def test_generate_existing_files_fail_without_force(
     assert _run([*argv, "--force"]) == 0
 
 
-def test_generate_invalid_ip_fails(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--ip", "not-an-ip"], "invalid IP address 'not-an-ip'"),
+        (["--ca-days", "0"], "invalid CA validity 0 days: expected at least 1"),
+        (["--service", "Bad_Name"], "invalid service name 'Bad_Name'"),
+    ],
+)
+def test_generate_invalid_value_is_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], error: str
 ) -> None:
     argv = ["certs", "generate", "--service", "hook", "--namespace", "ns"]
-    status = _run([*argv, "--out", str(tmp_path), "--ip", "not-an-ip"])
-    assert status == 1
-    assert "invalid IP address 'not-an-ip'" in capsys.readouterr().err
+    status = _run([*argv, "--out", str(tmp_path), *flags])
+
+    assert status == 2
+    assert error in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_generate_out_is_file_fails(

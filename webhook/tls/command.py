@@ -114,9 +114,14 @@ def run_certs(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    except (CertificateFilesExistError, ValueError) as error:
+    except CertificateFilesExistError as error:
         print(f"certs generate: {error}", file=sys.stderr)
         return 1
+    except ValueError as error:
+        # An invalid name, address or number of days is a usage error, so it
+        # exits with status 2, as argparse's own errors do.
+        print(f"certs generate: {error}", file=sys.stderr)
+        return 2
     except OSError as error:
         print(
             f"certs generate: --out {args.out}: cannot write the files: "

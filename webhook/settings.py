@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from webhook.admission.annotations import check_prefix
+from webhook.admission.references import (
+    MAX_LABEL_CHARS,
+    is_dns_label,
+    is_dns_subdomain,
+)
 
 ENV_PREFIX = "RUNAI_SECRETS_WEBHOOK_"
 DEFAULT_ANNOTATION_PREFIX = "runai-secrets-webhook"
@@ -111,6 +117,39 @@ def annotation_prefix(text: str) -> str:
         check_prefix(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def namespace_name(text: str) -> str:
+    """Parse a namespace name, a DNS-1123 label."""
+    if not is_dns_label(text):
+        raise argparse.ArgumentTypeError(
+            f"invalid namespace {text!r}: use at most 63 lower case letters, "
+            "digits or '-', starting and ending with a letter or digit, such as runai"
+        )
+    return text
+
+
+# The name part of a label key (IsQualifiedName in Kubernetes).
+_LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+
+
+def label_key(text: str) -> str:
+    """Parse a label key: a name of at most 63 characters, after an optional prefix.
+
+    The prefix, before a `/`, is a DNS-1123 subdomain, as Kubernetes requires.
+    """
+    prefix, _, name = text.rpartition("/")
+    if (
+        ("/" in text and not is_dns_subdomain(prefix))
+        or len(name) > MAX_LABEL_CHARS
+        or not _LABEL_NAME.fullmatch(name)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"invalid label key {text!r}: use an optional DNS-1123 subdomain and "
+            "'/', then at most 63 letters, digits, '-', '_' or '.', starting and "
+            "ending with a letter or digit, such as runai/queue"
+        )
     return text
 
 
@@ -385,6 +424,7 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         "--template-namespace",
         "Namespace of the template ConfigMaps.",
         "runai",
+        namespace_name,
         metavar="NAMESPACE",
     ),
     Flag(
@@ -414,12 +454,14 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         "--source-namespace",
         "Namespace of the cluster-wide secrets.",
         "runai",
+        namespace_name,
         metavar="NAMESPACE",
     ),
     Flag(
         "--project-label",
         "Label that marks project namespaces, the only ones that get copies.",
         "runai/queue",
+        label_key,
         metavar="LABEL",
     ),
 )

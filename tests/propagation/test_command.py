@@ -149,6 +149,23 @@ def test_invalid_annotation_prefix_rejected(
     assert "annotation prefix 'Bad Prefix/' is not valid" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["--source-namespace", "Runai"], "invalid namespace 'Runai'"),
+        (["--project-label", "bad key"], "invalid label key 'bad key'"),
+    ],
+)
+def test_invalid_namespace_or_label_rejected(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse(argv)
+
+    assert exit_info.value.code == 2
+    assert error in capsys.readouterr().err
+
+
 def _kubeconfig(path: Path, server: str) -> Path:
     cluster = {"name": "down", "cluster": {"server": server}}
     context = {"name": "down", "context": {"cluster": "down", "user": "down"}}

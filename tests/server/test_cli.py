@@ -121,6 +121,9 @@ def test_every_subcommand_registered() -> None:
         ("CERT_RELOAD_INTERVAL", "0", "> 0"),
         ("TEMPLATES", "maybe", "true or false"),
         ("ANNOTATION_PREFIX", "Bad Prefix/", "DNS-1123 subdomain"),
+        ("SOURCE_NAMESPACE", "Runai", "at most 63 lower case letters"),
+        ("TEMPLATE_NAMESPACE", "runai.templates", "at most 63 lower case letters"),
+        ("PROJECT_LABEL", "runai/queue/x", "such as runai/queue"),
     ],
 )
 def test_invalid_environment_value_exits_2(
@@ -165,6 +168,11 @@ def test_command_line_wins_over_bad_environment(
         ["--port", "-1"],
         ["--cert-reload-interval", "0"],
         ["--cache-ttl", "inf"],
+        ["--source-namespace", ""],
+        ["--template-namespace", "runai-"],
+        ["--project-label", "Runai.IO/queue"],
+        ["--project-label", "runai/"],
+        ["--project-label", "a" * 64],
     ],
 )
 def test_out_of_range_flag_rejected(
@@ -175,6 +183,13 @@ def test_out_of_range_flag_rejected(
 
     assert exit_info.value.code == 2
     assert argv[1] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "label", ["runai/queue", "queue", "run.ai/Queue_1", f"{'a' * 253}/{'b' * 63}"]
+)
+def test_valid_project_label_accepted(label: str) -> None:
+    assert serve_settings(["--project-label", label]).project_label == label
 
 
 def test_invalid_environment_from_process() -> None:

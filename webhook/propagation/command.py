@@ -38,6 +38,8 @@ from webhook.settings import (
     annotation_prefix,
     checked_type,
     interval_seconds,
+    label_key,
+    namespace_name,
     port_number,
     positive_int,
 )
@@ -100,12 +102,14 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "--source-namespace",
         "runai",
+        type=namespace_name,
         help="namespace of the cluster-wide secrets",
     )
     _add(
         parser,
         "--project-label",
         "runai/queue",
+        type=label_key,
         help="label that marks project namespaces",
     )
     _add(

@@ -146,13 +146,18 @@ def config_key(value: str) -> list[str]:
                 f"'key-name', regex used for validation is '{CONFIG_KEY}')",
             )
         )
+    return errors + _chdir_prefix(value)
+
+
+def _chdir_prefix(value: str) -> list[str]:
+    """Check what hasChDirPrefix rejects: ".", ".." and a leading ".."."""
     if value == ".":
-        errors.append(_invalid(value, "must not be '.'"))
-    elif value == "..":
-        errors.append(_invalid(value, "must not be '..'"))
-    elif value.startswith(".."):
-        errors.append(_invalid(value, "must not start with '..'"))
-    return errors
+        return [_invalid(value, "must not be '.'")]
+    if value == "..":
+        return [_invalid(value, "must not be '..'")]
+    if value.startswith(".."):
+        return [_invalid(value, "must not start with '..'")]
+    return []
 
 
 def env_var_name(value: str, version: tuple[int, int] = (1, 30)) -> list[str]:
@@ -169,14 +174,16 @@ def env_var_name(value: str, version: tuple[int, int] = (1, 30)) -> list[str]:
                 "printable ASCII characters other than '='",
             )
         ]
-    if re.fullmatch(ENV_VAR_NAME, value):
-        return []
-    return [
-        _invalid(
-            value,
-            "a valid environment variable name must consist of alphabetic "
-            "characters, digits, '_', '-', or '.', and must not start with a "
-            "digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', "
-            f"regex used for validation is '{ENV_VAR_NAME}')",
+    errors = []
+    if not re.fullmatch(ENV_VAR_NAME, value):
+        errors.append(
+            _invalid(
+                value,
+                "a valid environment variable name must consist of alphabetic "
+                "characters, digits, '_', '-', or '.', and must not start with a "
+                "digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', "
+                f"regex used for validation is '{ENV_VAR_NAME}')",
+            )
         )
-    ]
+    # IsEnvVarName adds hasChDirPrefix; the relaxed rule above does not.
+    return errors + _chdir_prefix(value)

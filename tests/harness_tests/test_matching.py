@@ -153,6 +153,11 @@ def test_structured_selector_operators() -> None:
         ("A=B", (1, 33), False),
         ("tab\there", (1, 33), False),
         ("", (1, 33), False),
+        (".", (1, 30), False),
+        ("..", (1, 31), False),
+        ("..A", (1, 30), False),
+        (".A", (1, 30), True),
+        ("..A", (1, 32), True),
     ],
 )
 def test_env_var_names_by_version(

@@ -59,10 +59,17 @@ def test_invalid_env_name_is_denied() -> None:
     assert denial("1PASS=SECRET:s,k").message == (
         f'Pod "train": annotation {KEY} line 1 "1PASS=SECRET:s,k" is invalid: '
         "env var name \"1PASS\" is not valid: use letters, digits, '-', '_' and '.', "
-        "not starting with a digit. Expected one "
+        "not starting with a digit or '..'. Expected one "
         "NAME=SECRET:<secret-name>,<secret-key> per line, "
         "for example DB_PASSWORD=SECRET:db-creds,password."
     )
+
+
+@pytest.mark.parametrize("name", [".", "..", "..PASS"])
+def test_env_name_kubernetes_reserves_for_paths_is_denied(name: str) -> None:
+    # Kubernetes before 1.32 rejects an env var named "." or "..", or one
+    # starting with "..", so the object could never be stored.
+    assert f'env var name "{name}" is not valid' in denial(f"{name}=SECRET:s,k").message
 
 
 def test_empty_env_name_is_denied() -> None:

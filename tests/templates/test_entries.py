@@ -76,7 +76,7 @@ def test_secret_reference_without_key_is_rejected() -> None:
     assert "SECRET:<secret-name>,<secret-key>" in message
 
 
-@pytest.mark.parametrize("name", ["1ABC", "MY VAR", "A:B", ""])
+@pytest.mark.parametrize("name", ["1ABC", "MY VAR", "A:B", "", ".", "..", "..A"])
 def test_invalid_env_name_is_rejected(name: str) -> None:
     with pytest.raises(InvalidTemplate) as caught:
         parse_environments(f"environments:\n- '{name}=value'\n")
@@ -154,7 +154,10 @@ def test_read_template_without_values_is_empty() -> None:
     assert template.error is None
 
 
-env_names = st.from_regex(r"[-._a-zA-Z][-._a-zA-Z0-9]{0,20}", fullmatch=True)
+# Kubernetes also rejects ".", ".." and names starting with "..".
+env_names = st.from_regex(r"[-._a-zA-Z][-._a-zA-Z0-9]{0,20}", fullmatch=True).filter(
+    lambda name: name != "." and not name.startswith("..")
+)
 # Any single-line text that is not a secret reference, "=" and YAML syntax
 # characters included, since those are what a careless split or load breaks.
 env_values = st.text(

@@ -48,6 +48,7 @@ def test_valid_template_is_allowed() -> None:
             "line 2: entry 'X=SECRET:only-a-name'",
         ),
         ("environments:\n- 9LIVES=x\n", "line 2: invalid env var name '9LIVES'"),
+        ("environments:\n- ..DATA=x\n", "line 2: invalid env var name '..DATA'"),
         ("environments:\n- A=1\n  B: [\n", "YAML does not parse"),
         ("environments:\n  A: 1\n", "line 2: 'environments' must be a list"),
         (

@@ -1,6 +1,5 @@
 """The annotations the webhook reads and writes, all under one prefix."""
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,17 +8,15 @@ from webhook.admission.additions import EnvAddition
 from webhook.admission.decisions import quote
 from webhook.admission.errors import Denied
 from webhook.admission.references import (
+    ENV_NAME_RULE,
     EXPECTED_FORM,
     InvalidReference,
     is_dns_subdomain,
+    is_env_name,
     parse_reference,
 )
 
 DEFAULT_PREFIX = "runai-secrets-webhook"
-
-# Env var names valid on every Kubernetes version; 1.32 relaxed this to any
-# printable ASCII except '=', but older API servers still reject the rest.
-_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 
 # kube-apiserver rejects an object whose annotations, keys and values
 # together, pass 256 KiB. It checks this after the mutating webhooks, so a
@@ -120,11 +117,10 @@ def _line_problem(name: str, equals: str, value: str) -> tuple[str, str]:
     """
     if not equals:
         return "it has no '='", "it has no '='"
-    if not _ENV_NAME.fullmatch(name):
-        rule = "use letters, digits, '-', '_' and '.', not starting with a digit"
+    if not is_env_name(name):
         return (
-            f"env var name {quote(name)} is not valid: {rule}",
-            f"the env var name is not valid: {rule}",
+            f"env var name {quote(name)} is not valid: {ENV_NAME_RULE}",
+            f"the env var name is not valid: {ENV_NAME_RULE}",
         )
     try:
         parse_reference(value)

@@ -22,6 +22,13 @@ _DNS1123_SUBDOMAIN = re.compile(
     r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 )
 _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+# Env var names that every Kubernetes version accepts. From 1.32 any printable
+# ASCII but '=' is allowed. Older API servers reject other characters, and
+# also ".", ".." and names that start with "..".
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+ENV_NAME_RULE = (
+    "use letters, digits, '-', '_' and '.', not starting with a digit or '..'"
+)
 # A namespace name is a DNS-1123 label: at most 63 characters.
 MAX_LABEL_CHARS = 63
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -77,6 +84,15 @@ def parse_reference(value: str) -> SecretRef:
     check_secret_name(secret)
     check_secret_key(key)
     return SecretRef(secret, key)
+
+
+def is_env_name(text: str) -> bool:
+    """Tell whether `text` is an env var name every Kubernetes version accepts."""
+    return (
+        _ENV_NAME.fullmatch(text) is not None
+        and text != "."
+        and not text.startswith("..")
+    )
 
 
 def is_dns_label(text: str) -> bool:

@@ -10,7 +10,6 @@ entry makes the whole template invalid, and the error names its line.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,18 +17,15 @@ from typing import Any
 import yaml
 
 from webhook.admission.references import (
+    ENV_NAME_RULE,
     EXPECTED_FORM,
     InvalidReference,
+    is_env_name,
     is_placeholder,
     parse_reference,
 )
 
 ENVIRONMENTS_KEY = "environments"
-
-# Env names accepted by every Kubernetes version in use. From 1.32 the
-# apiserver accepts any printable ASCII but `=`, but older ones reject the
-# rest with 422, so a template must stay within this set to work everywhere.
-ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 
 _YAML_STR = "tag:yaml.org,2002:str"
 _YAML_NULL = "tag:yaml.org,2002:null"
@@ -135,13 +131,8 @@ def _parse_entry(node: yaml.Node) -> TemplateEntry:
         raise InvalidTemplate(
             f"entry {text!r} has no '='; write it as NAME=VALUE", line
         )
-    if not ENV_NAME.fullmatch(name):
-        raise InvalidTemplate(
-            f"invalid env var name {name!r}; a name "
-            "starts with a letter, '_', '-' or '.' and contains only letters, "
-            "digits, '_', '-' and '.'",
-            line,
-        )
+    if not is_env_name(name):
+        raise InvalidTemplate(f"invalid env var name {name!r}; {ENV_NAME_RULE}", line)
 
     if is_placeholder(value):
         try:

@@ -54,6 +54,7 @@ def reason(value: str) -> str:
         ),
         ("SECRET:a,.", "the secret key may not be '.'"),
         ("SECRET:a,..", "the secret key may not be '..'"),
+        ("SECRET:a,..data", "the secret key may not start with '..'"),
         (
             "SECRET:a,user name",
             "the secret key may contain only letters, digits, '-', '_' and '.'",

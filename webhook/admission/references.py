@@ -15,7 +15,8 @@ EXPECTED_FORM = "SECRET:<secret-name>,<secret-key>"
 
 # Kubernetes validation of secretKeyRef (k8s.io/apimachinery validation):
 # the name is a DNS-1123 subdomain of at most 253 characters, and the key
-# matches [-._a-zA-Z0-9]+, is at most 253 characters and is not "." or "..".
+# matches [-._a-zA-Z0-9]+, is at most 253 characters, is not "." and does not
+# start with "..".
 MAX_NAME_CHARS = 253
 MAX_KEY_CHARS = 253
 _DNS1123_SUBDOMAIN = re.compile(
@@ -134,6 +135,8 @@ def check_secret_key(key: str) -> None:
         )
     if key in (".", ".."):
         raise InvalidReference(f"the secret key may not be {key!r}")
+    if key.startswith(".."):
+        raise InvalidReference("the secret key may not start with '..'")
     if not _SECRET_KEY.fullmatch(key):
         raise InvalidReference(
             "the secret key may contain only letters, digits, '-', '_' and '.'"

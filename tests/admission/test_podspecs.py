@@ -176,6 +176,16 @@ def load_error(config: object) -> str:
             "It must start with '/', e.g. /spec/template/spec.",
         ),
         (
+            {"kinds": [{**VALID_ENTRY, "podSpecs": ["/spec/~2/template/spec"]}]},
+            "kinds[0].podSpecs[0] '/spec/~2/template/spec' is not a JSON Pointer: "
+            "'~' must be followed by 0 or 1 (~0 for '~', ~1 for '/').",
+        ),
+        (
+            {"kinds": [{**VALID_ENTRY, "podSpecs": ["/spec/template/spec/"]}]},
+            "kinds[0].podSpecs[0] '/spec/template/spec/' has an empty token, "
+            "which names no field of a Kubernetes object. Remove the extra '/'.",
+        ),
+        (
             {"kinds": [{**VALID_ENTRY, "onUpdate": "yes"}]},
             "kinds[0].onUpdate must be true or false, not 'yes'",
         ),

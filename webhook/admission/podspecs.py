@@ -7,6 +7,7 @@ in a map instead (`spec.environment.items.<NAME>.value`). They are only
 checked, because Run:AI's own controller turns them into pods.
 """
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -151,6 +152,9 @@ def _list_index(token: str, length: int) -> list[int]:
 
 _FIELDS = {"group", "version", "kind", "podSpecs", "onUpdate"}
 
+# RFC 6901 allows '~' only as the start of ~0 or ~1.
+_BAD_ESCAPE = re.compile(r"~(?![01])")
+
 
 def load_workload_kinds(config: object) -> tuple[WorkloadKind, ...]:
     """Check a workload kinds configuration and build its kinds.
@@ -225,10 +229,23 @@ def _pointer_list(where: str, pointers: object) -> tuple[str, ...]:
             "e.g. /spec/template/spec."
         )
     for index, pointer in enumerate(pointers):
+        place = f"{where}.podSpecs[{index}] {pointer!r}"
         if not isinstance(pointer, str) or not pointer.startswith("/"):
             raise InvalidWorkloadKinds(
-                f"{where}.podSpecs[{index}] {pointer!r} is not a JSON Pointer. "
+                f"{place} is not a JSON Pointer. "
                 "It must start with '/', e.g. /spec/template/spec."
+            )
+        # A bad escape or an empty token matches no field, so the kind's
+        # references would pass unconverted without an error.
+        if _BAD_ESCAPE.search(pointer):
+            raise InvalidWorkloadKinds(
+                f"{place} is not a JSON Pointer: '~' must be followed by 0 or 1 "
+                "(~0 for '~', ~1 for '/')."
+            )
+        if "" in pointer.split("/")[1:]:
+            raise InvalidWorkloadKinds(
+                f"{place} has an empty token, which names no field of a "
+                "Kubernetes object. Remove the extra '/'."
             )
     return tuple(pointers)
 

@@ -347,6 +347,26 @@ def test_invalid_ca_secret_replaced(
     assert issued_by_bundle(served.leaf, ca_bundles(kube)[0])
 
 
+def test_opaque_ca_secret_replaced_in_place(
+    kube: FakeKube, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Kubernetes does not allow an update to change a Secret's type, so a
+    # Secret made with `kubectl create secret generic` keeps type Opaque.
+    kube.add_secret(NAMESPACE, SECRET, {"note": "made by hand"})
+    replica = _replica(kube)
+
+    with caplog.at_level(logging.ERROR, logger="webhook.tls"):
+        replica.manager.reconcile()
+
+    assert "CA Secret is invalid; replacing it with a new CA" in caplog.text
+    secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
+    assert secret["type"] == "Opaque"
+    assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
+    served = replica.serving.served
+    assert served is not None
+    assert issued_by_bundle(served.leaf, ca_bundles(kube)[0])
+
+
 @pytest.mark.parametrize("ca_crt", [None, "not a certificate"])
 def test_broken_bundle_key_keeps_signing_ca(
     kube: FakeKube, caplog: pytest.LogCaptureFixture, ca_crt: str | None

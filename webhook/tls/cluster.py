@@ -29,16 +29,18 @@ LABELS = {
     "app.kubernetes.io/component": "webhook-ca",
 }
 
+TLS_TYPE = "kubernetes.io/tls"
 MUTATING = "MutatingWebhookConfiguration"
 VALIDATING = "ValidatingWebhookConfiguration"
 
 
 @dataclass(frozen=True)
 class StoredSecret:
-    """Decoded data of the CA Secret and the resourceVersion it was read at."""
+    """Decoded data, type and resourceVersion of the CA Secret as it was read."""
 
     data: dict[str, bytes]
     resource_version: str
+    type: str
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,13 @@ class ClusterClient:
             key: base64.b64decode(value)
             for key, value in (body.get("data") or {}).items()
         }
-        return StoredSecret(data, body["metadata"]["resourceVersion"])
+        return StoredSecret(
+            data, body["metadata"]["resourceVersion"], body.get("type") or "Opaque"
+        )
 
     def create_secret(self, data: Mapping[str, bytes]) -> bool:
         """Create the CA Secret; return False if another replica created it first."""
-        body = self._secret_body(data, resource_version=None)
+        body = self._secret_body(data, TLS_TYPE, resource_version=None)
         return _unless_conflict(
             lambda: self._core.create_namespaced_secret(
                 self.namespace,
@@ -95,9 +99,14 @@ class ClusterClient:
             )
         )
 
-    def replace_secret(self, data: Mapping[str, bytes], resource_version: str) -> bool:
-        """Replace the CA Secret read at resource_version; False on a conflict."""
-        body = self._secret_body(data, resource_version=resource_version)
+    def replace_secret(self, data: Mapping[str, bytes], stored: StoredSecret) -> bool:
+        """Replace the CA Secret read as `stored`; return False on a conflict.
+
+        The Secret keeps its type, because the API rejects a change of type.
+        """
+        body = self._secret_body(
+            data, stored.type, resource_version=stored.resource_version
+        )
         return _unless_conflict(
             lambda: self._core.replace_namespaced_secret(
                 self.secret_name,
@@ -192,7 +201,11 @@ class ClusterClient:
         return True
 
     def _secret_body(
-        self, data: Mapping[str, bytes], *, resource_version: str | None
+        self,
+        data: Mapping[str, bytes],
+        secret_type: str,
+        *,
+        resource_version: str | None,
     ) -> dict[str, Any]:
         metadata: dict[str, Any] = {
             "name": self.secret_name,
@@ -205,7 +218,7 @@ class ClusterClient:
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": metadata,
-            "type": "kubernetes.io/tls",
+            "type": secret_type,
             "data": {
                 key: base64.b64encode(value).decode("ascii")
                 for key, value in data.items()

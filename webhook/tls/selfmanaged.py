@@ -209,7 +209,7 @@ class SelfManagedCertificates:
                     return state
 
             if self._cluster.replace_secret(
-                authority.to_secret_data(state, now), stored.resource_version
+                authority.to_secret_data(state, now), stored
             ):
                 logger.info("updated CA Secret", extra=self._secret_fields(state))
                 return state

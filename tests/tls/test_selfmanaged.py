@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.harness.fakekube import FakeKube
+from tests.harness.kubestore import resource
 from tests.tls.inprocess import running_server
 from tests.tls.support import (
     MUTATING,
@@ -365,6 +366,26 @@ def test_opaque_ca_secret_replaced_in_place(
     served = replica.serving.served
     assert served is not None
     assert issued_by_bundle(served.leaf, ca_bundles(kube)[0])
+
+
+def test_opaque_ca_secret_rotates(kube: FakeKube) -> None:
+    clock = Clock(datetime.now(UTC))
+    policy = CAPolicy(ca_lifetime=timedelta(days=6), leaf_lifetime=timedelta(days=1))
+    replica = _replica(kube, clock, policy=policy)
+    replica.manager.reconcile()
+    # The same CA, stored in a Secret of type Opaque.
+    stored = kube.get("v1", "secrets", NAMESPACE, SECRET)
+    kube.store.remove(resource("", "v1", "secrets"), NAMESPACE, SECRET)
+    data = {key: base64.b64decode(value) for key, value in stored["data"].items()}
+    kube.add_secret(NAMESPACE, SECRET, data)
+
+    # Two thirds of the CA's life: the next CA joins the Secret.
+    clock.now += timedelta(days=4, hours=1)
+    replica.manager.reconcile()
+
+    secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
+    assert secret["type"] == "Opaque"
+    assert {"next.crt", "next.key"} <= set(secret["data"])
 
 
 @pytest.mark.parametrize("ca_crt", [None, "not a certificate"])

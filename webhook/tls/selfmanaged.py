@@ -187,6 +187,7 @@ class SelfManagedCertificates:
                     return state
                 continue  # another replica created it first: use theirs
 
+            current: authority.CAState | None = None
             try:
                 current = authority.from_secret_data(stored.data)
             except InvalidCASecretError as error:
@@ -202,15 +203,13 @@ class SelfManagedCertificates:
                 state = authority.advance(
                     current, policy, now, next_published=published
                 )
-                # Data that parses but differs from what the state writes, such
-                # as a rebuilt ca.crt, is written back once.
-                unchanged = authority.to_secret_data(state, now) == dict(stored.data)
-                if state is current and unchanged:
-                    return state
+            data = authority.to_secret_data(state, now)
+            # Data that parses but differs from what the state writes, such as
+            # a rebuilt ca.crt, is written back once.
+            if state is current and data == dict(stored.data):
+                return state
 
-            if self._cluster.replace_secret(
-                authority.to_secret_data(state, now), stored
-            ):
+            if self._cluster.replace_secret(data, stored):
                 logger.info("updated CA Secret", extra=self._secret_fields(state))
                 return state
         raise RuntimeError(

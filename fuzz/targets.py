@@ -52,7 +52,8 @@ def check_reference(data: bytes) -> None:
     # The name may not reach outside the namespace: no '/', '%', unicode.
     assert is_dns_subdomain(reference.secret), reference
     assert set(reference.key) <= SECRET_KEY_CHARACTERS, reference
-    assert reference.key != "." and not reference.key.startswith(".."), reference
+    assert reference.key != ".", reference
+    assert not reference.key.startswith(".."), reference
     assert parse_reference(reference.placeholder()) == reference
     assert value == reference.placeholder(), "parsing must not normalise the value"
 

@@ -154,7 +154,7 @@ class Run:
                     "namespace sent on the request"
                 )
         if self.old is not None:
-            # The old object comes from storage, which holds it in its namespace.
+            # The old object comes from storage, so it is in its namespace already.
             metadata = self.old.setdefault("metadata", {})
             if not _set_namespace(metadata, self.namespace):
                 raise ValueError(

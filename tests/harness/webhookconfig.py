@@ -54,11 +54,13 @@ def check_configuration(configuration: Mapping[str, Any], mutating: bool) -> Non
 def _webhook_errors(path: str, webhook: Mapping[str, Any], mutating: bool) -> list[str]:
     """Check one webhook's fields in the order validateMutatingWebhook does."""
     errors = _name_errors(path, str(webhook.get("name") or ""))
+
     for index, rule in enumerate(webhook.get("rules") or []):
         errors += webhookrules.rule_errors(f"{path}.rules[{index}]", rule)
     errors += _enum_errors(f"{path}.failurePolicy", webhook.get("failurePolicy"))
     errors += _enum_errors(f"{path}.matchPolicy", webhook.get("matchPolicy"))
     errors += _enum_errors(f"{path}.sideEffects", webhook.get("sideEffects"), True)
+
     timeout = webhook.get("timeoutSeconds")
     if timeout is not None and not (
         MIN_TIMEOUT_SECONDS <= timeout <= MAX_TIMEOUT_SECONDS
@@ -67,6 +69,7 @@ def _webhook_errors(path: str, webhook: Mapping[str, Any], mutating: bool) -> li
             f"{path}.timeoutSeconds: Invalid value: {timeout}: "
             "the timeout value must be between 1 and 30 seconds"
         )
+
     for selector in ("namespaceSelector", "objectSelector"):
         errors += webhookrules.selector_errors(
             f"{path}.{selector}", webhook.get(selector)
@@ -75,6 +78,7 @@ def _webhook_errors(path: str, webhook: Mapping[str, Any], mutating: bool) -> li
         errors += _enum_errors(
             f"{path}.reinvocationPolicy", webhook.get("reinvocationPolicy")
         )
+
     errors += _client_config_errors(
         f"{path}.clientConfig", webhook.get("clientConfig") or {}
     )

@@ -26,6 +26,7 @@ def rule_errors(path: str, rule: Mapping[str, Any]) -> list[str]:
     """Check one RuleWithOperations as validateRuleWithOperations does."""
     operations = list(rule.get("operations") or [])
     errors = []
+
     if not operations:
         errors.append(fielderrors.required(f"{path}.operations"))
     if len(operations) > 1 and "*" in operations:
@@ -44,6 +45,7 @@ def rule_errors(path: str, rule: Mapping[str, Any]) -> list[str]:
                     f"{path}.operations[{index}]", operation, OPERATIONS
                 )
             )
+
     errors += _list_errors(f"{path}.apiGroups", rule.get("apiGroups"), "API groups")
     versions = list(rule.get("apiVersions") or [])
     errors += _list_errors(f"{path}.apiVersions", versions, "API versions")
@@ -52,6 +54,7 @@ def rule_errors(path: str, rule: Mapping[str, Any]) -> list[str]:
         for index, version in enumerate(versions)
         if version == ""
     ]
+
     errors += _resource_errors(f"{path}.resources", list(rule.get("resources") or []))
     scope = rule.get("scope")
     if scope is not None and scope not in SCOPES:

@@ -12,7 +12,7 @@ from webhook.propagation.settings import MANAGED_BY_VALUE
 
 COMPONENT = "runai-secrets-webhook-propagation"
 
-# The longest object name Kubernetes accepts: a DNS subdomain.
+# Maximum length of an object name, a DNS-1123 subdomain, in Kubernetes.
 MAX_NAME_LENGTH = 253
 
 

@@ -1,17 +1,24 @@
 """The distance between lean Python code and the reference on this stack.
 
-    python -m bench.ceiling [--rounds 4] [--seconds 5] [--results DIR]
+    python -m bench.ceiling [--rounds 4] [--seconds 5] [--count 10000]
+                            [--results DIR]
 
-wrk loads the reference, the three floor servers of `bench.floors` and the
+wrk loads the reference, the floor servers of `bench.floors` and the
 webhook in turns, each on the benchmark's review, and each round reads the
-CPU time every server used from /proc. The floor servers run lean code
-that returns the webhook's patch (for `rewrite`, without its annotation),
-on the same uvicorn settings and TLS context. Their ratios to the
-reference show roughly where the ceiling for an implementation in Python
-lies: `minimal` for one that checks the references of this review, and
-`rewrite` for one that checks nothing at all. `ceiling.json` also records
-the rounds, the seconds per round and the machine's load at the start and
-the end.
+CPU time every server used from /proc. The floor servers return the
+webhook's patch (for `rewrite`, without its annotation) on the same
+uvicorn settings and TLS context. Their ratios to the reference show
+roughly where the ceiling for an implementation in Python lies: `minimal`
+for one that checks the references of this review, `rewrite` for one that
+checks nothing at all, and `bare` for the webhook's own admission logic
+with no service around it.
+
+After the load, each server's app is also called in this process, as
+`bench.stages` does, `--count` times in each of 5 repetitions. The CPU
+time it adds to the reference there, next to what it adds under load,
+shows how much a microsecond measured in process costs on the wire.
+`ceiling.json` also records the rounds, the seconds per round and the
+machine's load at the start and the end.
 """
 
 from __future__ import annotations
@@ -22,10 +29,11 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from bench import bodies
+from bench import bodies, stages
 from bench.calibrate import TARGET_RATIO, Rounds, load_in_turns
-from bench.floors import FLOORS
+from bench.floors import FLOORS, floor_app
 from bench.options import add_load_options, make_results_directory, run_tool
+from bench.reference import app as reference_app
 from bench.report import machine
 from bench.services import Server, running_stack, start_floor, stop_server
 from bench.throughput import EXPECTED_REFERENCE, EXPECTED_WEBHOOK
@@ -56,13 +64,36 @@ def measure(rounds: int, seconds: int) -> list[Rounds]:
                 stop_server(server)
 
 
-def summarize(series: list[Rounds]) -> dict[str, Any]:
+# Repetitions of the in-process timing; each figure is the fastest.
+IN_PROCESS_REPEATS = 5
+
+
+def time_in_process(count: int) -> dict[str, float]:
+    """Return each server's app's CPU time per review called in this process, in us.
+
+    The keys are the server names of `measure`. The webhook's app is its
+    /mutate endpoint with a cache that confirms every secret.
+    """
+    body = bodies.training_review()
+    apps: dict[str, stages.ASGICallable] = {
+        "reference": reference_app,
+        **{f"floor-{name}": floor_app(name) for name in FLOORS},
+        "webhook": stages.patching_endpoint(body),
+    }
+    return stages.time_apps(apps, body, count, IN_PROCESS_REPEATS)
+
+
+def summarize(series: list[Rounds], in_process: dict[str, float]) -> dict[str, Any]:
     """Give each server's rate and CPU time, and its ratios to the reference.
 
     `series` starts with the reference. A ratio is the median of the
-    per-round ratios, as in `python -m bench`.
+    per-round ratios, as in `python -m bench`. `in_process` holds each
+    server's CPU time per review called in process, from `time_in_process`.
+    `wire_per_in_process` is the CPU time a server adds to the reference
+    under load divided by what it adds in process.
     """
     reference = series[0]
+    base = in_process[reference.name]
     return {
         "target_ratio": TARGET_RATIO,
         "servers": {
@@ -77,6 +108,11 @@ def summarize(series: list[Rounds]) -> dict[str, Any]:
                     3,
                 ),
                 "added_cpu_us": round(s.cpu() - reference.cpu(), 1),
+                "in_process_us": round(in_process[s.name], 1),
+                "added_in_process_us": round(in_process[s.name] - base, 1),
+                "wire_per_in_process": wire_per_in_process(
+                    s.cpu() - reference.cpu(), in_process[s.name] - base
+                ),
                 "rounds": [
                     {"rate": round(r, 1), "cpu_us": round(c, 1)}
                     for r, c in zip(s.rates, s.cpu_us, strict=True)
@@ -85,6 +121,17 @@ def summarize(series: list[Rounds]) -> dict[str, Any]:
             for s in series
         },
     }
+
+
+def wire_per_in_process(on_wire: float, in_process: float) -> float | None:
+    """Divide the CPU time added under load by that added in process.
+
+    None when the time added in process is under 1 us, as for the reference
+    itself, where the quotient would be noise.
+    """
+    if in_process < 1.0:
+        return None
+    return round(on_wire / in_process, 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,28 +143,42 @@ def main(argv: list[str] | None = None) -> int:
     add_load_options(
         parser, rounds=4, seconds=5, spin_help=None, results_file="ceiling.json"
     )
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=10000,
+        help="calls per repetition of the in-process timing (default 10000)",
+    )
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.seconds < 1:
-        parser.error("--rounds and --seconds must be at least 1")
+    if args.rounds < 1 or args.seconds < 1 or args.count < 1:
+        parser.error("--rounds, --seconds and --count must be at least 1")
     if not wrk_available():
         return 2
 
     make_results_directory(parser, args.results)
     at_start = machine()
-    figures = summarize(measure(args.rounds, args.seconds))
+    series = measure(args.rounds, args.seconds)
+    figures = summarize(series, time_in_process(args.count))
     figures.update(
         rounds=args.rounds,
         seconds=args.seconds,
+        in_process_calls=args.count,
+        in_process_repeats=IN_PROCESS_REPEATS,
         machine_at_start=at_start,
         machine_at_end=machine(),
     )
     path: Path = args.results / "ceiling.json"
     path.write_text(json.dumps(figures, indent=2))
-    print(f"{'server':15s} {'reviews/s':>9s} {'CPU us':>7s} {'added':>6s} ratio")
+    print(
+        f"{'server':15s} {'reviews/s':>9s} {'CPU us':>7s} {'added':>6s} "
+        f"{'in proc':>7s} {'wire/proc':>9s} ratio"
+    )
     for name, server in figures["servers"].items():
+        factor = server["wire_per_in_process"]
         print(
             f"{name:15s} {server['rate']:9,.0f} {server['cpu_us_per_review']:7.1f} "
-            f"{server['added_cpu_us']:6.1f} {server['ratio']:.3f}"
+            f"{server['added_cpu_us']:6.1f} {server['added_in_process_us']:7.1f} "
+            f"{'' if factor is None else f'{factor:.2f}':>9s} {server['ratio']:.3f}"
         )
     print(f"target ratio {TARGET_RATIO}; figures in {path}")
     return 0

@@ -23,6 +23,12 @@ not a proven minimum: a leaner version may do better.
   deadline, metrics, logging or API client. It handles pods only and does
   not check the kind, the operation, the annotations, `valueFrom` entries
   or lower case `secret:` values.
+- `bare` makes the webhook's own admission calls (parse, plan, decide,
+  encode) with a table that confirms the benchmark's secrets, and nothing
+  around them: no deadline, limit, metrics, logging, cache or API client.
+  Its distance from the webhook is the cost of the service around the
+  admission logic, and its distance from the reference the cost of that
+  logic.
 
 `rewrite` and `minimal` join the response from fixed bytes and the encoded
 uid and patch, which costs less than encoding a dict around them.
@@ -48,7 +54,10 @@ from bench.asgi import (
     read_body,
     respond,
 )
+from webhook.admission import reviews
 from webhook.admission.annotations import AnnotationKeys
+from webhook.admission.injection import InjectionOptions, Plan, decide, plan_review
+from webhook.admission.lookups import SecretLookup
 from webhook.admission.patches import join_pointer
 
 PREFIX = "SECRET:"
@@ -209,6 +218,31 @@ def minimal_app(keys: KeyTable) -> ASGIApp:
     return posts_only(minimal)
 
 
+def bare_app(keys: KeyTable) -> ASGIApp:
+    """Make an app that makes only the webhook's admission calls.
+
+    `keys` stands for the webhook's warm cache: a secret it lists is found
+    with those keys, any other is not found.
+    """
+    options = InjectionOptions()
+    found = {place: SecretLookup.found(names) for place, names in keys.items()}
+    not_found = SecretLookup.not_found()
+
+    async def bare(receive: Receive, send: Send) -> None:
+        review = reviews.parse_review(await read_body(receive))
+        outcome = plan_review(review, options)
+        if isinstance(outcome, Plan):
+            namespace = outcome.namespace
+            lookups = {
+                secret: found.get((namespace, secret), not_found)
+                for secret in outcome.keys
+            }
+            outcome = decide(outcome, lookups)
+        await respond(send, 200, JSON_HEADERS, reviews.encode_response(review, outcome))
+
+    return posts_only(bare)
+
+
 def sized_app(stored: bytes) -> ASGIApp:
     """Make an app that sends the response of `stored` with each request's uid."""
     response = orjson.loads(stored)["response"]
@@ -223,12 +257,14 @@ def sized_app(stored: bytes) -> ASGIApp:
 
 
 def floor_app(name: str) -> ASGIApp:
-    """Return the floor server called `name`: sized, rewrite or minimal."""
+    """Return the floor server called `name`: sized, rewrite, minimal or bare."""
     keys = benchmark_keys()
     if name == "minimal":
         return minimal_app(keys)
     if name == "rewrite":
         return posts_only(rewrite)
+    if name == "bare":
+        return bare_app(keys)
     if name == "sized":
         review = orjson.loads(bodies.training_review())
         return sized_app(minimal_response(review["request"], keys))
@@ -237,4 +273,4 @@ def floor_app(name: str) -> ASGIApp:
     )
 
 
-FLOORS = ("sized", "rewrite", "minimal")
+FLOORS = ("sized", "rewrite", "minimal", "bare")

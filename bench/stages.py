@@ -6,12 +6,13 @@ Each stage runs on the benchmark's Run:AI pod review, with every secret
 confirmed from the cache, so no API call is made. `endpoint` is the whole
 `MutateEndpoint` called with an in-memory ASGI receive and send, and
 `reference` is the reference app called the same way. Their difference is
-the CPU time our code adds to a review. `bare` is an ASGI app that makes
-only the admission calls (parse, plan, decide, encode) with none of the
-service around them: no deadline, limit, metrics or logger. Its time minus
-the reference's is the part of the added time that the admission logic
-takes. The figures are the fastest of several repetitions of CPU time
-(`time.process_time`), in microseconds.
+the CPU time our code adds to a review. `bare` is the floor server of
+that name in `bench.floors`: it makes only the admission calls (parse,
+plan, decide, encode) with none of the service around them, no deadline,
+limit, metrics or logger. Its time minus the reference's is the part of
+the added time that the admission logic takes. The figures are the
+fastest of several repetitions of CPU time (`time.process_time`), in
+microseconds.
 """
 
 from __future__ import annotations
@@ -19,22 +20,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry
 
-from bench import bodies
+from bench import bodies, floors
 from bench.options import run_tool
 from bench.reference import app as reference_app
-from webhook.admission.decisions import Decision
 from webhook.admission.injection import InjectionOptions, Plan, decide, plan_review
 from webhook.admission.lookups import SecretLookup
 from webhook.admission.reviews import encode_response, parse_review
+from webhook.kube.lookups import SecretKeyLookups
 from webhook.server.metrics import new_metrics
 from webhook.server.mutate import MutateEndpoint
-from webhook.server.pipeline import ReviewPipeline
+from webhook.server.pipeline import build_reviewer
 
 Message = dict[str, Any]
 ASGICallable = Callable[[Message, Any, Any], Awaitable[None]]
@@ -111,35 +113,56 @@ def confirmed_plan(body: bytes) -> tuple[Plan, dict[str, SecretLookup]]:
     return plan, confirming_lookups(plan)
 
 
+# Seconds a cached secret stays fresh in the endpoint that `patching_endpoint`
+# builds: longer than any timing, so no call refetches. Under `serve` an
+# entry expires every --cache-ttl seconds and one review refetches it.
+TIMING_CACHE_TTL = 24 * 3600.0
+
+
+class _KeyTableSource:
+    """A `KeySource` that answers from the benchmark's table of secret keys."""
+
+    def fetch(self, namespace: str, name: str, timeout: float) -> SecretLookup:
+        keys = floors.benchmark_keys().get((namespace, name))
+        return SecretLookup.not_found() if keys is None else SecretLookup.found(keys)
+
+
 def patching_endpoint(body: bytes) -> MutateEndpoint:
-    """Return a /mutate endpoint whose cache confirms every secret of `body`."""
-    _, lookups = confirmed_plan(body)
+    """Return a /mutate endpoint wired as `serve` wires it, its cache warm.
 
-    def cached(namespace: str, secret: str, keys: Collection[str]) -> SecretLookup:
-        return lookups[secret]
+    The cache is the service's own `SecretKeyLookups` with its metrics
+    hook, filled before the first call with every secret of `body`, so the
+    calls find each secret in it as a warm `serve` does, and none reaches
+    the key source.
+    """
+    plan, _ = confirmed_plan(body)
+    metrics = new_metrics(CollectorRegistry())
+    with ThreadPoolExecutor(1) as executor:
+        lookups = SecretKeyLookups(
+            _KeyTableSource(), executor, TIMING_CACHE_TTL, metrics.count_lookup
+        )
 
-    pipeline = ReviewPipeline(InjectionOptions(), [], cached=cached)
-    return MutateEndpoint(pipeline, new_metrics(CollectorRegistry()))
+        async def fill() -> None:
+            deadline = time.monotonic() + 10
+            for secret, keys in plan.keys.items():
+                await lookups.lookup(plan.namespace, secret, keys, deadline)
+
+        asyncio.run(fill())
+    return MutateEndpoint(build_reviewer(InjectionOptions(), lookups), metrics)
 
 
-def bare_app(
-    lookups: dict[str, SecretLookup],
-) -> ASGICallable:
-    """Return an ASGI app that only parses, plans, decides and encodes."""
-    options = InjectionOptions()
-
-    async def app(scope: Message, receive: Any, send: Any) -> None:
-        message = await receive()
-        review = parse_review(message["body"])
-        planned = plan_review(review, options)
-        if isinstance(planned, Decision):
-            raise RuntimeError("the benchmark review has no secret references")
-        decision = decide(planned, {secret: lookups[secret] for secret in planned.keys})
-        content = encode_response(review, decision)
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": content})
-
-    return app
+def time_apps(
+    apps: dict[str, ASGICallable], body: bytes, count: int, repeats: int
+) -> dict[str, float]:
+    """Return each app's CPU time per call on `body`, in us, timed as `measure` does."""
+    loop = new_event_loop()
+    try:
+        return {
+            name: best_of(repeats, count, timed_asgi(loop, app, body))
+            for name, app in apps.items()
+        }
+    finally:
+        loop.close()
 
 
 def measure(count: int, repeats: int) -> dict[str, float]:
@@ -159,7 +182,7 @@ def measure(count: int, repeats: int) -> dict[str, float]:
             "decide": timed(lambda: decide(plan, lookups)),
             "encode": timed(lambda: encode_response(review, decision)),
             "reference": timed_asgi(loop, reference_app, body),
-            "bare": timed_asgi(loop, bare_app(lookups), body),
+            "bare": timed_asgi(loop, floors.bare_app(floors.benchmark_keys()), body),
             "endpoint": timed_asgi(loop, endpoint, body),
         }
         return {name: best_of(repeats, count, run) for name, run in stages.items()}

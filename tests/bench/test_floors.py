@@ -129,8 +129,29 @@ def test_minimal_skips_plain_pod() -> None:
     assert response == {"uid": "u-1", "allowed": True}
 
 
+def test_bare_sends_webhook_response() -> None:
+    body = bodies.training_review()
+
+    status, response = call(floors.floor_app("bare"), body)
+
+    assert status == 200
+    assert response == webhook_response(body)
+
+
+def test_bare_denies_missing_key() -> None:
+    body = review_with([{"name": "A", "value": "SECRET:db-creds,token"}])
+
+    _, response = call(floors.floor_app("bare"), body)
+
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 403
+    assert '"token"' in response["status"]["message"]
+
+
 def test_floor_app_names_unknown_floor() -> None:
-    with pytest.raises(ValueError, match=r"'fast'; use one of sized, rewrite, minimal"):
+    with pytest.raises(
+        ValueError, match=r"'fast'; use one of sized, rewrite, minimal, bare"
+    ):
         floors.floor_app("fast")
 
 
@@ -138,17 +159,36 @@ def test_ceiling_summary_median_ratio() -> None:
     reference = Rounds("reference", [10000.0, 20000.0, 10000.0], [50.0, 50.0, 60.0])
     floor = Rounds("floor-rewrite", [7000.0, 8000.0, 9000.0], [70.0, 80.0, 90.0])
 
-    summary = ceiling.summarize([reference, floor])
+    in_process = {"reference": 12.0, "floor-rewrite": 24.0}
+
+    summary = ceiling.summarize([reference, floor], in_process)
 
     servers = summary["servers"]
     # Per-round ratios 0.7, 0.4, 0.9: the median is 0.7, not 8000 / 10000.
     assert servers["floor-rewrite"]["ratio"] == 0.7
     assert servers["reference"]["ratio"] == 1.0
     assert servers["floor-rewrite"]["added_cpu_us"] == 30.0
+    assert servers["floor-rewrite"]["added_in_process_us"] == 12.0
+    # 30 us added under load for 12 us added in process.
+    assert servers["floor-rewrite"]["wire_per_in_process"] == 2.5
+    assert servers["reference"]["wire_per_in_process"] is None
     assert summary["target_ratio"] == 0.7
 
 
-@pytest.mark.parametrize("arguments", [["--rounds", "0"], ["--seconds", "0"]])
+def test_time_in_process_covers_every_server() -> None:
+    figures = ceiling.time_in_process(count=20)
+
+    assert list(figures) == [
+        "reference",
+        *(f"floor-{name}" for name in floors.FLOORS),
+        "webhook",
+    ]
+    assert all(micros > 0 for micros in figures.values())
+
+
+@pytest.mark.parametrize(
+    "arguments", [["--rounds", "0"], ["--seconds", "0"], ["--count", "0"]]
+)
 def test_ceiling_rejects_bad_counts(
     arguments: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -164,8 +204,8 @@ def test_ceiling_loads_every_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """One short round: each floor server returns a patch to wrk over TLS."""
-    arguments = ["--rounds", "1", "--seconds", "1", "--results", str(tmp_path)]
-    assert ceiling.main(arguments) == 0
+    arguments = ["--rounds", "1", "--seconds", "1", "--count", "20"]
+    assert ceiling.main([*arguments, "--results", str(tmp_path)]) == 0
 
     figures = json.loads((tmp_path / "ceiling.json").read_text())
     servers = figures["servers"]
@@ -174,11 +214,14 @@ def test_ceiling_loads_every_server(
         "floor-sized",
         "floor-rewrite",
         "floor-minimal",
+        "floor-bare",
         "webhook",
     ]
     for server in servers.values():
         assert server["rate"] > 0
         assert server["cpu_us_per_review"] > 0
+        assert server["in_process_us"] > 0
+    assert figures["in_process_calls"] == 20
     assert figures["rounds"] == 1
     assert figures["seconds"] == 1
     assert figures["machine_at_start"]["time"] <= figures["machine_at_end"]["time"]

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from bench import bodies, calibrate, reference, services, stages
+from bench import bodies, calibrate, floors, reference, services, stages
 
 
 def test_stages_time_every_step() -> None:
@@ -114,7 +114,7 @@ def test_timed_stages_patch_every_reference(stage: str) -> None:
     app: stages.ASGICallable = (
         stages.patching_endpoint(body)
         if stage == "endpoint"
-        else stages.bare_app(stages.confirmed_plan(body)[1])
+        else floors.bare_app(floors.benchmark_keys())
     )
     sent: list[MutableMapping[str, Any]] = []
 

@@ -1,12 +1,20 @@
 """Cost growth: time per review as the pod's env and the object grow.
 
-Each size is sent one review at a time on one keep-alive connection. The
-fastest repetition is the cost figure, because other work on the machine
-only ever adds time, and the median is kept beside it. The time is measured
-at the client, so it includes TLS, the transfer and the JSON work on both
-sides. The time per env entry is the time above a pod with one env entry
-(one reference) divided by the number of further entries, which removes the
-fixed cost of one call.
+Each size is sent one review at a time on one keep-alive connection,
+`repeats` times in a row, and the whole series of sizes runs `SWEEPS`
+times, so that a slow spell of the machine during one sweep does not
+decide a figure. The fastest repetition is the cost figure, because other
+work on the machine only ever adds time, and the median is kept beside
+it. The time is measured at the client, so it includes TLS, the transfer
+and the JSON work on both sides. The time per env entry is the time above
+a pod with one env entry (one reference) divided by the number of further
+entries, which removes the fixed cost of one call.
+
+Each review also goes through the webhook's admission calls in this
+process as many times: parse, plan, decide with every secret confirmed,
+encode. That figure grows with the pod alone: it leaves out
+TLS, the transfer and the HTTP server, whose cost for a body of hundreds
+of kilobytes moves by milliseconds from run to run on a shared machine.
 """
 
 from __future__ import annotations
@@ -20,11 +28,18 @@ import orjson
 
 from bench import bodies
 from bench.services import Stack
+from bench.stages import confirming_lookups
 from bench.throughput import MUTATE_PATH
+from webhook.admission.injection import InjectionOptions, Plan, decide, plan_review
+from webhook.admission.reviews import encode_response, parse_review
 
 ENV_SIZES = (10, 100, 1_000, 10_000)
 LARGE_OBJECT_BYTES = 3 * 1024 * 1024
 HEADERS = {"Content-Type": "application/json"}
+# The key of the 3 MiB object among the env sizes.
+LARGE = "large"
+# Times the whole series of sizes is measured.
+SWEEPS = 3
 
 
 def timed_review(client: httpx.Client, url: str, body: bytes) -> float:
@@ -39,54 +54,83 @@ def timed_review(client: httpx.Client, url: str, body: bytes) -> float:
     return elapsed
 
 
-def repeats_for(entries: int, repeats: int) -> int:
-    """Fewer repetitions for the largest bodies, which take longest."""
-    return repeats if entries <= 1_000 else max(3, repeats // 4)
+def timed_admission(body: bytes, options: InjectionOptions) -> float:
+    """Run the admission calls on `body` in this process; return the seconds."""
+    started = time.perf_counter()
+    review = parse_review(body)
+    outcome = plan_review(review, options)
+    if isinstance(outcome, Plan):
+        outcome = decide(outcome, confirming_lookups(outcome))
+    encode_response(review, outcome)
+    return time.perf_counter() - started
 
 
-def review_seconds(
-    client: httpx.Client, url: str, body: bytes, repeats: int
-) -> tuple[float, float]:
-    """Return the fastest and the median time of `repeats` reviews of `body`."""
-    timed_review(client, url, body)  # warms the secret cache for this body
-    times = [timed_review(client, url, body) for _ in range(repeats)]
-    return min(times), statistics.median(times)
+def growth_bodies() -> dict[int | str, bytes]:
+    """Return the review of each size: env entries, then the 3 MiB object."""
+    reviews: dict[int | str, bytes] = {
+        entries: bodies.encode(bodies.review_of(bodies.pod_with_env(entries)))
+        for entries in (1, *ENV_SIZES)
+    }
+    large = bodies.pod_of_size(LARGE_OBJECT_BYTES)
+    reviews[LARGE] = bodies.encode(bodies.review_of(large))
+    return reviews
 
 
 def measure(stack: Stack, repeats: int) -> dict[str, Any]:
     """Return the time per review for each env size and the 3 MiB object."""
     url = stack.ours.url + MUTATE_PATH
+    options = InjectionOptions()
+    reviews = growth_bodies()
+    wire: dict[int | str, list[float]] = {size: [] for size in reviews}
+    in_process: dict[int | str, list[float]] = {size: [] for size in reviews}
     with stack.client() as client:
-        smallest = bodies.encode(bodies.review_of(bodies.pod_with_env(1)))
-        base, _ = review_seconds(client, url, smallest, repeats)
-        rows = []
-        for entries in ENV_SIZES:
-            body = bodies.encode(bodies.review_of(bodies.pod_with_env(entries)))
-            fastest, median = review_seconds(
-                client, url, body, repeats_for(entries, repeats)
-            )
-            rows.append(
-                {
-                    "entries": entries,
-                    "body_bytes": len(body),
-                    "review_ms": round(fastest * 1e3, 3),
-                    "median_ms": round(median * 1e3, 3),
-                    "per_entry_us": round((fastest - base) / (entries - 1) * 1e6, 3),
-                }
-            )
-        large = bodies.encode(bodies.review_of(bodies.pod_of_size(LARGE_OBJECT_BYTES)))
-        large_fastest, large_median = review_seconds(
-            client, url, large, repeats_for(LARGE_OBJECT_BYTES, repeats)
-        )
+        for _ in range(SWEEPS):
+            for size, body in reviews.items():
+                timed_review(client, url, body)  # warms the caches for this body
+                for _ in range(repeats):
+                    wire[size].append(timed_review(client, url, body))
+                for _ in range(repeats):
+                    in_process[size].append(timed_admission(body, options))
 
-    by_size = {row["entries"]: row["per_entry_us"] for row in rows}
+    base, base_in_process = min(wire[1]), min(in_process[1])
+    rows: list[dict[str, Any]] = [
+        {
+            "entries": entries,
+            "body_bytes": len(reviews[entries]),
+            "review_ms": round(min(wire[entries]) * 1e3, 3),
+            "median_ms": round(statistics.median(wire[entries]) * 1e3, 3),
+            "per_entry_us": per_entry_us(min(wire[entries]), base, entries),
+            "in_process_ms": round(min(in_process[entries]) * 1e3, 3),
+            "in_process_per_entry_us": per_entry_us(
+                min(in_process[entries]), base_in_process, entries
+            ),
+        }
+        for entries in ENV_SIZES
+    ]
+    by_size = {row["entries"]: row for row in rows}
     return {
         "one_entry_pod_ms": round(base * 1e3, 3),
+        "one_entry_pod_in_process_ms": round(base_in_process * 1e3, 3),
         "env": rows,
-        "per_entry_ratio_10000_to_1000": round(by_size[10_000] / by_size[1_000], 2),
+        "per_entry_ratio_10000_to_1000": entry_ratio(by_size, "per_entry_us"),
+        "in_process_per_entry_ratio_10000_to_1000": entry_ratio(
+            by_size, "in_process_per_entry_us"
+        ),
         "large_object": {
-            "body_bytes": len(large),
-            "review_ms": round(large_fastest * 1e3, 1),
-            "median_ms": round(large_median * 1e3, 1),
+            "body_bytes": len(reviews[LARGE]),
+            "review_ms": round(min(wire[LARGE]) * 1e3, 1),
+            "median_ms": round(statistics.median(wire[LARGE]) * 1e3, 1),
+            "in_process_ms": round(min(in_process[LARGE]) * 1e3, 1),
         },
     }
+
+
+def per_entry_us(seconds: float, base: float, entries: int) -> float:
+    """Return the time per env entry above the one-entry pod, in us."""
+    return round((seconds - base) / (entries - 1) * 1e6, 3)
+
+
+def entry_ratio(by_size: dict[int, dict[str, Any]], field: str) -> float:
+    """Return the time per entry at 10,000 entries over that at 1,000."""
+    ratio: float = by_size[10_000][field] / by_size[1_000][field]
+    return round(ratio, 2)

@@ -91,7 +91,10 @@ class WrkResult:
 
 
 def parse_output(text: str) -> WrkResult:
-    """Read the `BENCH-JSON` line that post.lua prints when wrk ends."""
+    """Read the `BENCH-JSON` line that post.lua prints when wrk ends.
+
+    Raises `ValueError` when the line is missing or wrk got no response.
+    """
     for line in text.splitlines():
         if line.startswith(MARKER):
             data = json.loads(line[len(MARKER) :])
@@ -99,6 +102,12 @@ def parse_output(text: str) -> WrkResult:
     else:
         raise ValueError(f"wrk output has no {MARKER.strip()} line:\n{text}")
 
+    if data["requests"] == 0:
+        # With no response there is no rate, latency or CPU time per review.
+        raise ValueError(
+            f"wrk got no response in {data['duration_us'] / 1e6:.1f} s of load. "
+            "Check that the server is running and responds within wrk's timeout."
+        )
     errors = data["errors"]
     latency = data["latency_us"]
     # Non-2xx responses are counted by post.lua as failed already.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -57,27 +58,40 @@ def test_parse_output_without_marker() -> None:
         parse_output("Running 2s test\n")
 
 
-@pytest.fixture
-def reference(tmp_path: Path) -> Iterator[tuple[services.Server, Path]]:
-    """Start the reference server; yield it and its CA file."""
+def test_parse_output_rejects_no_response() -> None:
+    with pytest.raises(ValueError, match=r"no response in 2\.0 s"):
+        parse_output(wrk_line(requests=0, checked=0))
+
+
+@contextmanager
+def running_reference(
+    directory: Path, extra: Sequence[str] = ()
+) -> Iterator[tuple[services.Server, Path]]:
+    """Start the reference server with `extra` options; yield it and its CA file."""
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1")
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert, key = directory / "tls.crt", directory / "tls.key"
     leaf.cert_chain_pems[0].write_to_path(str(cert))
     leaf.private_key_pem.write_to_path(str(key))
-    ca_file = tmp_path / "ca.crt"
+    ca_file = directory / "ca.crt"
     ca.cert_pem.write_to_path(str(ca_file))
 
     port = services.free_port()
-    args = ["-m", "bench.reference", f"--port={port}"]
-    args += [f"--tls-cert-file={cert}", f"--tls-key-file={key}"]
-    env = services.isolated_environment(tmp_path)
-    server = services.start_server("reference", args, port, tmp_path, env)
+    args = services.reference_args(port, cert, key, extra)
+    env = services.isolated_environment(directory)
+    server = services.start_server("reference", args, port, directory, env)
     try:
         services.wait_ready(server, ca_file)
         yield server, ca_file
     finally:
         services.stop_server(server)
+
+
+@pytest.fixture
+def reference(tmp_path: Path) -> Iterator[tuple[services.Server, Path]]:
+    """Start the reference server; yield it and its CA file."""
+    with running_reference(tmp_path) as started:
+        yield started
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
@@ -134,3 +148,14 @@ def test_think_time_keeps_fraction(
     # Cycles of about 9.3 and 10.2 ms: the rate drops by about 9%.
     assert fraction.failed == 0
     assert fraction.rate < whole.rate * 0.96
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_run_wrk_rejects_silent_server(tmp_path: Path) -> None:
+    """A server that responds only after the run ends gives no figures."""
+    body = tmp_path / "review.json"
+    body.write_bytes(bodies.training_review())
+    # Two seconds of busy loop before each response, longer than the run.
+    with running_reference(tmp_path, ["--spin-us=2000000"]) as (server, _):
+        with pytest.raises(ValueError, match="wrk got no response"):
+            run_wrk(server.url + "/mutate", body, '"allowed":true', 1, connections=1)

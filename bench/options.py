@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -32,6 +33,17 @@ def run_tool(main: Callable[[], int]) -> int:
         return INTERRUPTED
 
 
+def finite_float(text: str) -> float:
+    """Parse a number for argparse, rejecting nan and infinity."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def add_load_options(
     parser: argparse.ArgumentParser,
     rounds: int,
@@ -45,7 +57,10 @@ def add_load_options(
     """
     if spin_help is not None:
         parser.add_argument(
-            "--spin-us", type=float, default=20.0, help=f"{spin_help} (default 20)"
+            "--spin-us",
+            type=finite_float,
+            default=20.0,
+            help=f"{spin_help} (default 20)",
         )
     parser.add_argument(
         "--rounds",

@@ -44,6 +44,26 @@ def test_bench_rejects_bad_results_first(
     assert f"--results {blocker}/r" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("main", [calibrate.main, profile.main])
+@pytest.mark.parametrize("spin", ["nan", "inf", "-inf", "twenty"])
+def test_tools_reject_non_finite_spin(
+    main: Callable[[list[str]], int],
+    spin: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    results = tmp_path / "results"
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"--spin-us={spin}", "--results", str(results)])
+
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --spin-us" in err
+    assert repr(spin) in err
+    assert not results.exists()
+
+
 def test_results_directory_is_created(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     directory = tmp_path / "a" / "b"

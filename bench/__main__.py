@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="start the webhook with `serve --workers N` (the targets are for 1)",
     )
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, not {args.workers}")
     if args.results is None:
         # Quick figures are checks, so they never replace the recorded ones.
         args.results = RESULTS / "quick" if args.quick else RESULTS

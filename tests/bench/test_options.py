@@ -64,6 +64,21 @@ def test_tools_reject_non_finite_spin(
     assert not results.exists()
 
 
+@pytest.mark.parametrize("workers", ["0", "-2"])
+def test_bench_rejects_bad_workers_first(
+    workers: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker count below 1 must fail before any server starts."""
+    results = tmp_path / "results"
+
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main.main(["--quick", f"--workers={workers}", "--results", str(results)])
+
+    assert exit_info.value.code == 2
+    assert f"--workers must be at least 1, not {workers}" in capsys.readouterr().err
+    assert not results.exists()
+
+
 def test_results_directory_is_created(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     directory = tmp_path / "a" / "b"

@@ -12,9 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from bench import bodies, ceiling, floors, stages
+from bench import bodies, ceiling, floors, services, stages
 from bench.asgi import ASGIApp
 from bench.calibrate import Rounds
+from bench.throughput import MUTATE_PATH
 from webhook.admission.injection import InjectionOptions, Plan, decide, plan_review
 from webhook.admission.reviews import encode_response, parse_review
 
@@ -226,3 +227,50 @@ def test_ceiling_loads_every_server(
     assert figures["seconds"] == 1
     assert figures["machine_at_start"]["time"] <= figures["machine_at_end"]["time"]
     assert "floor-minimal" in capsys.readouterr().out
+
+
+def review_in(namespace: str) -> bytes:
+    review = orjson.loads(bodies.training_review())
+    review["request"]["namespace"] = namespace
+    review["request"]["object"]["metadata"]["namespace"] = namespace
+    return orjson.dumps(review)
+
+
+JSON = {"Content-Type": "application/json"}
+
+# Reviews that the served webhook patches or denies, by case.
+BARE_CASES = {
+    "benchmark review": bodies.training_review(),
+    "missing key": review_with([{"name": "A", "value": "SECRET:db-creds,token"}]),
+    "missing secret": review_with([{"name": "A", "value": "SECRET:gone,username"}]),
+    "invalid reference": review_with([{"name": "A", "value": "SECRET:Bad_Name,x"}]),
+    "no reference": review_with([{"name": "A", "value": "plain"}]),
+    "other namespace": review_in("runai-team-b"),
+}
+
+
+def test_bare_matches_served_webhook() -> None:
+    """`bare` must send what `serve` sends, on the fake API's secrets."""
+    answers: dict[str, tuple[Any, Any]] = {}
+    with services.running_stack() as stack:
+        bare = services.start_floor(stack, "bare")
+        try:
+            with stack.client() as client:
+                for case, body in BARE_CASES.items():
+                    served = client.post(
+                        stack.ours.url + MUTATE_PATH, content=body, headers=JSON
+                    )
+                    floor = client.post(
+                        bare.url + MUTATE_PATH, content=body, headers=JSON
+                    )
+                    answers[case] = served.json()["response"], floor.json()["response"]
+        finally:
+            services.stop_server(bare)
+
+    for case, (served, floor) in answers.items():
+        assert floor == served, case
+    assert answers["benchmark review"][0]["patchType"] == "JSONPatch"
+    assert answers["no reference"][0] == {"uid": "u-1", "allowed": True}
+    for case in ("missing key", "missing secret", "other namespace"):
+        assert answers[case][0]["status"]["code"] == 403, case
+    assert answers["invalid reference"][0]["status"]["code"] == 400

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,7 +95,13 @@ def make_results_directory(parser: argparse.ArgumentParser, directory: Path) -> 
             f"--results {directory} cannot be created ({error.strerror}); "
             "pass a directory that can be created and written"
         )
-    if not os.access(directory, os.W_OK | os.X_OK):
+    # Create and remove a file, because os.access grants root write access
+    # to every directory, even /sys and /proc, where root cannot create files.
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-"):
+            pass
+    except OSError as error:
         parser.error(
-            f"--results {directory} is not writable; pass a writable directory"
+            f"--results {directory} is not writable ({error.strerror}); "
+            "pass a writable directory"
         )

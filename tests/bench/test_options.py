@@ -79,6 +79,18 @@ def test_bench_rejects_bad_workers_first(
     assert not results.exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_results_rejects_proc(capsys: pytest.CaptureFixture[str]) -> None:
+    """No user, root included, can create a file in /proc."""
+    parser = argparse.ArgumentParser()
+
+    with pytest.raises(SystemExit) as exit_info:
+        make_results_directory(parser, Path("/proc"))
+
+    assert exit_info.value.code == 2
+    assert "--results /proc is not writable" in capsys.readouterr().err
+
+
 def test_results_directory_is_created(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     directory = tmp_path / "a" / "b"

@@ -93,7 +93,7 @@ def summarize(series: list[Rounds], in_process: dict[str, float]) -> dict[str, A
     under load divided by what it adds in process.
     """
     reference = series[0]
-    base = in_process[reference.name]
+    reference_in_process = in_process[reference.name]
     return {
         "target_ratio": TARGET_RATIO,
         "servers": {
@@ -102,16 +102,21 @@ def summarize(series: list[Rounds], in_process: dict[str, float]) -> dict[str, A
                 "cpu_us_per_review": round(s.cpu(), 1),
                 "ratio": round(
                     statistics.median(
-                        rate / base
-                        for rate, base in zip(s.rates, reference.rates, strict=True)
+                        rate / reference_rate
+                        for rate, reference_rate in zip(
+                            s.rates, reference.rates, strict=True
+                        )
                     ),
                     3,
                 ),
                 "added_cpu_us": round(s.cpu() - reference.cpu(), 1),
                 "in_process_us": round(in_process[s.name], 1),
-                "added_in_process_us": round(in_process[s.name] - base, 1),
+                "added_in_process_us": round(
+                    in_process[s.name] - reference_in_process, 1
+                ),
                 "wire_per_in_process": wire_per_in_process(
-                    s.cpu() - reference.cpu(), in_process[s.name] - base
+                    s.cpu() - reference.cpu(),
+                    in_process[s.name] - reference_in_process,
                 ),
                 "rounds": [
                     {"rate": round(r, 1), "cpu_us": round(c, 1)}

@@ -1,6 +1,7 @@
 """The split of each server's CPU time under load by the code that ran.
 
-    python -m bench.profile [--rounds 3] [--seconds 5] [--spin-us 20] [--symbols 8]
+    python -m bench.profile [--rounds 3] [--seconds 5] [--spin-us 20]
+                            [--frequency 999] [--symbols 8] [--results DIR]
 
 wrk loads the reference, the reference with a busy loop of `--spin-us`
 before each response (as in `python -m bench.calibrate`; 0 leaves it out)

@@ -137,17 +137,19 @@ def patching_endpoint(body: bytes) -> MutateEndpoint:
     """
     plan, _ = confirmed_plan(body)
     metrics = new_metrics(CollectorRegistry())
-    with ThreadPoolExecutor(1) as executor:
-        lookups = SecretKeyLookups(
-            _KeyTableSource(), executor, TIMING_CACHE_TTL, metrics.count_lookup
-        )
+    # Left running, so that a review with another secret or key looks it up
+    # in the table, as `serve` would in the API, instead of failing.
+    executor = ThreadPoolExecutor(1, thread_name_prefix="bench-lookup")
+    lookups = SecretKeyLookups(
+        _KeyTableSource(), executor, TIMING_CACHE_TTL, metrics.count_lookup
+    )
 
-        async def fill() -> None:
-            deadline = time.monotonic() + 10
-            for secret, keys in plan.keys.items():
-                await lookups.lookup(plan.namespace, secret, keys, deadline)
+    async def fill() -> None:
+        deadline = time.monotonic() + 10
+        for secret, keys in plan.keys.items():
+            await lookups.lookup(plan.namespace, secret, keys, deadline)
 
-        asyncio.run(fill())
+    asyncio.run(fill())
     return MutateEndpoint(build_reviewer(InjectionOptions(), lookups), metrics)
 
 

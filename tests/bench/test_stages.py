@@ -107,15 +107,10 @@ def test_stages_rejects_bad_counts(
     assert arguments[0] in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("stage", ["endpoint", "bare"])
-def test_timed_stages_patch_every_reference(stage: str) -> None:
-    """The request that `timed_asgi` sends must come back patched in full."""
-    body = bodies.training_review()
-    app: stages.ASGICallable = (
-        stages.patching_endpoint(body)
-        if stage == "endpoint"
-        else floors.bare_app(floors.benchmark_keys())
-    )
+def timed_messages(
+    app: stages.ASGICallable, body: bytes
+) -> list[MutableMapping[str, Any]]:
+    """Call `app` once as `timed_asgi` does; return the ASGI messages it sent."""
     sent: list[MutableMapping[str, Any]] = []
 
     async def recording(scope: Any, receive: Any, send: Any) -> None:
@@ -129,6 +124,19 @@ def test_timed_stages_patch_every_reference(stage: str) -> None:
         stages.timed_asgi(loop, recording, body)(1)
     finally:
         loop.close()
+    return sent
+
+
+@pytest.mark.parametrize("stage", ["endpoint", "bare"])
+def test_timed_stages_patch_every_reference(stage: str) -> None:
+    """The request that `timed_asgi` sends must come back patched in full."""
+    body = bodies.training_review()
+    app: stages.ASGICallable = (
+        stages.patching_endpoint(body)
+        if stage == "endpoint"
+        else floors.bare_app(floors.benchmark_keys())
+    )
+    sent = timed_messages(app, body)
 
     assert sent[0]["status"] == 200
     assert b'"patchType":"JSONPatch"' in sent[1]["body"]
@@ -147,3 +155,21 @@ def test_timed_stages_patch_every_reference(stage: str) -> None:
         "AWS_SECRET_ACCESS_KEY": {"name": "s3-creds", "key": "secret-access-key"},
         "WANDB_API_KEY": {"name": "wandb", "key": "api-key"},
     }
+
+
+def test_patching_endpoint_looks_up_other_secrets() -> None:
+    """A secret missing from the filled cache is looked up, as `serve` does."""
+    training = bodies.training_review()
+    review = orjson.loads(training)
+    env = review["request"]["object"]["spec"]["containers"][0]["env"]
+    env.append({"name": "EXTRA", "value": "SECRET:not-in-cache,key"})
+    body = orjson.dumps(review)
+
+    endpoint_sent = timed_messages(stages.patching_endpoint(training), body)
+    bare_sent = timed_messages(floors.bare_app(floors.benchmark_keys()), body)
+    endpoint = orjson.loads(endpoint_sent[1]["body"])["response"]
+    bare = orjson.loads(bare_sent[1]["body"])["response"]
+
+    assert endpoint["status"]["code"] == 403
+    assert "not-in-cache" in endpoint["status"]["message"]
+    assert endpoint == bare

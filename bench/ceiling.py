@@ -131,10 +131,11 @@ def summarize(series: list[Rounds], in_process: dict[str, float]) -> dict[str, A
 def wire_per_in_process(on_wire: float, in_process: float) -> float | None:
     """Divide the CPU time added under load by that added in process.
 
-    None when the time added in process is under 1 us, as for the reference
-    itself, where the quotient would be noise.
+    None when the time added in process, rounded to 0.1 us as it is printed
+    and recorded, is under 1 us, as for the reference itself, where the
+    quotient would be noise.
     """
-    if in_process < 1.0:
+    if round(in_process, 1) < 1.0:
         return None
     return round(on_wire / in_process, 2)
 

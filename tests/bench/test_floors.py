@@ -176,6 +176,16 @@ def test_ceiling_summary_median_ratio() -> None:
     assert summary["target_ratio"] == 0.7
 
 
+@pytest.mark.parametrize(
+    ("in_process", "factor"), [(0.94, None), (0.96, 7.71), (-3.0, None)]
+)
+def test_wire_per_in_process_follows_printed_figure(
+    in_process: float, factor: float | None
+) -> None:
+    """A time added in process that prints as 1.0 us gets a factor."""
+    assert ceiling.wire_per_in_process(7.4, in_process) == factor
+
+
 def test_time_in_process_covers_every_server() -> None:
     figures = ceiling.time_in_process(count=20)
 

@@ -61,6 +61,7 @@ def run(
     mode = "quick" if args.quick else "full"
     rounds, seconds, repeats = MODES[mode]
     results: dict[str, Any] = {"mode": mode, "workers": args.workers}
+    results["machine_at_start"] = report.machine()
     with running_stack([f"--workers={args.workers}"]) as stack:
         body = stack.workdir / "review.json"
         body.write_bytes(bodies.training_review())

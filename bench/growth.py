@@ -100,7 +100,7 @@ def measure(stack: Stack, repeats: int) -> dict[str, Any]:
             "review_ms": round(min(wire[entries]) * 1e3, 3),
             "median_ms": round(statistics.median(wire[entries]) * 1e3, 3),
             "per_entry_us": per_entry_us(min(wire[entries]), base, entries),
-            "in_process_ms": round(min(in_process[entries]) * 1e3, 3),
+            "in_process_ms": round(min(in_process[entries]) * 1e3, 4),
             "in_process_per_entry_us": per_entry_us(
                 min(in_process[entries]), base_in_process, entries
             ),
@@ -110,7 +110,7 @@ def measure(stack: Stack, repeats: int) -> dict[str, Any]:
     by_size = {row["entries"]: row for row in rows}
     return {
         "one_entry_pod_ms": round(base * 1e3, 3),
-        "one_entry_pod_in_process_ms": round(base_in_process * 1e3, 3),
+        "one_entry_pod_in_process_ms": round(base_in_process * 1e3, 4),
         "env": rows,
         "per_entry_ratio_10000_to_1000": entry_ratio(by_size, "per_entry_us"),
         "in_process_per_entry_ratio_10000_to_1000": entry_ratio(

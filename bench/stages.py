@@ -1,6 +1,6 @@
 """The CPU time of each step of one review, measured in process without TLS or HTTP.
 
-    python -m bench.stages
+    python -m bench.stages [--count 20000] [--repeats 5] [--results DIR]
 
 Each stage runs on the benchmark's Run:AI pod review, with every secret
 confirmed from the cache, so no API call is made. `endpoint` is the whole
@@ -10,29 +10,35 @@ the CPU time our code adds to a review. `bare` is the floor server of
 that name in `bench.floors`: it makes only the admission calls (parse,
 plan, decide, encode) with none of the service around them, no deadline,
 limit, metrics or logger. Its time minus the reference's is the part of
-the added time that the admission logic takes. The figures are the
-fastest of several repetitions of CPU time (`time.process_time`), in
-microseconds.
+the added time that the admission logic takes. `plan-plain` and
+`plan-empty` plan the same pod with its references turned into plain
+values, and with every env list empty. The figures are the fastest of
+several repetitions of CPU time (`time.process_time`), in microseconds,
+and `stages.json` in `--results` keeps them with the machine's load at
+the start and the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry
 
 from bench import bodies, floors
-from bench.options import run_tool
+from bench.options import RESULTS, make_results_directory, run_tool
 from bench.reference import app as reference_app
+from bench.report import machine
 from webhook.admission.injection import InjectionOptions, Plan, decide, plan_review
 from webhook.admission.lookups import SecretLookup
-from webhook.admission.reviews import encode_response, parse_review
+from webhook.admission.reviews import Review, encode_response, parse_review
 from webhook.kube.lookups import SecretKeyLookups
 from webhook.server.metrics import new_metrics
 from webhook.server.mutate import MutateEndpoint
@@ -167,11 +173,33 @@ def time_apps(
         loop.close()
 
 
+def pod_variant(body: bytes, keep: str) -> Review:
+    """Parse the review in `body` with less in its pod's env lists.
+
+    `keep` is "plain" to turn each `SECRET:` value into a plain value, or
+    "none" to empty every env list. Planning these shows what a pod costs
+    before its env vars, and what its plain env vars cost.
+    """
+    document = orjson.loads(body)
+    spec = document["request"]["object"]["spec"]
+    for field in ("initContainers", "containers"):
+        for container in spec.get(field, []):
+            if keep == "none":
+                container["env"] = []
+                continue
+            for entry in container.get("env", []):
+                if str(entry.get("value", "")).startswith("SECRET:"):
+                    entry["value"] = "plain"
+    return parse_review(orjson.dumps(document))
+
+
 def measure(count: int, repeats: int) -> dict[str, float]:
     """Return the CPU time of each stage of one review, in microseconds."""
     body = bodies.training_review()
     options = InjectionOptions()
     review = parse_review(body)
+    plain = pod_variant(body, "plain")
+    empty = pod_variant(body, "none")
     plan, lookups = confirmed_plan(body)
     decision = decide(plan, lookups)
     endpoint = patching_endpoint(body)
@@ -181,6 +209,8 @@ def measure(count: int, repeats: int) -> dict[str, float]:
             "json": timed(lambda: orjson.loads(body)),
             "parse": timed(lambda: parse_review(body)),
             "plan": timed(lambda: plan_review(review, options)),
+            "plan-plain": timed(lambda: plan_review(plain, options)),
+            "plan-empty": timed(lambda: plan_review(empty, options)),
             "decide": timed(lambda: decide(plan, lookups)),
             "encode": timed(lambda: encode_response(review, decision)),
             "reference": timed_asgi(loop, reference_app, body),
@@ -204,17 +234,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeats", type=int, default=5, help="repetitions (default 5)"
     )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="directory for stages.json (default bench/results/)",
+    )
     args = parser.parse_args(argv)
     if args.count < 1 or args.repeats < 1:
         parser.error("--count and --repeats must be at least 1")
+    make_results_directory(parser, args.results)
     print(f"stages: {args.repeats} repetitions of {args.count} calls", flush=True)
+    at_start = machine()
     figures = measure(args.count, args.repeats)
-    for name, micros in figures.items():
-        print(f"{name:10s} {micros:7.2f} us")
     added = figures["endpoint"] - figures["reference"]
     logic = figures["bare"] - figures["reference"]
+    record = {
+        "stages_us": {name: round(micros, 2) for name, micros in figures.items()},
+        "added_us": round(added, 2),
+        "admission_calls_us": round(logic, 2),
+        "count": args.count,
+        "repeats": args.repeats,
+        "machine_at_start": at_start,
+        "machine_at_end": machine(),
+    }
+    path: Path = args.results / "stages.json"
+    path.write_text(json.dumps(record, indent=2))
+    for name, micros in figures.items():
+        print(f"{name:10s} {micros:7.2f} us")
     print(f"{'ours':10s} {added:7.2f} us added")
     print(f"{'logic':10s} {logic:7.2f} us of it by the admission calls alone")
+    print(f"figures in {path}")
     return 0
 
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import time
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from bench import bodies, calibrate, floors, reference, services, stages
+from webhook.admission.decisions import Decision
+from webhook.admission.injection import InjectionOptions, Plan, plan_review
+from webhook.admission.reviews import parse_review
 
 
 def test_stages_time_every_step() -> None:
@@ -22,6 +27,8 @@ def test_stages_time_every_step() -> None:
         "json",
         "parse",
         "plan",
+        "plan-plain",
+        "plan-empty",
         "decide",
         "encode",
         "reference",
@@ -33,6 +40,47 @@ def test_stages_time_every_step() -> None:
     assert figures["endpoint"] > figures["reference"]
     assert figures["bare"] > figures["reference"]
     assert figures["parse"] >= figures["json"] * 0.5
+
+
+def test_pod_variants_drop_references_then_env() -> None:
+    body = bodies.training_review()
+
+    plain = stages.pod_variant(body, "plain")
+    empty = stages.pod_variant(body, "none")
+
+    options = InjectionOptions()
+    full_plan = plan_review(parse_review(body), options)
+    assert isinstance(full_plan, Plan)
+    assert full_plan.uses
+    # Without references there is nothing to look up: the plan is a decision.
+    assert isinstance(plan_review(plain, options), Decision)
+    plain_pod = plain["request"].get("object")
+    empty_pod = empty["request"].get("object")
+    assert plain_pod is not None
+    assert empty_pod is not None
+    spec = plain_pod["spec"]
+    values = [entry.get("value") for c in spec["containers"] for entry in c["env"]]
+    assert "plain" in values
+    assert not any(str(value).startswith("SECRET:") for value in values)
+    empty_spec = empty_pod["spec"]
+    assert all(c["env"] == [] for c in empty_spec["containers"])
+    assert all(c["env"] == [] for c in empty_spec["initContainers"])
+
+
+def test_stages_main_writes_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["--count", "20", "--repeats", "1", "--results", str(tmp_path)]
+
+    assert stages.main(arguments) == 0
+
+    record = json.loads((tmp_path / "stages.json").read_text())
+    assert set(record["stages_us"]) >= {"plan", "plan-empty", "endpoint", "bare"}
+    expected = record["stages_us"]["endpoint"] - record["stages_us"]["reference"]
+    assert record["added_us"] == pytest.approx(expected, abs=0.02)
+    assert record["count"] == 20
+    assert record["machine_at_start"]["time"] <= record["machine_at_end"]["time"]
+    assert "stages.json" in capsys.readouterr().out
 
 
 def test_spinning_reference_adds_the_busy_loop() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.harness.certs import issue
 from tests.harness.fakekube import FakeKube
 from tests.harness.service import free_port
 from webhook.admission.lookups import LookupStatus
@@ -95,11 +97,46 @@ def test_refused_connection_is_error(tmp_path: Path, kube: FakeKube) -> None:
     result = secrets.fetch("team-a", "db-creds", 1.0)
 
     assert result.status is LookupStatus.ERROR
-    assert not secrets.probe(0.5)
+    probe = secrets.probe(0.5)
+    assert not probe.answered
+    assert "connection refused" in probe.problem
     assert not secrets.answered
 
 
 def test_probe_marks_answered(secrets: ClusterSecrets) -> None:
     assert not secrets.answered
-    assert secrets.probe(2.0)
+    probe = secrets.probe(2.0)
+    assert probe.answered
+    assert probe.problem == ""
     assert secrets.answered
+
+
+def test_probe_reports_rejected_token(tmp_path: Path, kube: FakeKube) -> None:
+    config = kube.write_kubeconfig(tmp_path / "config", token="not-the-token")
+    secrets = ClusterSecrets(new_api_client(str(config)))
+
+    probe = secrets.probe(2.0)
+
+    assert probe.answered
+    assert "HTTP 401" in probe.problem
+    assert "not-the-token" not in probe.problem
+
+
+def test_probe_reports_unknown_ca(tmp_path: Path, kube: FakeKube) -> None:
+    config = kube.write_kubeconfig(tmp_path / "config")
+    other_ca = issue("other.example").ca_bundle
+    text = re.sub(
+        r"certificate-authority-data: \S+",
+        f"certificate-authority-data: {other_ca}",
+        config.read_text(),
+    )
+    config.write_text(text)
+    secrets = ClusterSecrets(new_api_client(str(config)))
+
+    probe = secrets.probe(2.0)
+    lookup = secrets.fetch("team-a", "db-creds", 2.0)
+
+    assert not probe.answered
+    assert "certificate verify failed" in probe.problem
+    assert "certificate verify failed" in lookup.detail
+    assert not secrets.answered

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,6 +58,17 @@ def status_message(body: bytes | str | None) -> str:
         return ""
     message = status.get("message", "") if isinstance(status, dict) else ""
     return str(message)[:MAX_DETAIL_CHARS]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Outcome of one call that checks whether the secret source responds.
+
+    `problem` is empty when the source responded without an error.
+    """
+
+    answered: bool
+    problem: str = ""
 
 
 class ClusterSecrets:
@@ -144,21 +156,41 @@ class ClusterSecrets:
             response.release_conn()
         return SecretLookup.found(keys)
 
-    def probe(self, timeout: float) -> bool:
-        """Call GET /api/v1 once; return whether any HTTP response came back."""
+    @property
+    def location(self) -> str:
+        """The API server's URL, from the kubeconfig or the in-cluster config."""
+        return str(self._api.api_client.configuration.host)
+
+    def probe(self, timeout: float) -> ProbeResult:
+        """Call GET /api/v1 once. Any HTTP response, errors included, counts.
+
+        The result contains why no response came back, or the 401 or 403 that
+        the API returned. Either means wrong credentials, so every lookup
+        would fail as well.
+        """
         try:
             response: Any = self._api.get_api_resources(
                 _preload_content=False, _request_timeout=timeout
             )
             response.release_conn()
         except client.ApiException as error:
-            if error.status:
-                self._answered.set()
-        except (urllib3.exceptions.HTTPError, OSError):
-            return False
-        else:
+            if not error.status:
+                reason = str(error.reason or "")[:MAX_DETAIL_CHARS]
+                return ProbeResult(answered=False, problem=f"TLS error: {reason}")
             self._answered.set()
-        return self.answered
+            if error.status not in (401, 403):
+                return ProbeResult(answered=True)
+            message = status_message(error.body) or str(error.reason or "")
+            return ProbeResult(
+                answered=True,
+                problem=f"the API answered HTTP {error.status}: {message}",
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            return ProbeResult(
+                answered=False, problem=describe_transport_error(error).detail
+            )
+        self._answered.set()
+        return ProbeResult(answered=True)
 
     def _from_api_error(self, error: client.ApiException) -> SecretLookup:
         if not error.status:
@@ -189,6 +221,13 @@ def describe_transport_error(error: BaseException) -> SecretLookup:
         )
     if isinstance(error, urllib3.exceptions.TimeoutError | TimeoutError):
         return SecretLookup.failed(LookupStatus.TIMEOUT, "the API call timed out")
+    if isinstance(error, urllib3.exceptions.SSLError):
+        # OpenSSL's reason, such as "certificate verify failed: unable to get
+        # local issuer certificate", points at the kubeconfig's CA.
+        reason = str(error)[:MAX_DETAIL_CHARS]
+        return SecretLookup.failed(
+            LookupStatus.ERROR, f"the API call failed: TLS error: {reason}"
+        )
     return SecretLookup.failed(
         LookupStatus.ERROR, f"the API call failed: {type(error).__name__}"
     )
@@ -232,8 +271,13 @@ class DirectorySecrets:
             return SecretLookup.not_found()
         return SecretLookup.found(keys)
 
-    def probe(self, timeout: float) -> bool:
-        return True
+    @property
+    def location(self) -> str:
+        """The directory the Secret manifests were read from."""
+        return str(self.directory)
+
+    def probe(self, timeout: float) -> ProbeResult:
+        return ProbeResult(answered=True)
 
 
 def secret_identity(document: dict[str, Any], path: Path) -> tuple[str, str]:

@@ -32,7 +32,10 @@ class Readiness:
         if not self.certificate_ready():
             found.append("no serving certificate that is valid now is loaded")
         if not self.source_answered():
-            found.append("the Kubernetes API has not answered yet")
+            found.append(
+                "the Kubernetes API has not answered yet; the WARNING log lines "
+                "'secret source not reachable' give the API address and the error"
+            )
         if self.templates_loaded is not None and not self.templates_loaded():
             found.append("the templates have not been listed yet")
         return found

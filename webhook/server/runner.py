@@ -140,12 +140,38 @@ def build_cluster_wide(
 async def probe_until_answered(
     source: SecretSource, executor: ThreadPoolExecutor
 ) -> None:
-    """Call the API until it responds once, so that /readyz can turn true."""
+    """Call the API until it responds once, so that /readyz can turn true.
+
+    Each failed attempt is logged with the API address and the error, because
+    /readyz stays false until then and the log is where an admin looks.
+    """
     loop = asyncio.get_running_loop()
-    while not await loop.run_in_executor(executor, source.probe, PROBE_TIMEOUT_SECONDS):
-        logger.warning("secret source not reachable, retrying")
+    attempts = 0
+    while True:
+        result = await loop.run_in_executor(
+            executor, source.probe, PROBE_TIMEOUT_SECONDS
+        )
+        if result.answered:
+            break
+        attempts += 1
+        logger.warning(
+            "secret source not reachable, retrying",
+            extra={
+                "source": source.location,
+                "error": result.problem,
+                "attempt": attempts,
+            },
+        )
         await asyncio.sleep(PROBE_INTERVAL_SECONDS)
-    logger.info("secret source responded")
+    if result.problem:
+        # Ready anyway, as documented for /readyz, but every lookup will fail
+        # the same way (a 401 from a wrong token, say) until this is fixed.
+        logger.warning(
+            "secret source responded with an error",
+            extra={"source": source.location, "error": result.problem},
+        )
+    else:
+        logger.info("secret source responded", extra={"source": source.location})
 
 
 def freeze_startup_objects() -> None:

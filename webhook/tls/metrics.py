@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from cryptography import x509
 from prometheus_client import CollectorRegistry, Gauge
 
 EXPIRY_METRIC = "runai_secrets_webhook_certificate_expiry_timestamp_seconds"
+
+# prometheus-client (0.26) runs in multiprocess mode when either variable is set.
+MULTIPROCESS_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
+
+
+def multiprocess_mode() -> bool:
+    """Return whether prometheus-client writes samples to per-process files."""
+    return any(name in os.environ for name in MULTIPROCESS_VARIABLES)
 
 
 class ExpiryGauge:
@@ -33,8 +42,12 @@ class ExpiryGauge:
             self._gauge.labels(role=role, serial=serial).set(
                 cert.not_valid_after_utc.timestamp()
             )
-        for stale in self._labels.get(role, set()) - serials:
-            self._gauge.remove(role, stale)
+        # In multiprocess mode the client cannot drop a sample from its files
+        # and logs a UserWarning on every remove(), at each reload and stop.
+        # The replaced series then stays until the worker restarts.
+        if not multiprocess_mode():
+            for stale in self._labels.get(role, set()) - serials:
+                self._gauge.remove(role, stale)
         self._labels[role] = serials
 
     def clear(self) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import ssl
 import time
 from pathlib import Path
@@ -149,6 +151,37 @@ def test_two_workers_serve_and_add_up_metrics(
     assert warnings == []
     assert len(metrics_dirs) == 1
     assert not Path(metrics_dirs[0]).exists()
+
+
+def test_killed_worker_stops_service(fake_kube: FakeKube, tmp_path: Path) -> None:
+    kubeconfig = fake_kube.write_kubeconfig(tmp_path / "kubeconfig")
+
+    with WebhookService(["--workers", "2"], kubeconfig=kubeconfig) as service:
+        assert service.pid is not None
+        workers = worker_pids(service.pid)
+        wait_for_workers(service, workers)
+        killed = min(workers)
+        os.kill(killed, signal.SIGKILL)
+        # The supervisor stops the other worker, which may take the
+        # graceful shutdown's time if a connection is still open.
+        deadline = time.monotonic() + 40
+        while service.running() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        still_running = service.running()
+        # stop() sends no signal to a process that has ended, and returns its
+        # exit code.
+        exit_code = service.stop()
+
+    assert not still_running
+    assert exit_code == 1
+    assert len(workers) == 2
+    stopped = [
+        record
+        for record in service.log_records()
+        if record.get("message") == "workers stopped"
+    ]
+    assert len(stopped) == 1
+    assert killed in stopped[0]["failed"]
 
 
 def test_worker_count_below_one_is_rejected(

@@ -325,3 +325,42 @@ def test_unsupported_curve_key_at_startup(tmp_path: Path, ca: pki.KeyPair) -> No
 
     with pytest.raises(InvalidPairError, match="unsupported private key algorithm"):
         _serve_files(tmp_path / "tls.crt", tmp_path / "tls.key")
+
+
+SERVICE_HOST = "runai-secrets-webhook.runai-secrets-webhook.svc"
+
+
+@pytest.mark.parametrize(
+    ("dns_names", "warned"),
+    [
+        ((SERVICE_HOST,), False),
+        ((f"{SERVICE_HOST}.cluster.local",), True),
+        (("*.runai-secrets-webhook.svc",), False),
+        (("other.elsewhere.svc",), True),
+        (("*.svc",), True),
+        (("localhost",), True),
+    ],
+)
+def test_certificate_without_service_name_warned(
+    tmp_path: Path,
+    ca: pki.KeyPair,
+    caplog: pytest.LogCaptureFixture,
+    dns_names: tuple[str, ...],
+    warned: bool,
+) -> None:
+    write_files(tmp_path, new_leaf(ca, dns_names=dns_names))
+    reloader = FileReloader(
+        tmp_path / "tls.crt",
+        tmp_path / "tls.key",
+        lambda pair: None,
+        service_host=SERVICE_HOST,
+    )
+
+    with caplog.at_level(logging.INFO, logger="webhook.tls"):
+        reloader.load()
+
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == int(warned)
+    if warned:
+        assert warnings[0].__dict__["expected"] == SERVICE_HOST
+        assert dns_names[0] in warnings[0].__dict__["sans"]

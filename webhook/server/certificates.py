@@ -115,4 +115,5 @@ def _build_serving_certificates(
         client_ca_file,
         poll_interval=settings.cert_reload_interval,
         registry=registry,
+        service_host=f"{settings.service_name}.{settings.service_namespace}.svc",
     )

@@ -93,5 +93,25 @@ def describe(cert: x509.Certificate) -> dict[str, str]:
     }
 
 
+def covers_dns_name(cert: x509.Certificate, host: str) -> bool:
+    """Return whether a DNS name in the certificate's SANs matches `host`.
+
+    A wildcard name such as `*.ns.svc` matches exactly one left-most label.
+    """
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    host = host.lower()
+    first, _, rest = host.partition(".")
+    for name in san.get_values_for_type(x509.DNSName):
+        name = name.lower()
+        if name == host:
+            return True
+        if name.startswith("*.") and first and name[2:] == rest:
+            return True
+    return False
+
+
 def _subject(cert: x509.Certificate) -> str:
     return cert.subject.rfc4514_string() or "(empty subject)"

@@ -25,7 +25,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from webhook.tls.context import ClientCAFileError
-from webhook.tls.pairs import InvalidPairError, ServingPair, check_pair, describe
+from webhook.tls.pairs import (
+    InvalidPairError,
+    ServingPair,
+    check_pair,
+    covers_dns_name,
+    describe,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +70,9 @@ class FileReloader:
         *,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         clock: Clock = utc_now,
+        service_host: str | None = None,
     ) -> None:
+        """`service_host` is the name kube-apiserver checks: `<service>.<ns>.svc`."""
         if poll_interval <= 0:
             raise ValueError(
                 f"invalid poll interval {poll_interval} s: expected more than 0"
@@ -74,6 +82,7 @@ class FileReloader:
         self.poll_interval = poll_interval
         self._install = install
         self._clock = clock
+        self.service_host = service_host
         self._installed_digest: bytes | None = None
         self._rejected_digest: bytes | None = None
 
@@ -152,6 +161,18 @@ class FileReloader:
                 **describe(pair.leaf),
             },
         )
+        if self.service_host and not covers_dns_name(pair.leaf, self.service_host):
+            # Served anyway: a caller that uses another name, such as a test
+            # on 127.0.0.1, still works, but kube-apiserver will not.
+            logger.warning(
+                "served certificate does not name the Service, so kube-apiserver "
+                "will fail the TLS handshake; issue it for the expected name",
+                extra={
+                    "cert_file": str(self.cert_file),
+                    "expected": self.service_host,
+                    "sans": describe(pair.leaf)["sans"],
+                },
+            )
 
     def _read(self) -> tuple[bytes, bytes]:
         return self.cert_file.read_bytes(), self.key_file.read_bytes()

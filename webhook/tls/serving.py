@@ -66,15 +66,21 @@ class ServingCertificates:
         *,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         registry: CollectorRegistry | None = None,
+        service_host: str | None = None,
     ) -> ServingCertificates:
         """Serve the pair in the files and reload it when the files change.
 
         Raises CertificateFilesError if the files cannot be served now, and
-        ClientCAFileError if client_ca_file cannot be used.
+        ClientCAFileError if client_ca_file cannot be used. A pair that does
+        not name `service_host` is served with a WARNING line.
         """
         serving = cls(client_ca_file, registry=registry)
         reloader = FileReloader(
-            cert_file, key_file, serving.install, poll_interval=poll_interval
+            cert_file,
+            key_file,
+            serving.install,
+            poll_interval=poll_interval,
+            service_host=service_host,
         )
         reloader.load()
         serving.add_runner(reloader.run)

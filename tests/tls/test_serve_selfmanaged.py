@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from tests.tls.support import MUTATING, NAMESPACE, SECRET, ca_bundles, call, ser
 SERVICE_NAME = "runai-secrets-webhook"
 # The name kube-apiserver connects to and checks in the certificate.
 SERVICE_DNS = f"{SERVICE_NAME}.{NAMESPACE}.svc"
+# Calls over new connections, which either worker of `--workers 2` may accept.
+CONNECTIONS = 20
 
 
 def _flags(kubeconfig: Path) -> list[str]:
@@ -89,6 +92,63 @@ def test_two_processes_share_one_ca(kube: FakeKube, tmp_path: Path) -> None:
         assert len(issued) == 1
         assert SERVICE_DNS in issued[0]["sans"]
         assert "PRIVATE KEY" not in service.logs()
+
+
+def test_two_workers_share_one_ca(kube: FakeKube, tmp_path: Path) -> None:
+    # As the chart runs it with workers: 2. Each worker runs the
+    # self-managed loop on its own and shares the CA as replicas do.
+    flags = [*_flags(tmp_path / "kubeconfig"), "--workers", "2"]
+
+    with serve(tmp_path / "service", *flags) as service:
+        bundle = _wait_for_bundle(kube, timeout=30)
+        ca_file = tmp_path / "bundle.pem"
+        ca_file.write_bytes(base64.b64decode(bundle))
+        context = ssl.create_default_context(cafile=str(ca_file))
+
+        serials: set[int] = set()
+        statuses: list[int] = []
+        deadline = time.monotonic() + 30
+        while len(statuses) < CONNECTIONS:
+            try:
+                response = call(
+                    service.port, "GET", "/readyz", context, server_hostname=SERVICE_DNS
+                )
+            except (ssl.SSLError, ConnectionError):
+                # A worker still serves its bootstrap certificate.
+                assert time.monotonic() < deadline, service.logs()
+                time.sleep(0.1)
+                continue
+            statuses.append(response.status)
+            serials.add(response.serial)
+        metrics = call(
+            service.port, "GET", "/metrics", context, server_hostname=SERVICE_DNS
+        ).body.decode()
+        exit_code = service.stop()
+        logs = service.log_records()
+
+    secret = kube.get("v1", "secrets", NAMESPACE, SECRET)
+    ca_certs = x509.load_pem_x509_certificates(
+        base64.b64decode(secret["data"]["ca.crt"])
+    )
+    assert len(ca_certs) == 1
+    assert set(ca_bundles(kube)) == {secret["data"]["ca.crt"]}
+    assert statuses == [200] * CONNECTIONS
+    # Every connection was verified against the published caBundle. The
+    # gauges show both workers, and the one CA. A worker's bootstrap
+    # certificate keeps its series too, since multiprocess mode drops none.
+    gauges = re.findall(r'\{pid="(\d+)",role="(\w+)",serial="(\w+)"\}', metrics)
+    serving = {int(serial, 16) for _, role, serial in gauges if role == "serving"}
+    ca_serials = {serial for _, role, serial in gauges if role == "ca"}
+    assert len({pid for pid, _, _ in gauges}) == 2
+    assert ca_serials == {f"{ca_certs[0].serial_number:x}"}
+    assert serials <= serving
+    issued = [
+        record
+        for record in logs
+        if record.get("message") == "issued serving certificate"
+    ]
+    assert len(issued) == 2
+    assert exit_code == 0
 
 
 def test_readyz_false_until_certificate_issued(kube: FakeKube, tmp_path: Path) -> None:

@@ -79,8 +79,8 @@ def _worker(
 def with_certificate_files(settings: ServeSettings) -> ServeSettings:
     """Make development certificates once in the parent, not once per worker.
 
-    NOTE: with --self-managed-certs every worker runs the self-managed CA
-    loop on its own; running that with more than one worker is untested.
+    With --self-managed-certs every worker runs the self-managed CA loop on
+    its own, and the workers share the CA in the Secret as replicas do.
     """
     if settings.self_managed_certs or (
         settings.tls_cert_file and settings.tls_key_file

@@ -8,10 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helm import RELEASE, find, render
+from tests.chart.helm import RELEASE, HelmError, find, render
 from webhook.admission.reviews import MAX_REVIEW_BYTES
 from webhook.cli import build_parser
-from webhook.settings import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES
+from webhook.settings import (
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_IN_FLIGHT_BYTES,
+    env_name,
+)
 
 # Every optional part on, in each certificate mode, so every flag appears.
 ALL_PARTS: dict[str, Any] = {
@@ -100,6 +104,33 @@ def test_chart_args_parse(helm: Path, mode: str) -> None:
     if mode != "selfManaged":
         assert parsed.tls_cert_file == "/etc/runai-secrets-webhook/tls/tls.crt"
         assert parsed.tls_key_file == "/etc/runai-secrets-webhook/tls/tls.key"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_extra_env_for_passed_flag_fails(helm: Path, mode: str) -> None:
+    # The flag would win over the variable, so the variable would do nothing.
+    values: dict[str, Any] = {"certificates": MODES[mode]}
+    deployment = find(render(helm, values), "Deployment", RELEASE)
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    flags = {arg.partition("=")[0] for arg in args[1:]}
+    assert "--log-level" in flags
+
+    for flag in sorted(flags):
+        variable = env_name(flag)
+        extra_env = [{"name": variable, "value": "1"}]
+        with pytest.raises(HelmError, match=f"extraEnv sets {variable}, but"):
+            render(helm, {**values, "extraEnv": extra_env})
+
+
+def test_extra_env_for_other_flag_renders(helm: Path) -> None:
+    extra_env = [
+        {"name": "RUNAI_SECRETS_WEBHOOK_CERT_RELOAD_INTERVAL", "value": "30"},
+        {"name": "HTTPS_PROXY", "value": "http://proxy.example:3128"},
+    ]
+
+    deployment = find(render(helm, {"extraEnv": extra_env}), "Deployment", RELEASE)
+
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["env"] == extra_env
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -8,6 +8,7 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
@@ -94,6 +95,10 @@ def test_two_processes_share_one_ca(kube: FakeKube, tmp_path: Path) -> None:
         assert "PRIVATE KEY" not in service.logs()
 
 
+def _issued(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("message") == "issued serving certificate"]
+
+
 def test_two_workers_share_one_ca(kube: FakeKube, tmp_path: Path) -> None:
     # As the chart runs it with workers: 2. Each worker runs the
     # self-managed loop on its own and shares the CA as replicas do.
@@ -101,6 +106,8 @@ def test_two_workers_share_one_ca(kube: FakeKube, tmp_path: Path) -> None:
 
     with serve(tmp_path / "service", *flags) as service:
         bundle = _wait_for_bundle(kube, timeout=30)
+        # The second worker may still be on its bootstrap certificate.
+        _wait(lambda: len(_issued(service.log_records())) == 2, 30)
         ca_file = tmp_path / "bundle.pem"
         ca_file.write_bytes(base64.b64decode(bundle))
         context = ssl.create_default_context(cafile=str(ca_file))
@@ -142,12 +149,7 @@ def test_two_workers_share_one_ca(kube: FakeKube, tmp_path: Path) -> None:
     assert len({pid for pid, _, _ in gauges}) == 2
     assert ca_serials == {f"{ca_certs[0].serial_number:x}"}
     assert serials <= serving
-    issued = [
-        record
-        for record in logs
-        if record.get("message") == "issued serving certificate"
-    ]
-    assert len(issued) == 2
+    assert len(_issued(logs)) == 2
     assert exit_code == 0
 
 

@@ -164,7 +164,7 @@ def test_malformed_annotation_is_denied() -> None:
     assert not decision.allowed
     assert decision.code == 400
     assert decision.message.startswith(
-        f'Pod "train": annotation {ENV} line 1 "DB_USER" is invalid'
+        f"Pod \"train\": annotation {ENV} line 1 is invalid: it has no '='"
     )
 
 

@@ -76,13 +76,22 @@ def test_empty_env_name_is_denied() -> None:
     assert 'env var name "" is not valid' in denial("=SECRET:s,k").message
 
 
-def test_literal_value_is_denied() -> None:
-    assert denial("A=plain").message == (
-        f'Pod "train": annotation {KEY} line 1 "A=plain" is invalid: value "plain" is '
-        "not a secret reference because it does not start with 'SECRET:'. Expected one "
+def test_literal_value_denied_unquoted() -> None:
+    # A literal value in the annotation is most likely a credential, and
+    # kube-apiserver keeps denial messages in its audit log and in events.
+    assert denial("DB_PASSWORD=hunter2").message == (
+        f'Pod "train": annotation {KEY} line 1 is invalid: the value of '
+        "\"DB_PASSWORD\" does not start with 'SECRET:' (the value is not shown, as "
+        "it may be a credential). Expected one "
         "NAME=SECRET:<secret-name>,<secret-key> per line, for example "
         "DB_PASSWORD=SECRET:db-creds,password."
     )
+
+
+def test_line_without_equals_unquoted() -> None:
+    message = denial("hunter2").message
+    assert "hunter2" not in message
+    assert "line 1 is invalid: it has no '='" in message
 
 
 def test_bad_reference_is_denied() -> None:

@@ -261,7 +261,6 @@ def test_direct_caller_learns_key_existence(service: WebhookService) -> None:
     [
         ("env", "SECRET:typed-credential-9f3a"),
         ("annotation", "DB_PASSWORD=SECRET:typed-credential-9f3a"),
-        ("annotation", "typed-credential-9f3a"),
     ],
 )
 def test_malformed_value_shown_not_logged(
@@ -286,4 +285,23 @@ def test_malformed_value_shown_not_logged(
     ]
     assert denials, "no review denied line was logged"
     assert "not logged" in str(denials[-1].get("reason"))
+    assert "typed-credential-9f3a" not in service.logs()
+
+
+@pytest.mark.parametrize(
+    "text", ["typed-credential-9f3a", "DB_PASSWORD=typed-credential-9f3a"]
+)
+def test_annotation_literal_not_shown(
+    kube: FakeKube, service: WebhookService, text: str
+) -> None:
+    """Keep annotation text that is no reference out of the denial and the log."""
+    obj = pod("SECRET:db,password")
+    obj["metadata"]["annotations"] = {"runai-secrets-webhook/env": text}
+
+    denied = service.caller(kube=kube).admit(obj, namespace=TEAM_A)
+
+    assert not denied.allowed
+    assert denied.code == 400
+    assert "line 1 is invalid" in denied.message
+    assert "typed-credential-9f3a" not in denied.message
     assert "typed-credential-9f3a" not in service.logs()

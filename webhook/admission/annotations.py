@@ -10,9 +10,11 @@ from webhook.admission.errors import Denied
 from webhook.admission.references import (
     ENV_NAME_RULE,
     EXPECTED_FORM,
+    PREFIX,
     InvalidReference,
     is_dns_subdomain,
     is_env_name,
+    is_placeholder,
     parse_reference,
 )
 
@@ -97,9 +99,13 @@ def parse_env_annotation(text: str, key: str, subject: str) -> list[EnvAddition]
         name, equals, value = line.partition("=")
         problem, logged_problem = _line_problem(name, equals, value)
         if problem:
+            # Only a line with a reference is quoted: other text after "=",
+            # or a line without "=", may be a credential, and kube-apiserver
+            # keeps a denial's message in its audit log and in events.
+            shown = f" {quote(line)}" if is_placeholder(value or line) else ""
             raise Denied(
                 400,
-                f"{subject}: annotation {key} line {number} {quote(line)} is invalid: "
+                f"{subject}: annotation {key} line {number}{shown} is invalid: "
                 f"{problem}. Expected one NAME={EXPECTED_FORM} per line, for example "
                 "DB_PASSWORD=SECRET:db-creds,password.",
                 log_message=f"{subject}: annotation {key} line {number} (not "
@@ -116,12 +122,21 @@ def _line_problem(name: str, equals: str, value: str) -> tuple[str, str]:
     credential written by mistake. Both are empty for a valid line.
     """
     if not equals:
-        return "it has no '='", "it has no '='"
+        if is_placeholder(name):
+            return "it has no '='", "it has no '='"
+        problem = "it has no '=' (the line is not shown, as it may be a credential)"
+        return problem, "it has no '='"
     if not is_env_name(name):
         return (
             f"env var name {quote(name)} is not valid: {ENV_NAME_RULE}",
             f"the env var name is not valid: {ENV_NAME_RULE}",
         )
+    if not is_placeholder(value):
+        problem = (
+            f"the value of {quote(name)} does not start with {PREFIX!r} "
+            "(the value is not shown, as it may be a credential)"
+        )
+        return problem, f"the value does not start with {PREFIX!r}"
     try:
         parse_reference(value)
     except InvalidReference as error:

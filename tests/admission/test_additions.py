@@ -89,8 +89,23 @@ def test_unknown_container_is_denied() -> None:
     assert decision.code == 400
     assert decision.message == (
         f'Pod "train": annotation {CONTAINERS} names container "trainer", which is not '
-        'one of its containers ("app", "sidecar"). Fix the name or remove it from the '
-        "annotation."
+        'one of its app containers ("app", "sidecar"). Fix the name or remove it '
+        "from the annotation."
+    )
+
+
+def test_init_container_named_is_denied() -> None:
+    obj = annotated(
+        container("app"), init=[container("setup")], annotations={CONTAINERS: "setup"}
+    )
+    decision = run(review(obj), lookups={})
+    assert not decision.allowed
+    assert decision.code == 400
+    assert decision.message == (
+        f'Pod "train": annotation {CONTAINERS} names container "setup", which is not '
+        'one of its app containers ("app"). It is an init container, and env vars '
+        "from annotations go to app containers only. Fix the name or remove it from "
+        "the annotation."
     )
 
 

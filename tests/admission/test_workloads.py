@@ -394,8 +394,8 @@ def test_unknown_container_listed_once_per_name() -> None:
     decision = run(rv, {}, InjectionOptions(extra_kinds=PYTORCH))
     assert decision.message == (
         'PyTorchJob "train": annotation runai-secrets-webhook/containers names '
-        'container "trainer", which is not one of its containers ("pytorch"). Fix the '
-        "name or remove it from the annotation."
+        'container "trainer", which is not one of its app containers ("pytorch"). '
+        "Fix the name or remove it from the annotation."
     )
 
 
@@ -419,7 +419,7 @@ def test_template_containers_checked_against_own_spec() -> None:
     assert decision.message == (
         'PyTorchJob "train": annotation runai-secrets-webhook/containers in '
         "spec.pytorchReplicaSpecs.Master.template.metadata.annotations names "
-        'container "worker", which is not one of the pod template\'s containers '
+        'container "worker", which is not one of the pod template\'s app containers '
         '("master"). Fix the name or remove it from the annotation.'
     )
 

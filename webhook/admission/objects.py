@@ -175,26 +175,34 @@ def _selected_containers(
     if not names:
         return None
 
-    present = _app_container_names(specs)
+    present = _container_names(specs)
     for name in names:
         if name not in present:
             listed = ", ".join(quote(known) for known in present)
             where = f" in {field}" if field else ""
             owner = "the pod template's" if field else "its"
+            init = (
+                " It is an init container, and env vars from annotations go to "
+                "app containers only."
+                if name in _container_names(specs, INIT_CONTAINERS)
+                else ""
+            )
             raise Denied(
                 400,
                 f"{scan.subject}: annotation {keys.containers}{where} names container "
-                f"{quote(name)}, which is not one of {owner} containers ({listed}). "
-                "Fix the name or remove it from the annotation.",
+                f"{quote(name)}, which is not one of {owner} app containers "
+                f"({listed}).{init} Fix the name or remove it from the annotation.",
             )
     return frozenset(names)
 
 
-def _app_container_names(specs: Sequence[tuple[str, Any]]) -> list[str]:
-    """List the app container names of all pod specs, each once, in order."""
+def _container_names(
+    specs: Sequence[tuple[str, Any]], field: str = APP_CONTAINERS
+) -> list[str]:
+    """List the container names in `field` of all pod specs, each once, in order."""
     names: dict[str, None] = {}
     for _, spec in specs:
-        containers = spec.get(APP_CONTAINERS) if isinstance(spec, dict) else None
+        containers = spec.get(field) if isinstance(spec, dict) else None
         for container in containers if isinstance(containers, list) else []:
             name = container.get("name") if isinstance(container, dict) else None
             if isinstance(name, str):

@@ -56,6 +56,26 @@ def reason(value: str) -> str:
         ("SECRET:a,..", "the secret key may not be '..'"),
         ("SECRET:a,..data", "the secret key may not start with '..'"),
         (
+            "SECRET: db-creds,password",
+            "the secret name starts or ends with white space, "
+            "which a secret name cannot contain",
+        ),
+        (
+            "SECRET:db-creds ,password",
+            "the secret name starts or ends with white space, "
+            "which a secret name cannot contain",
+        ),
+        (
+            "SECRET:db-creds, password",
+            "the secret key starts or ends with white space, "
+            "which a secret key cannot contain",
+        ),
+        (
+            "SECRET:db-creds,password\n",
+            "the secret key starts or ends with white space, "
+            "which a secret key cannot contain",
+        ),
+        (
             "SECRET:a,user name",
             "the secret key may contain only letters, digits, '-', '_' and '.'",
         ),
@@ -80,7 +100,6 @@ def test_parse_invalid_reference(value: str, expected: str) -> None:
         ".db",
         "db.",
         "db creds",
-        " db",
     ],
 )
 def test_secret_name_must_be_dns_subdomain(secret: str) -> None:

@@ -118,6 +118,11 @@ def check_secret_name(secret: str) -> None:
             f"over the limit of {MAX_NAME_CHARS}"
         )
     if not _DNS1123_SUBDOMAIN.fullmatch(secret):
+        if secret != secret.strip():
+            raise InvalidReference(
+                "the secret name starts or ends with white space, "
+                "which a secret name cannot contain"
+            )
         raise InvalidReference(
             "the secret name is not a DNS-1123 subdomain (lower case letters, digits, "
             "'-' and '.', starting and ending with a letter or digit)"
@@ -138,6 +143,11 @@ def check_secret_key(key: str) -> None:
     if key.startswith(".."):
         raise InvalidReference("the secret key may not start with '..'")
     if not _SECRET_KEY.fullmatch(key):
+        if key != key.strip():
+            raise InvalidReference(
+                "the secret key starts or ends with white space, "
+                "which a secret key cannot contain"
+            )
         raise InvalidReference(
             "the secret key may contain only letters, digits, '-', '_' and '.'"
         )

@@ -154,7 +154,10 @@ def test_key_missing_in_source_denied(kube: FakeKube, webhook: WebhookService) -
         f'Secret "regcred" in namespace "{SOURCE_NAMESPACE}" has no key "password"'
         in result.message
     )
-    assert 'Add key "password" to the secret' in result.message
+    assert (
+        'Ask a cluster admin to add key "password" to the cluster-wide secret'
+        in result.message
+    )
     # A denied review writes nothing, not even the copy of a shared secret.
     assert secret_writes(kube) == []
     assert secret_or_none(kube, JOB_NAMESPACE, "regcred") is None

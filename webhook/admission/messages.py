@@ -63,9 +63,16 @@ def problem_sentences(problem: Problem, namespace: str) -> str:
     if problem.key is not None:
         # The other keys stay unnamed: the author may not be allowed to read them.
         key = quote(problem.key)
+        # A secret found in another namespace is a cluster-wide secret, which
+        # job authors usually may not edit.
+        remedy = (
+            f"Ask a cluster admin to add key {key} to the cluster-wide secret"
+            if problem.found_in
+            else f"Add key {key} to the secret"
+        )
         return (
             f"Secret {secret} in namespace {ns} has no key {key}. {used_by} "
-            f"Add key {key} to the secret or fix the key in the reference."
+            f"{remedy} or fix the key in the reference."
         )
     if problem.status is LookupStatus.NOT_FOUND:
         return (

@@ -70,6 +70,25 @@ def test_admin_template_adds_secret_key_ref() -> None:
     assert decision.audit_annotations["templates"] == "template-admin"
 
 
+def test_missing_secret_names_quoted_template() -> None:
+    obj = pod()
+    request = request_for(obj)
+    selection = select_templates(
+        request, OPTIONS, loaded_store(ADMIN), TEMPLATE_NAMESPACE
+    )
+    planned = plan_review(review_for(request), OPTIONS, selection.additions)  # type: ignore[arg-type]
+    assert not isinstance(planned, Decision)
+
+    decision = decide(planned, {"my-secret": SecretLookup.not_found()})
+
+    assert not decision.allowed
+    assert decision.code == 403
+    assert (
+        'env var "MYPASSWORD" in container "main" from template "template-admin" '
+        'with key "cred-pass"' in decision.message
+    )
+
+
 def test_own_env_wins_over_admin_template() -> None:
     obj = pod(env=[{"name": "MYPASSWORD", "value": "my-own"}])
 

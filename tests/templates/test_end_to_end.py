@@ -236,7 +236,8 @@ def test_pod_own_value_wins(cluster: Cluster) -> None:
     assert env["MYPASSWORD"] == {"name": "MYPASSWORD", "value": "my-own"}
     assert list(env) == ["MYPASSWORD", "LOG_LEVEL"]
     assert any(
-        "its own value wins over template template-admin" in w for w in result.warnings
+        'its own value wins over template "template-admin"' in w
+        for w in result.warnings
     )
 
 

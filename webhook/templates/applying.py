@@ -190,7 +190,9 @@ def _merge(templates: list[Template], annotation_names: set[str]) -> TemplateSel
                 sources[entry.name] = template.name
                 values[entry.name] = entry.value
                 additions.append(
-                    EnvAddition(entry.name, entry.value, f"template {template.name}")
+                    EnvAddition(
+                        entry.name, entry.value, f"template {quote(template.name)}"
+                    )
                 )
             elif values[entry.name] != entry.value and entry.name not in conflicts:
                 conflicts[entry.name] = (

@@ -35,7 +35,13 @@ from bench.floors import FLOORS, floor_app
 from bench.options import add_load_options, make_results_directory, run_tool
 from bench.reference import app as reference_app
 from bench.report import machine
-from bench.services import Server, running_stack, start_floor, stop_server
+from bench.services import (
+    Server,
+    floor_server_name,
+    running_stack,
+    start_floor,
+    stop_server,
+)
 from bench.throughput import EXPECTED_REFERENCE, EXPECTED_WEBHOOK
 from bench.wrk import wrk_available
 
@@ -77,7 +83,7 @@ def time_in_process(count: int) -> dict[str, float]:
     body = bodies.training_review()
     apps: dict[str, stages.ASGICallable] = {
         "reference": reference_app,
-        **{f"floor-{name}": floor_app(name) for name in FLOORS},
+        **{floor_server_name(name): floor_app(name) for name in FLOORS},
         "webhook": stages.patching_endpoint(body),
     }
     return stages.time_apps(apps, body, count, IN_PROCESS_REPEATS)
@@ -87,7 +93,7 @@ def summarize(series: list[Rounds], in_process: dict[str, float]) -> dict[str, A
     """Give each server's rate and CPU time, and its ratios to the reference.
 
     `series` starts with the reference. A ratio is the median of the
-    per-round ratios, as in `python -m bench`. `in_process` holds each
+    per-round ratios, as in `python -m bench`. `in_process` contains each
     server's CPU time per review called in process, from `time_in_process`.
     `wire_per_in_process` is the CPU time a server adds to the reference
     under load divided by what it adds in process.

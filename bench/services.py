@@ -263,7 +263,12 @@ def start_spinning_reference(stack: Stack, spin_us: float) -> Server:
 
 def start_floor(stack: Stack, name: str) -> Server:
     """Start the floor server `name` of bench.floors and wait until it is ready."""
-    return start_another_reference(stack, f"floor-{name}", [f"--app={name}"])
+    return start_another_reference(stack, floor_server_name(name), [f"--app={name}"])
+
+
+def floor_server_name(name: str) -> str:
+    """Return the server name under which the floor server `name` is reported."""
+    return f"floor-{name}"
 
 
 def start_another_reference(stack: Stack, name: str, extra: Sequence[str]) -> Server:

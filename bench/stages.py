@@ -126,7 +126,7 @@ TIMING_CACHE_TTL = 24 * 3600.0
 
 
 class _KeyTableSource:
-    """A `KeySource` that answers from the benchmark's table of secret keys."""
+    """A `KeySource` that returns key names from the benchmark's table of secrets."""
 
     def fetch(self, namespace: str, name: str, timeout: float) -> SecretLookup:
         keys = floors.benchmark_keys().get((namespace, name))

@@ -1,4 +1,4 @@
-"""Start-up probe of the Kubernetes API, as an admin sees it in the logs.
+"""Start-up probe of the Kubernetes API, as an admin reads it in the logs.
 
 `serve` is not ready until the API has answered once. Each failed attempt
 logs the API address and the reason, and an answer of 401 at start is

@@ -85,11 +85,7 @@ def test_two_processes_share_one_ca(kube: FakeKube, tmp_path: Path) -> None:
     assert kube.count(verb="create", resource="secrets") <= 2
     assert len(set(leaves)) == 2
     for service in services:
-        issued = [
-            line
-            for line in service.log_records()
-            if line.get("message") == "issued serving certificate"
-        ]
+        issued = _issued(service.log_records())
         assert len(issued) == 1
         assert SERVICE_DNS in issued[0]["sans"]
         assert "PRIVATE KEY" not in service.logs()

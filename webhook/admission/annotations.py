@@ -102,10 +102,10 @@ def parse_env_annotation(text: str, key: str, subject: str) -> list[EnvAddition]
             # Only a line with a reference is quoted: other text after "=",
             # or a line without "=", may be a credential, and kube-apiserver
             # keeps a denial's message in its audit log and in events.
-            shown = f" {quote(line)}" if is_placeholder(value or line) else ""
+            quoted_line = f" {quote(line)}" if is_placeholder(value or line) else ""
             raise Denied(
                 400,
-                f"{subject}: annotation {key} line {number}{shown} is invalid: "
+                f"{subject}: annotation {key} line {number}{quoted_line} is invalid: "
                 f"{problem}. Expected one NAME={EXPECTED_FORM} per line, for example "
                 "DB_PASSWORD=SECRET:db-creds,password.",
                 log_message=f"{subject}: annotation {key} line {number} (not "

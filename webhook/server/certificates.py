@@ -15,6 +15,7 @@ from webhook.kube.config import new_api_client
 from webhook.settings import ServeSettings
 from webhook.tls.context import ClientCAFileError
 from webhook.tls.generate import generate_development_certificates
+from webhook.tls.pki import service_host
 from webhook.tls.reload import CertificateFilesError
 from webhook.tls.selfmanaged import SelfManagedOptions
 from webhook.tls.serving import ServingCertificates
@@ -115,5 +116,5 @@ def _build_serving_certificates(
         client_ca_file,
         poll_interval=settings.cert_reload_interval,
         registry=registry,
-        service_host=f"{settings.service_name}.{settings.service_namespace}.svc",
+        service_host=service_host(settings.service_name, settings.service_namespace),
     )

@@ -82,12 +82,13 @@ def service_dns_names(
     """Return the DNS names by which pods and kube-apiserver reach a Service."""
     _check_name("service name", service, _DNS1035_LABEL, "a letter")
     _check_name("namespace", namespace, _DNS1123_LABEL, "a letter or digit")
-    return [
-        service,
-        f"{service}.{namespace}",
-        f"{service}.{namespace}.svc",
-        f"{service}.{namespace}.svc.{cluster_domain}",
-    ]
+    host = service_host(service, namespace)
+    return [service, f"{service}.{namespace}", host, f"{host}.{cluster_domain}"]
+
+
+def service_host(service: str, namespace: str) -> str:
+    """Return the name kube-apiserver checks in the certificate of a webhook Service."""
+    return f"{service}.{namespace}.svc"
 
 
 def _check_name(kind: str, value: str, pattern: re.Pattern[str], first: str) -> None:

@@ -153,12 +153,13 @@ class FileReloader:
 
     def _use(self, pair: ServingPair) -> None:
         self._install(pair)
+        fields = describe(pair.leaf)
         logger.info(
             "loaded certificate files",
             extra={
                 "cert_file": str(self.cert_file),
                 "key_file": str(self.key_file),
-                **describe(pair.leaf),
+                **fields,
             },
         )
         if self.service_host and not covers_dns_name(pair.leaf, self.service_host):
@@ -170,7 +171,7 @@ class FileReloader:
                 extra={
                     "cert_file": str(self.cert_file),
                     "expected": self.service_host,
-                    "sans": describe(pair.leaf)["sans"],
+                    "sans": fields["sans"],
                 },
             )
 

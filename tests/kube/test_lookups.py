@@ -11,7 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from webhook.admission.lookups import LookupStatus, SecretLookup
-from webhook.kube.lookups import SecretKeyLookups, resolve_in_order
+from webhook.kube.lookups import ResultHook, SecretKeyLookups, resolve_in_order
+
+
+def recorder(seen: list[str]) -> ResultHook:
+    """Return a result hook that appends each result to `seen`, once per lookup."""
+    return lambda result, count: seen.extend([result] * count)
 
 
 class CountingSource:
@@ -59,7 +64,7 @@ async def test_concurrent_first_lookups_share_one_call(
 ) -> None:
     source = CountingSource({("team-a", "db-creds"): DB}, delay=0.2)
     seen: list[str] = []
-    lookups = SecretKeyLookups(source, executor, ttl=5, on_result=seen.append)
+    lookups = SecretKeyLookups(source, executor, ttl=5, on_result=recorder(seen))
 
     answers = await asyncio.gather(
         *(lookups.lookup("team-a", "db-creds", ["username"], far()) for _ in range(10))
@@ -73,7 +78,7 @@ async def test_concurrent_first_lookups_share_one_call(
 async def test_second_lookup_within_ttl_is_cached(executor: ThreadPoolExecutor) -> None:
     source = CountingSource({("team-a", "db-creds"): DB})
     seen: list[str] = []
-    lookups = SecretKeyLookups(source, executor, ttl=5, on_result=seen.append)
+    lookups = SecretKeyLookups(source, executor, ttl=5, on_result=recorder(seen))
 
     await lookups.lookup("team-a", "db-creds", ["username"], far())
     second = await lookups.lookup("team-a", "db-creds", ["password"], far())
@@ -129,7 +134,7 @@ async def test_forbidden_and_error_are_not_cached(executor: ThreadPoolExecutor) 
         {("team-a", "db-creds"): SecretLookup.failed(LookupStatus.FORBIDDEN, "no")}
     )
     seen: list[str] = []
-    lookups = SecretKeyLookups(source, executor, ttl=5, on_result=seen.append)
+    lookups = SecretKeyLookups(source, executor, ttl=5, on_result=recorder(seen))
 
     await lookups.lookup("team-a", "db-creds", ["username"], far())
     await lookups.lookup("team-a", "db-creds", ["username"], far())
@@ -141,7 +146,7 @@ async def test_forbidden_and_error_are_not_cached(executor: ThreadPoolExecutor) 
 async def test_slow_source_times_out_at_deadline(executor: ThreadPoolExecutor) -> None:
     source = CountingSource({("team-a", "db-creds"): DB}, delay=1.0)
     seen: list[str] = []
-    lookups = SecretKeyLookups(source, executor, ttl=5, on_result=seen.append)
+    lookups = SecretKeyLookups(source, executor, ttl=5, on_result=recorder(seen))
 
     started = time.monotonic()
     answer = await lookups.lookup("team-a", "db-creds", ["username"], started + 0.2)

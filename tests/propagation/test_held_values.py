@@ -66,7 +66,7 @@ def test_webhook_keeps_no_value(
     pipeline = ReviewPipeline(
         InjectionOptions(),
         [lookups.lookup],
-        cached=lookups.cached,
+        cached=lookups.cached_all,
         cluster_wide=build_cluster_wide_lookups(
             client, executor, request_timeout=5.0, copy_on_admission=True
         ),

@@ -73,7 +73,9 @@ async def decide(pipeline: ReviewPipeline, document: Review) -> Decision:
 async def test_cached_secrets_skip_lookups(executor: ThreadPoolExecutor) -> None:
     source = CountingSource()
     results: list[str] = []
-    lookups = SecretKeyLookups(source, executor, 60, results.append)
+    lookups = SecretKeyLookups(
+        source, executor, 60, lambda result, count: results.extend([result] * count)
+    )
     resolver_calls: list[str] = []
 
     async def counting_lookup(
@@ -83,7 +85,7 @@ async def test_cached_secrets_skip_lookups(executor: ThreadPoolExecutor) -> None
         return await lookups.lookup(namespace, name, keys, deadline)
 
     pipeline = ReviewPipeline(
-        InjectionOptions(), [counting_lookup], cached=lookups.cached
+        InjectionOptions(), [counting_lookup], cached=lookups.cached_all
     )
 
     first = await decide(pipeline, review("db,username", "s3,password"))

@@ -58,8 +58,8 @@ class Metrics:
         default_factory=dict, repr=False, compare=False
     )
 
-    def count_lookup(self, result: str) -> None:
-        self._child(self.lookups, (result,)).inc()
+    def count_lookup(self, result: str, count: int = 1) -> None:
+        self._child(self.lookups, (result,)).inc(count)
 
     def _child(self, counter: Counter, values: tuple[str, ...]) -> Counter:
         key = (counter, values)

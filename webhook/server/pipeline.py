@@ -218,15 +218,8 @@ class ReviewPipeline:
     def _from_cache(
         self, namespace: str, grouped: Mapping[str, set[str]]
     ) -> dict[str, SecretLookup]:
-        found: dict[str, SecretLookup] = {}
         cached = self.cached
-        if cached is None:
-            return found
-        for secret, keys in grouped.items():
-            hit = cached(namespace, secret, keys)
-            if hit is not None:
-                found[secret] = hit
-        return found
+        return {} if cached is None else cached(namespace, grouped)
 
     @staticmethod
     def _log_failures(lookups: dict[str, SecretLookup], log: BoundLogger) -> None:
@@ -253,6 +246,6 @@ def build_reviewer(
         options,
         [lookups.lookup],
         templates,
-        lookups.cached,
+        lookups.cached_all,
         cluster_wide,
     )

@@ -156,7 +156,8 @@ def patching_endpoint(body: bytes) -> MutateEndpoint:
             await lookups.lookup(plan.namespace, secret, keys, deadline)
 
     asyncio.run(fill())
-    return MutateEndpoint(build_reviewer(InjectionOptions(), lookups), metrics)
+    reviewer = build_reviewer(InjectionOptions(), lookups)
+    return MutateEndpoint(reviewer, metrics, quick=reviewer.quick)
 
 
 def time_apps(

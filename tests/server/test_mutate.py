@@ -13,11 +13,12 @@ import orjson
 import pytest
 
 from webhook.admission.decisions import Decision
-from webhook.admission.reviews import MAX_REVIEW_BYTES, Review
+from webhook.admission.quick import QuickAnswer
+from webhook.admission.reviews import MAX_REVIEW_BYTES, Review, parse_review
 from webhook.server.app import create_app
 from webhook.server.logs import BoundLogger
 from webhook.server.metrics import Metrics, new_metrics
-from webhook.server.mutate import MutateEndpoint, Reviewer
+from webhook.server.mutate import MutateEndpoint, QuickReviewer, Reviewer
 from webhook.server.readiness import Readiness
 
 JSON = {"Content-Type": "application/json"}
@@ -54,9 +55,12 @@ async def crash(review: Review, deadline: float, log: BoundLogger) -> Decision:
     raise RuntimeError("boom in the logic")
 
 
-def client_for(reviewer: Reviewer, metrics: Metrics) -> httpx.AsyncClient:
+def client_for(
+    reviewer: Reviewer, metrics: Metrics, quick: QuickReviewer | None = None
+) -> httpx.AsyncClient:
     readiness = Readiness(source_answered=lambda: True, certificate_ready=lambda: True)
-    app = create_app(MutateEndpoint(reviewer, metrics), readiness, metrics)
+    endpoint = MutateEndpoint(reviewer, metrics, quick=quick)
+    app = create_app(endpoint, readiness, metrics)
     transport = httpx.ASGITransport(app=app)
     return httpx.AsyncClient(transport=transport, base_url="https://webhook.test")
 
@@ -194,6 +198,41 @@ async def test_probes(metrics: Metrics) -> None:
     assert "shutting down" in stopping.text
 
 
+async def test_quick_answer_sent_and_counted(metrics: Metrics) -> None:
+    content = b'{"apiVersion":"admission.k8s.io/v1","response":{"allowed":true}}'
+
+    async with client_for(
+        crash, metrics, lambda review: QuickAnswer(content, True)
+    ) as http:
+        response = await http.post(
+            "/mutate", content=orjson.dumps(pod_review()), headers=JSON
+        )
+        text = (await http.get("/metrics")).text
+
+    assert response.status_code == 200
+    assert response.content == content
+    assert 'reviews_total{kind="Pod",operation="CREATE",outcome="patched"} 1.0' in text
+
+
+async def test_quick_path_fault_falls_back(
+    metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(review: Review) -> QuickAnswer | None:
+        raise RuntimeError("quick path bug")
+
+    review = pod_review()
+    async with client_for(allow_all, metrics, broken) as http:
+        response = await http.post(
+            "/mutate", content=orjson.dumps(review), headers=JSON
+        )
+
+    assert response.json()["response"] == {
+        "uid": review["request"]["uid"],
+        "allowed": True,
+    }
+    assert "quick path failed" in caplog.text
+
+
 async def test_pipeline_patches_from_directory(
     tmp_path: Path, metrics: Metrics
 ) -> None:
@@ -209,19 +248,34 @@ async def test_pipeline_patches_from_directory(
         "data: {username: YQ==}\n"
     )
     executor = ThreadPoolExecutor(2)
-    lookups = SecretKeyLookups(DirectorySecrets(tmp_path), executor, ttl=5)
+    lookups = SecretKeyLookups(
+        DirectorySecrets(tmp_path), executor, 5, metrics.count_lookup
+    )
     reviewer = build_reviewer(injection_options(ServeSettings()), lookups)
     review = pod_review()
     review["request"]["object"]["spec"]["containers"][0]["env"] = [
         {"name": "U", "value": "SECRET:db-creds,username"}
     ]
 
-    async with client_for(reviewer, metrics) as http:
-        response = await http.post(
-            "/mutate", content=orjson.dumps(review), headers=JSON
-        )
+    # The first review looks the secret up, the second finds it in the
+    # cache and takes the quick path: both get the same response.
+    responses = []
+    async with client_for(reviewer, metrics, reviewer.quick) as http:
+        for _ in range(2):
+            response = await http.post(
+                "/mutate", content=orjson.dumps(review), headers=JSON
+            )
+            responses.append(response.content)
+        text = (await http.get("/metrics")).text
+    quick = reviewer.quick(parse_review(orjson.dumps(review)))
     executor.shutdown()
     answer = response.json()["response"]
+
+    assert quick is not None
+    assert quick.content == responses[1]
+    assert responses[0] == responses[1]
+    assert 'secret_lookups_total{result="fetched"} 1.0' in text
+    assert 'secret_lookups_total{result="cached"} 1.0' in text
     patch = orjson.loads(base64.b64decode(answer["patch"]))
 
     assert answer["allowed"] is True

@@ -8,7 +8,7 @@ pure, so a `dryRun` review gets exactly the same response.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any, Literal
 
 from webhook.admission.additions import EnvAddition
@@ -65,6 +65,8 @@ class InjectionOptions:
     kinds: Mapping[tuple[str, str, str], WorkloadKind] = field(
         init=False, compare=False, hash=False
     )
+    # Every annotation key the webhook reads or writes on an object.
+    control_keys: tuple[str, ...] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.on_missing not in ("deny", "warn"):
@@ -77,6 +79,7 @@ class InjectionOptions:
             self, "keys", AnnotationKeys.for_prefix(self.annotation_prefix)
         )
         object.__setattr__(self, "kinds", {kind.key(): kind for kind in all_kinds})
+        object.__setattr__(self, "control_keys", astuple(self.keys))
 
 
 class Plan:

@@ -126,6 +126,29 @@ class SecretKeyLookups:
             self._on_result("cached", len(found))
         return found
 
+    def confirm_all(
+        self, namespace: str, required: Mapping[str, Collection[str]]
+    ) -> bool:
+        """Tell whether every secret in `required` is cached, fresh, with its keys.
+
+        `required` maps each secret to the keys it must have. When all are,
+        they are counted as cached lookups. Otherwise nothing is counted or
+        dropped, and the caller looks them up as usual.
+        """
+        cache = self._cache
+        now = self._clock()
+        for name, keys in required.items():
+            entry = cache.get((namespace, name))
+            if entry is None or entry.expires_at <= now:
+                return False
+            found = entry.keys
+            if (
+                found.namespace and found.namespace != namespace
+            ) or not found.keys.issuperset(keys):
+                return False
+        self._on_result("cached", len(required))
+        return True
+
     async def _fetch_shared(
         self, namespace: str, name: str, deadline: float
     ) -> SecretLookup:

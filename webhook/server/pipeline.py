@@ -24,6 +24,7 @@ from webhook.admission.injection import (
 from webhook.admission.lookups import LookupStatus, SecretLookup
 from webhook.admission.messages import out_of_time_message
 from webhook.admission.podspecs import WorkloadKind, load_workload_kinds
+from webhook.admission.quick import Confirm, QuickAnswer, quick_response
 from webhook.admission.reviews import Review
 from webhook.kube.config import MAX_CONCURRENT_CALLS
 from webhook.kube.lookups import (
@@ -96,7 +97,8 @@ class ReviewPipeline:
     With `cluster_wide`, a secret no resolver found is looked up last among
     the cluster-wide secrets. Their copies are written only after `decide`,
     when the review is allowed and is not a dry run, so a denied review
-    writes nothing.
+    writes nothing. With `confirm`, `quick` responds to the usual Pod CREATE
+    whose secrets are all cached (see `webhook.admission.quick`).
     """
 
     def __init__(
@@ -106,12 +108,24 @@ class ReviewPipeline:
         templates: TemplateService | None = None,
         cached: CachedResolver | None = None,
         cluster_wide: ClusterWideLookups | None = None,
+        confirm: Confirm | None = None,
     ) -> None:
         self.options = options
         self.resolvers = resolvers
         self.templates = templates
         self.cached = cached
         self.cluster_wide = cluster_wide
+        self.confirm = confirm
+
+    def quick(self, review: Review) -> QuickAnswer | None:
+        """Return the response of the quick path, or None to call the pipeline.
+
+        Templates may add env vars to any object, so with templates every
+        review takes the pipeline.
+        """
+        if self.confirm is None or self.templates is not None:
+            return None
+        return quick_response(review, self.options, self.confirm)
 
     async def __call__(
         self, review: Review, deadline: float, log: BoundLogger
@@ -248,4 +262,5 @@ def build_reviewer(
         templates,
         lookups.cached_all,
         cluster_wide,
+        lookups.confirm_all,
     )

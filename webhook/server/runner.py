@@ -241,7 +241,7 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
     )
     reviewer = build_reviewer(options, lookups, templates, cluster_wide)
     kinds = {kind for _, _, kind in reviewer.options.kinds}
-    endpoint = MutateEndpoint(reviewer, metrics, kinds)
+    endpoint = MutateEndpoint(reviewer, metrics, kinds, reviewer.quick)
     routers = [templates_router(settings.template_namespace)] if templates else []
     app = InFlightLimit(
         create_app(endpoint, readiness, metrics, routers),

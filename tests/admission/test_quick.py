@@ -1,0 +1,240 @@
+"""The quick path sends the full path's bytes, or leaves the review to it.
+
+Every review here goes through both paths: through `quick_response`, and
+through `plan_review`, `decide` and `encode_response` with the same
+secrets. Where the quick path responds, both responses must be the same
+bytes. Pods are generated close to the usual one, with odd parts mixed in
+at random, so that both outcomes of the quick path occur often.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from bench import bodies
+from webhook.admission import (
+    Decision,
+    InjectionOptions,
+    LookupStatus,
+    MalformedReview,
+    SecretLookup,
+    decide,
+    encode_response,
+    parse_review,
+    plan_review,
+)
+from webhook.admission.quick import quick_response
+
+from ..reliability.strategies import reviews as hostile_reviews
+
+NAMESPACE = "runai-team-a"
+# The secrets the generated pods may find: two in NAMESPACE, with these key
+# names, and one found in another namespace, as a cluster-wide secret is.
+SECRETS = {
+    "db": SecretLookup.found({"user", "password"}),
+    "api": SecretLookup.found({"token"}),
+    "shared": SecretLookup.found({"token"}, namespace="runai"),
+}
+# The benchmark's review and its secrets.
+BENCHMARK = {
+    name: SecretLookup.found(set(keys)) for name, keys in bodies.SECRETS.items()
+}
+
+OPTIONS = [
+    InjectionOptions(),
+    InjectionOptions(on_missing="warn"),
+    InjectionOptions(annotation_prefix="secrets.example.com"),
+]
+
+
+class Confirmations:
+    """Confirms secrets from a table, as the warm cache does, and counts calls."""
+
+    def __init__(self, table: Mapping[str, SecretLookup]) -> None:
+        self.table = table
+        self.calls = 0
+
+    def __call__(self, namespace: str, required: Mapping[str, set[str]]) -> bool:
+        self.calls += 1
+        for secret, keys in required.items():
+            found = self.table.get(secret)
+            if (
+                found is None
+                or found.status is not LookupStatus.FOUND
+                or (found.namespace and found.namespace != namespace)
+                or not found.keys.issuperset(keys)
+            ):
+                return False
+        return True
+
+
+def full_response(
+    body: bytes, options: InjectionOptions, table: Mapping[str, SecretLookup]
+) -> tuple[bytes, Decision]:
+    review = parse_review(body)
+    outcome = plan_review(review, options)
+    if not isinstance(outcome, Decision):
+        lookups = {
+            secret: table.get(secret, SecretLookup.not_found())
+            for secret in outcome.keys
+        }
+        outcome = decide(outcome, lookups)
+    return encode_response(review, outcome), outcome
+
+
+def compare(
+    document: Any,
+    options: InjectionOptions,
+    table: Mapping[str, SecretLookup] = SECRETS,
+) -> bool:
+    """Send `document` through both paths; tell whether the quick path responded."""
+    # json, because orjson refuses the deepest nesting of hostile reviews.
+    body = json.dumps(document).encode()
+    confirm = Confirmations(table)
+    quick = quick_response(parse_review(body), options, confirm)
+    if quick is None:
+        return False
+    content, decision = full_response(body, options, table)
+    assert quick.content == content
+    assert quick.patched == bool(decision.patch)
+    assert confirm.calls == (1 if decision.patch else 0)
+    return True
+
+
+# Env values of a usual pod, and values that each need the full path.
+usual_values = st.sampled_from(
+    ["plain", "", "SECRET:db,user", "SECRET:db,password", "SECRET:api,token"]
+)
+odd_values = st.sampled_from(
+    [
+        "SECRET:db,absent",
+        "SECRET:absent,user",
+        "SECRET:shared,token",
+        "SECRET:db",
+        "SECRET:db,user,x",
+        "SECRET: db,user",
+        "SECRET:DB,user",
+        "SECRET:db,..",
+        "secret:db,user",
+        "Secret:db,user",
+        " SECRET:db,user",
+    ]
+)
+env_names = st.sampled_from(["A", "B", "DB_USER", "a~b/c", "ünï"])
+
+
+@st.composite
+def env_entries(draw: st.DrawFn) -> Any:
+    shape = draw(st.sampled_from(["usual"] * 20 + ["odd", "valueFrom", "name", "type"]))
+    if shape == "type":
+        return draw(st.sampled_from([None, "A=1", 3, ["x"]]))
+    entry: dict[str, Any] = {"name": draw(env_names)}
+    values = odd_values if shape == "odd" else usual_values
+    entry["value"] = draw(values | st.sampled_from([None, 3, True]))
+    if shape == "valueFrom":
+        entry["valueFrom"] = {"secretKeyRef": {"name": "db", "key": "user"}}
+    if shape == "name":
+        entry["name"] = draw(st.sampled_from([None, 7, ""]))
+    return entry
+
+
+@st.composite
+def containers(draw: st.DrawFn) -> Any:
+    container: dict[str, Any] = {"name": draw(st.sampled_from(["main", "side"]))}
+    env = draw(st.none() | st.lists(env_entries(), max_size=6))
+    if env is not None:
+        container["env"] = env
+    odd = draw(st.sampled_from([None] * 12 + ["env", "name", "type"]))
+    if odd == "env":
+        container["env"] = draw(st.sampled_from([{"A": "1"}, "A=1", 0]))
+    elif odd == "name":
+        container["name"] = draw(st.sampled_from([None, 5]))
+    elif odd == "type":
+        return draw(st.sampled_from([None, "main", []]))
+    return container
+
+
+@st.composite
+def metadata_annotations(draw: st.DrawFn, prefix: str) -> Any:
+    """Return the pod's annotations: none, null, unrelated or one control key."""
+    choice = draw(st.sampled_from(["empty", "null", "other", "control"]))
+    if choice == "null":
+        return None
+    if choice == "other":
+        return {"example.com/team": "a"}
+    if choice == "control":
+        suffix = draw(st.sampled_from(["env", "containers", "inject", "injected"]))
+        return {
+            f"{prefix}/{suffix}": draw(
+                st.sampled_from(["false", "A=SECRET:db,user", "main", "main/A"])
+            )
+        }
+    return {}
+
+
+@st.composite
+def pod_reviews(draw: st.DrawFn, prefix: str = "runai-secrets-webhook") -> Any:
+    metadata: dict[str, Any] = {"name": "train-0", "namespace": NAMESPACE}
+    if draw(st.booleans()):
+        metadata["annotations"] = draw(metadata_annotations(prefix))
+    spec: dict[str, Any] = {
+        "containers": draw(st.lists(containers(), min_size=1, max_size=3))
+    }
+    init = draw(st.none() | st.lists(containers(), max_size=2))
+    if init is not None:
+        spec["initContainers"] = init
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "spec": spec}
+    if draw(st.integers(0, 9)) != 0:
+        obj["metadata"] = metadata
+    request: dict[str, Any] = {
+        "uid": draw(st.sampled_from(["705ab4f5-6393-11e8-b7cc-42010a800002", 'ü"\\'])),
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "namespace": draw(st.sampled_from([NAMESPACE] * 6 + ["", None, "other"])),
+        "operation": draw(st.sampled_from(["CREATE"] * 6 + ["UPDATE", "DELETE"])),
+        "object": obj,
+        "dryRun": draw(st.booleans()),
+    }
+    if draw(st.integers(0, 9)) == 0:
+        request["subResource"] = draw(
+            st.sampled_from(["ephemeralcontainers", "status", ""])
+        )
+    if draw(st.integers(0, 9)) == 0:
+        request["kind"] = dict(request["kind"], version="v2")
+    version = draw(st.sampled_from(["admission.k8s.io/v1", "admission.k8s.io/v1beta1"]))
+    return {"apiVersion": version, "kind": "AdmissionReview", "request": request}
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["deny", "warn", "prefix"])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=st.data())
+def test_generated_pods_same_bytes(options: InjectionOptions, document: Any) -> None:
+    review = document.draw(pod_reviews(options.annotation_prefix))
+    responded = compare(review, options)
+    event("quick" if responded else "full")
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(document=hostile_reviews())
+def test_hostile_reviews_same_bytes(document: Any) -> None:
+    try:
+        parse_review(json.dumps(document).encode())
+    except MalformedReview:
+        return
+    compare(document, InjectionOptions())
+
+
+def test_benchmark_pod_takes_quick_path() -> None:
+    document = orjson.loads(bodies.training_review())
+    assert compare(document, InjectionOptions(), BENCHMARK)

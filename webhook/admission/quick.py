@@ -19,12 +19,14 @@ compares both paths on generated reviews.
 
 import binascii
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import NamedTuple
 
 import orjson
 
 from webhook.admission.injection import InjectionOptions
-from webhook.admission.markers import marker_operation
+from webhook.admission.markers import marker_operation, marker_value
+from webhook.admission.patches import join_pointer
 from webhook.admission.podspecs import BUILTIN_KINDS
 from webhook.admission.references import PREFIX, InvalidReference, parse_reference
 from webhook.admission.reviews import API_VERSIONS, REVIEW_KIND, Review
@@ -51,6 +53,12 @@ _STARTS = {
     % (orjson.dumps(version), orjson.dumps(REVIEW_KIND))
     for version in API_VERSIONS
 }
+
+
+@lru_cache(maxsize=8)
+def _annotation_path(key: str) -> str:
+    """Return the JSON pointer of annotation `key`, as `set_annotation` builds it."""
+    return join_pointer("/metadata/annotations", key)
 
 
 class QuickAnswer(NamedTuple):
@@ -159,7 +167,17 @@ def quick_response(
     ):
         return None
 
-    operations.append(marker_operation(obj, options.keys.injected, injected))
+    marker = options.keys.injected
+    if type(annotations) is dict:
+        operations.append(
+            {
+                "op": "add",
+                "path": _annotation_path(marker),
+                "value": marker_value(None, injected),
+            }
+        )
+    else:
+        operations.append(marker_operation(obj, marker, injected))
     audit = orjson.dumps({"injected-env-count": str(len(injected))})
     patch = orjson.dumps(operations)
     return QuickAnswer(

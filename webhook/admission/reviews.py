@@ -170,8 +170,11 @@ def _check_request(request: JsonObject) -> None:
             f"request.operation {_shown(operation)} is not a known operation",
         )
     kind = request.get("kind")
-    if not isinstance(kind, dict) or not all(
-        isinstance(kind.get(field), str) for field in ("group", "version", "kind")
+    if not (
+        isinstance(kind, dict)
+        and isinstance(kind.get("group"), str)
+        and isinstance(kind.get("version"), str)
+        and isinstance(kind.get("kind"), str)
     ):
         raise MalformedReview(
             400, "request.kind must hold string group, version and kind"

@@ -31,13 +31,16 @@ def test_stages_time_every_step() -> None:
         "plan-empty",
         "decide",
         "encode",
+        "quick",
         "reference",
         "bare",
         "endpoint",
+        "endpoint-full",
     }
     assert all(micros > 0 for micros in figures.values())
     # Both parse the body too and then plan, decide and encode.
     assert figures["endpoint"] > figures["reference"]
+    assert figures["endpoint-full"] > figures["reference"]
     assert figures["bare"] > figures["reference"]
     assert figures["parse"] >= figures["json"] * 0.5
 
@@ -78,6 +81,8 @@ def test_stages_main_writes_figures(
     assert set(record["stages_us"]) >= {"plan", "plan-empty", "endpoint", "bare"}
     expected = record["stages_us"]["endpoint"] - record["stages_us"]["reference"]
     assert record["added_us"] == pytest.approx(expected, abs=0.02)
+    full = record["stages_us"]["endpoint-full"] - record["stages_us"]["reference"]
+    assert record["added_full_path_us"] == pytest.approx(full, abs=0.02)
     assert record["count"] == 20
     assert record["machine_at_start"]["time"] <= record["machine_at_end"]["time"]
     assert "stages.json" in capsys.readouterr().out

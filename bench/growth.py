@@ -11,8 +11,9 @@ a pod with one env entry (one reference) divided by the number of further
 entries, which removes the fixed cost of one call.
 
 Each review also goes through the webhook's admission calls in this
-process as many times: parse, plan, decide with every secret confirmed,
-encode. That figure grows with the pod alone: it leaves out
+process as many times, with every secret confirmed: parse, then the quick
+path, which responds to these pods, or else plan, decide and encode. That
+figure grows with the pod alone: it leaves out
 TLS, the transfer and the HTTP server, whose cost for a body of hundreds
 of kilobytes moves by milliseconds from run to run on a shared machine.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -31,6 +33,7 @@ from bench.services import Stack
 from bench.stages import confirming_lookups
 from bench.throughput import MUTATE_PATH
 from webhook.admission.injection import InjectionOptions, Plan, decide, plan_review
+from webhook.admission.quick import quick_response
 from webhook.admission.reviews import encode_response, parse_review
 
 ENV_SIZES = (10, 100, 1_000, 10_000)
@@ -54,14 +57,20 @@ def timed_review(client: httpx.Client, url: str, body: bytes) -> float:
     return elapsed
 
 
+def confirm_every_secret(namespace: str, required: Mapping[str, set[str]]) -> bool:
+    """Confirm every secret with every key, as a warm cache of the pod's secrets."""
+    return True
+
+
 def timed_admission(body: bytes, options: InjectionOptions) -> float:
     """Run the admission calls on `body` in this process; return the seconds."""
     started = time.perf_counter()
     review = parse_review(body)
-    outcome = plan_review(review, options)
-    if isinstance(outcome, Plan):
-        outcome = decide(outcome, confirming_lookups(outcome))
-    encode_response(review, outcome)
+    if quick_response(review, options, confirm_every_secret) is None:
+        outcome = plan_review(review, options)
+        if isinstance(outcome, Plan):
+            outcome = decide(outcome, confirming_lookups(outcome))
+        encode_response(review, outcome)
     return time.perf_counter() - started
 
 

@@ -147,9 +147,10 @@ def malformed_content(error: MalformedReview) -> bytes:
 class MutateEndpoint:
     """The /mutate route: turns an HTTP call into a review and back.
 
-    `quick`, when given, is tried first on each review of a small body, and
-    the reviewer decides every review it returns None for. Not with DEBUG
-    logging, which logs each review as the reviewer takes it.
+    `quick`, when given, is tried first on each review, in a worker thread
+    for a large body, and the reviewer decides every review it returns None
+    for. Not with DEBUG logging, which logs each review as the reviewer
+    takes it.
     """
 
     def __init__(
@@ -179,7 +180,10 @@ class MutateEndpoint:
             await send_json(send, error.status, malformed_content(error))
             return
 
-        answer = self._quick_answer(review, len(body))
+        if len(body) > offload.LARGE_BODY_BYTES:
+            answer = await asyncio.to_thread(self._quick_answer, review)
+        else:
+            answer = self._quick_answer(review)
         if answer is None:
             content, outcome = await self._answer(review, deadline)
         else:
@@ -195,13 +199,9 @@ class MutateEndpoint:
         self._metrics.review_seconds.observe(time.monotonic() - started)
         await send_json(send, 200, content)
 
-    def _quick_answer(self, review: Review, size: int) -> QuickAnswer | None:
+    def _quick_answer(self, review: Review) -> QuickAnswer | None:
         quick = self._quick
-        if (
-            quick is None
-            or size > offload.LARGE_BODY_BYTES
-            or logger.isEnabledFor(logging.DEBUG)
-        ):
+        if quick is None or logger.isEnabledFor(logging.DEBUG):
             return None
         try:
             return quick(review)

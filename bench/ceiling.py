@@ -10,8 +10,9 @@ webhook's patch (for `rewrite`, without its annotation) on the same
 uvicorn settings and TLS context. Their ratios to the reference show
 roughly where the ceiling for an implementation in Python lies: `minimal`
 for one that checks the references of this review, `rewrite` for one that
-checks nothing at all, and `bare` for the webhook's own admission logic
-with no service around it.
+checks nothing at all, and `bare` for the webhook's full path (plan,
+decide, encode) with no service around it. The webhook itself responds to
+this review on its quick path.
 
 After the load, each server's app is also called in this process, as
 `bench.stages` does, `--count` times in each of 5 repetitions. The CPU

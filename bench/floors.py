@@ -23,12 +23,13 @@ not a proven minimum: a leaner version may do better.
   deadline, metrics, logging or API client. It handles pods only and does
   not check the kind, the operation, the annotations, `valueFrom` entries
   or lower case `secret:` values.
-- `bare` makes the webhook's own admission calls (parse, plan, decide,
-  encode) with a table that confirms the benchmark's secrets, and nothing
-  around them: no deadline, limit, metrics, logging, cache or API client.
-  Its distance from the webhook is the cost of the service around the
-  admission logic, and its distance from the reference the cost of that
-  logic.
+- `bare` makes the webhook's full-path admission calls (parse, plan,
+  decide, encode) with a table that confirms the benchmark's secrets, and
+  nothing around them: no deadline, limit, metrics, logging, cache or API
+  client. Its distance from the reference is the cost of the full path's
+  logic. The webhook takes its quick path on this review instead
+  (`webhook.admission.quick`), so it may be closer to the reference than
+  `bare` is.
 
 `rewrite` and `minimal` join the response from fixed bytes and the encoded
 uid and patch, which costs less than encoding a dict around them.

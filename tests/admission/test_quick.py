@@ -29,6 +29,7 @@ from webhook.admission import (
     encode_response,
     parse_review,
     plan_review,
+    quick,
 )
 from webhook.admission.quick import quick_response
 
@@ -238,3 +239,17 @@ def test_hostile_reviews_same_bytes(document: Any) -> None:
 def test_benchmark_pod_takes_quick_path() -> None:
     document = orjson.loads(bodies.training_review())
     assert compare(document, InjectionOptions(), BENCHMARK)
+
+
+def test_invalid_reference_not_kept() -> None:
+    """A value typed by mistake may be a credential, so no cache keeps it."""
+    document = orjson.loads(bodies.training_review())
+    container = document["request"]["object"]["spec"]["containers"][0]
+    container["env"].append({"name": "TYPO", "value": "SECRET:hunter2 is mine"})
+    before = quick._parsed.cache_info()
+
+    assert not compare(document, InjectionOptions(), BENCHMARK)
+
+    after = quick._parsed.cache_info()
+    assert after.currsize == before.currsize
+    assert after.misses == before.misses + 1

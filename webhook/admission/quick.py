@@ -20,7 +20,7 @@ compares both paths on generated reviews.
 import binascii
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -28,7 +28,12 @@ from webhook.admission.injection import InjectionOptions
 from webhook.admission.markers import marker_operation, marker_value
 from webhook.admission.patches import join_pointer
 from webhook.admission.podspecs import BUILTIN_KINDS
-from webhook.admission.references import PREFIX, InvalidReference, parse_reference
+from webhook.admission.references import (
+    PARSED_CACHE_SIZE,
+    PREFIX,
+    InvalidReference,
+    parse_reference,
+)
 from webhook.admission.reviews import API_VERSIONS, REVIEW_KIND, Review
 from webhook.admission.scanning import (
     APP_CONTAINERS,
@@ -53,6 +58,20 @@ _STARTS = {
     % (orjson.dumps(version), orjson.dumps(REVIEW_KIND))
     for version in API_VERSIONS
 }
+
+
+@lru_cache(maxsize=PARSED_CACHE_SIZE)
+def _parsed(value: str) -> tuple[str, str, dict[str, Any]]:
+    """Return the secret, the key and the `valueFrom` of a valid reference.
+
+    Raises `InvalidReference`, which is not cached, so the cache holds only
+    valid references, never a value typed by mistake. The `valueFrom`
+    object is shared by every operation built from the same value. That is
+    safe because the operations are encoded at once and then dropped, and
+    nothing changes them.
+    """
+    ref = parse_reference(value)
+    return ref.secret, ref.key, {"secretKeyRef": {"name": ref.secret, "key": ref.key}}
 
 
 @lru_cache(maxsize=8)
@@ -135,23 +154,18 @@ def quick_response(
                 ):
                     return None
                 try:
-                    ref = parse_reference(value)
+                    secret, key, value_from = _parsed(value)
                 except InvalidReference:
                     return None
-                used = keys.get(ref.secret)
+                used = keys.get(secret)
                 if used is None:
-                    used = keys[ref.secret] = set()
-                used.add(ref.key)
+                    used = keys[secret] = set()
+                used.add(key)
                 operations.append(
                     {
                         "op": "replace",
                         "path": f"/spec/{field}/{number}/env/{index}",
-                        "value": {
-                            "name": env_var,
-                            "valueFrom": {
-                                "secretKeyRef": {"name": ref.secret, "key": ref.key}
-                            },
-                        },
+                        "value": {"name": env_var, "valueFrom": value_from},
                     }
                 )
                 injected.append(f"{name}/{env_var}")

@@ -1,7 +1,8 @@
 """The quick path: one pass that responds to the usual review, or steps aside.
 
-Most reviews are the creation of a Pod whose `SECRET:` values are well
-formed and whose secrets the cache already confirmed. For such a review
+The pods of a job share their env, so after the first one the usual review
+is the creation of a Pod whose `SECRET:` values are well formed and whose
+secrets the cache already confirmed. For such a review
 `quick_response` builds the response in one pass over the containers'
 env, with none of the general machinery: no kind table walk, pod template
 annotations, plan, decision or response dict. On anything else it returns
@@ -10,11 +11,15 @@ None, and the caller takes the full path (`plan_review`, `decide`,
 
 Where it responds, the quick path must send the very bytes that the full
 path sends. So it steps aside at the first thing that could lead to a
-denial, a warning or a different patch: another kind or operation, a
-control annotation, an env entry or container of an unusual shape, a
-reference that is invalid or written in lower case, `valueFrom` next to a
-reference, or a secret that is not confirmed. tests/admission/test_quick.py
-compares both paths on generated reviews.
+denial, a warning or a different patch:
+
+- another kind, operation or subresource, or a control annotation;
+- an env entry or a container of an unusual shape;
+- a reference that is invalid or written in lower case, or `valueFrom`
+  next to a reference;
+- a secret that the cache does not confirm.
+
+tests/admission/test_quick.py compares both paths on generated reviews.
 """
 
 import binascii

@@ -32,8 +32,10 @@ from webhook.admission import (
     quick,
 )
 from webhook.admission.quick import quick_response
+from webhook.admission.scanning import MAX_SECRETS_PER_REVIEW
 
 from ..reliability.strategies import reviews as hostile_reviews
+from .builders import container, env, pod, review
 
 NAMESPACE = "runai-team-a"
 # The secrets the generated pods may find: two in NAMESPACE, with these key
@@ -253,3 +255,24 @@ def test_invalid_reference_not_kept() -> None:
     after = quick._parsed.cache_info()
     assert after.currsize == before.currsize
     assert after.misses == before.misses + 1
+
+
+def test_secrets_limit_stops_scan() -> None:
+    """Past the limit of secrets the quick path stops, as the full path does.
+
+    Each reference after the limit would cost a parse and a place in the
+    parse cache, for a review that is denied anyway.
+    """
+    over = 4 * MAX_SECRETS_PER_REVIEW
+    entries = [env(f"VAR_{i}", f"SECRET:limit-{i},key") for i in range(over)]
+    document = review(pod(container("main", *entries)))
+    confirm = Confirmations({})
+    before = quick._parsed.cache_info()
+
+    answer = quick_response(document, InjectionOptions(), confirm)
+
+    after = quick._parsed.cache_info()
+    parses = after.hits + after.misses - before.hits - before.misses
+    assert answer is None
+    assert confirm.calls == 0
+    assert parses == MAX_SECRETS_PER_REVIEW + 1

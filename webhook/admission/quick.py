@@ -17,6 +17,7 @@ denial, a warning or a different patch:
 - an env entry or a container of an unusual shape;
 - a reference that is invalid or written in lower case, or `valueFrom`
   next to a reference;
+- more different secrets than `MAX_SECRETS_PER_REVIEW`, or no namespace;
 - a secret that the cache does not confirm.
 
 tests/admission/test_quick.py compares both paths on generated reviews.
@@ -164,6 +165,9 @@ def quick_response(
                     return None
                 used = keys.get(secret)
                 if used is None:
+                    # The full path denies here, before it reads further.
+                    if len(keys) == MAX_SECRETS_PER_REVIEW:
+                        return None
                     used = keys[secret] = set()
                 used.add(key)
                 operations.append(
@@ -179,11 +183,7 @@ def quick_response(
     if not operations:
         return QuickAnswer(b'%s%s,"allowed":true}}' % (start, uid), False)
     namespace = request.get("namespace")
-    if (
-        not namespace
-        or len(keys) > MAX_SECRETS_PER_REVIEW
-        or not confirm(namespace, keys)
-    ):
+    if not namespace or not confirm(namespace, keys):
         return None
 
     marker = options.keys.injected

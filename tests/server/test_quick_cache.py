@@ -3,7 +3,7 @@
 Two endpoints, each with its own `SecretKeyLookups`, a fake clock and a
 key source, get the same reviews at the same times. For every cache state
 here both must send the same bytes, make the same API calls and count the
-same lookups, whether the quick path responds or steps aside.
+same lookups and reviews, whether the quick path responds or steps aside.
 """
 
 from __future__ import annotations
@@ -101,6 +101,15 @@ class Service:
             for result in LOOKUP_RESULTS
         }
 
+    def review_counts(self) -> dict[tuple[tuple[str, str], ...], float]:
+        """Map the labels of each reviews_total sample to its value."""
+        return {
+            tuple(sorted(sample.labels.items())): sample.value
+            for family in self.metrics.reviews.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        }
+
 
 # Each case: the seconds that pass after a review of db,username filled the
 # cache, the key names the source has for "db" after that, the references
@@ -141,6 +150,7 @@ async def test_quick_same_as_pipeline(
     assert responses[1] == responses[0]
     assert quick.source.calls == full.source.calls
     assert quick.lookup_counts() == full.lookup_counts()
+    assert quick.review_counts() == full.review_counts()
 
 
 async def test_expired_entry_refetched_once() -> None:

@@ -1,8 +1,10 @@
 """The quick path: one pass that responds to the usual review, or steps aside.
 
-The pods of a job share their env, so after the first one the usual review
-is the creation of a Pod whose `SECRET:` values are well formed and whose
-secrets the cache already confirmed. For such a review
+The pods of a job share their env, so after the first one the usual
+review is the creation of a Pod whose `SECRET:` values are well formed and
+whose secrets the cache confirms. That is true while the cache keeps them,
+`--cache-ttl` seconds (5 by default) after a lookup. With the cache off,
+only pods without references take this path. For such a review
 `quick_response` builds the response in one pass over the containers'
 env, with none of the general machinery: no kind table walk, pod template
 annotations, plan, decision or response dict. On anything else it returns

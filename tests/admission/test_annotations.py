@@ -65,6 +65,18 @@ def test_invalid_env_name_is_denied() -> None:
     )
 
 
+def test_spaces_around_equals_named() -> None:
+    assert denial("DB_USER = SECRET:db,user").message == (
+        f'Pod "train": annotation {KEY} line 1 is invalid: env var name '
+        "\"DB_USER \" ends with white space: remove the spaces around '='. "
+        "Expected one NAME=SECRET:<secret-name>,<secret-key> per line, for "
+        "example DB_PASSWORD=SECRET:db-creds,password."
+    )
+    assert "starts with white space before 'SECRET:': remove the spaces" in (
+        denial("DB_USER= SECRET:db,user").message
+    )
+
+
 @pytest.mark.parametrize("name", [".", "..", "..PASS"])
 def test_env_name_kubernetes_reserves_for_paths_is_denied(name: str) -> None:
     # Kubernetes before 1.32 rejects an env var named "." or "..", or one

@@ -127,10 +127,20 @@ def _line_problem(name: str, equals: str, value: str) -> tuple[str, str]:
         problem = "it has no '=' (the line is not shown, as it may be a credential)"
         return problem, "it has no '='"
     if not is_env_name(name):
+        if name != name.rstrip() and is_env_name(name.rstrip()):
+            problem = f"env var name {quote(name)} ends with white space"
+            fix = ": remove the spaces around '='"
+            return problem + fix, "the env var name ends with white space" + fix
         return (
             f"env var name {quote(name)} is not valid: {ENV_NAME_RULE}",
             f"the env var name is not valid: {ENV_NAME_RULE}",
         )
+    if value != value.lstrip() and is_placeholder(value.lstrip()):
+        problem = (
+            f"the value of {quote(name)} starts with white space before "
+            f"{PREFIX!r}: remove the spaces around '='"
+        )
+        return problem, problem
     if not is_placeholder(value):
         problem = (
             f"the value of {quote(name)} does not start with {PREFIX!r} "

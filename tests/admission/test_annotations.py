@@ -68,13 +68,19 @@ def test_invalid_env_name_is_denied() -> None:
 def test_spaces_around_equals_named() -> None:
     assert denial("DB_USER = SECRET:db,user").message == (
         f'Pod "train": annotation {KEY} line 1 is invalid: env var name '
-        "\"DB_USER \" ends with white space: remove the spaces around '='. "
+        "\"DB_USER \" ends with white space: remove the white space around '='. "
         "Expected one NAME=SECRET:<secret-name>,<secret-key> per line, for "
         "example DB_PASSWORD=SECRET:db-creds,password."
     )
-    assert "starts with white space before 'SECRET:': remove the spaces" in (
-        denial("DB_USER= SECRET:db,user").message
-    )
+    tab = denial("DB_USER=\tSECRET:db,user")
+    assert "starts with white space before 'SECRET:': remove the white" in tab.message
+    assert "DB_USER" not in tab.log_message
+
+
+def test_spaces_and_bad_reference_named_together() -> None:
+    message = denial("A =  SECRET:db-creds").message
+    assert "ends with white space: remove the white space around '='" in message
+    assert "and the reference is not valid because it has 0 commas" in message
 
 
 @pytest.mark.parametrize("name", [".", "..", "..PASS"])

@@ -126,21 +126,25 @@ def _line_problem(name: str, equals: str, value: str) -> tuple[str, str]:
             return "it has no '='", "it has no '='"
         problem = "it has no '=' (the line is not shown, as it may be a credential)"
         return problem, "it has no '='"
+    stripped = value.lstrip()
     if not is_env_name(name):
         if name != name.rstrip() and is_env_name(name.rstrip()):
-            problem = f"env var name {quote(name)} ends with white space"
-            fix = ": remove the spaces around '='"
-            return problem + fix, "the env var name ends with white space" + fix
+            fix = f": remove the white space around '='{_also_invalid(stripped)}"
+            return (
+                f"env var name {quote(name)} ends with white space{fix}",
+                f"the env var name ends with white space{fix}",
+            )
         return (
             f"env var name {quote(name)} is not valid: {ENV_NAME_RULE}",
             f"the env var name is not valid: {ENV_NAME_RULE}",
         )
-    if value != value.lstrip() and is_placeholder(value.lstrip()):
-        problem = (
-            f"the value of {quote(name)} starts with white space before "
-            f"{PREFIX!r}: remove the spaces around '='"
+    if value != stripped and is_placeholder(stripped):
+        problem = f"starts with white space before {PREFIX!r}"
+        fix = f": remove the white space around '='{_also_invalid(stripped)}"
+        return (
+            f"the value of {quote(name)} {problem}{fix}",
+            f"the value {problem}{fix}",
         )
-        return problem, problem
     if not is_placeholder(value):
         problem = (
             f"the value of {quote(name)} does not start with {PREFIX!r} "
@@ -153,6 +157,20 @@ def _line_problem(name: str, equals: str, value: str) -> tuple[str, str]:
         reason = f"is not a secret reference because {error.reason}"
         return f"value {quote(value)} {reason}", f"the value {reason}"
     return "", ""
+
+
+def _also_invalid(value: str) -> str:
+    """Return why `value` is still not a valid reference, or "" if it is one.
+
+    The value itself is not quoted: the caller's message may be logged.
+    """
+    if not is_placeholder(value):
+        return ""
+    try:
+        parse_reference(value)
+    except InvalidReference as error:
+        return f", and the reference is not valid because {error.reason}"
+    return ""
 
 
 def parse_container_names(text: str) -> list[str]:

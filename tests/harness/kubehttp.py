@@ -62,7 +62,8 @@ class KubeHandler(BaseHTTPRequestHandler):
         except (ssl.SSLError, OSError):
             self.tls_ok = False
         self.fake.track(self.request, True)
-        super().setup()
+        if self.tls_ok:
+            super().setup()
 
     def handle(self) -> None:
         if self.tls_ok:
@@ -73,6 +74,9 @@ class KubeHandler(BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         self.fake.track(self.request, False)
+        if not self.tls_ok:
+            # setup skipped the socket files: a failed handshake closes it.
+            return
         try:
             super().finish()
         except (ConnectionError, ssl.SSLError, OSError):

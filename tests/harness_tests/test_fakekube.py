@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -945,3 +947,19 @@ def test_namespace_name_label_survives_update(fake_kube: FakeKube, core: Any) ->
         "other": "x",
         "kubernetes.io/metadata.name": "team-a",
     }
+
+
+def test_plain_client_leaves_no_traceback(
+    fake_kube: FakeKube, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A client that does not speak TLS is dropped without a server traceback."""
+    address = urllib3.util.parse_url(fake_kube.url)
+    with socket.create_connection((address.host, address.port), timeout=5) as plain:
+        plain.sendall(b"GET /api HTTP/1.1\r\nHost: fake\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            plain.recv(1024)
+    # The server answers the next client, so the first one was handled.
+    fake_kube.add_namespace("team-a")
+    client.CoreV1Api(fake_kube.api_client()).read_namespace("team-a")
+
+    assert "Traceback" not in capfd.readouterr().err

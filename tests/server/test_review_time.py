@@ -28,6 +28,8 @@ def test_expired_deadline_denied_as_out_of_time() -> None:
     assert not decision.allowed
     assert decision.code == 503
     assert "ran out of time" in decision.message
+    # The deadline may be short or the object large: the message names neither.
+    assert "used up before the first lookup" in decision.message
     assert "Kubernetes API" not in decision.message
     assert "retrying the request is safe" in decision.message
     assert resolver.calls == 0

@@ -148,8 +148,8 @@ def out_of_time_message(subject: str) -> str:
     """Deny a review whose deadline passed before its secrets were looked up."""
     return (
         f"{subject}: the webhook ran out of time before it could check the "
-        "object's secrets, because reading the object took the whole time "
-        "kube-apiserver allows for this review. Nothing was changed, so retrying "
+        "object's secrets: the time kube-apiserver allows for this review was "
+        "used up before the first lookup. Nothing was changed, so retrying "
         "the request is safe; if it fails again, make the object smaller or ask "
         "the cluster admin to raise the webhook's timeoutSeconds."
     )

@@ -6,6 +6,7 @@ of a newer Kubernetes) pass through untouched.
 """
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from webhook.admission.decisions import PatchOperation
@@ -79,8 +80,13 @@ def set_annotation(
     annotations = metadata.get("annotations")
     if not isinstance(annotations, dict):
         return {"op": "add", "path": "/metadata/annotations", "value": {key: value}}
-    return {
-        "op": "add",
-        "path": join_pointer("/metadata/annotations", key),
-        "value": value,
-    }
+    return {"op": "add", "path": _annotation_pointer(key), "value": value}
+
+
+@lru_cache(maxsize=16)
+def _annotation_pointer(key: str) -> str:
+    """Return the JSON pointer of annotation `key`, built once per key.
+
+    The webhook writes only its marker annotation, so the cache stays small.
+    """
+    return join_pointer("/metadata/annotations", key)

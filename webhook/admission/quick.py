@@ -33,8 +33,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from webhook.admission.injection import InjectionOptions
-from webhook.admission.markers import marker_operation, marker_value
-from webhook.admission.patches import join_pointer
+from webhook.admission.markers import marker_operation
 from webhook.admission.podspecs import BUILTIN_KINDS
 from webhook.admission.references import (
     PARSED_CACHE_SIZE,
@@ -80,12 +79,6 @@ def _parsed(value: str) -> tuple[str, str, dict[str, Any]]:
     """
     ref = parse_reference(value)
     return ref.secret, ref.key, {"secretKeyRef": {"name": ref.secret, "key": ref.key}}
-
-
-@lru_cache(maxsize=8)
-def _annotation_path(key: str) -> str:
-    """Return the JSON pointer of annotation `key`, as `set_annotation` builds it."""
-    return join_pointer("/metadata/annotations", key)
 
 
 class QuickAnswer(NamedTuple):
@@ -188,17 +181,7 @@ def quick_response(
     if not namespace or not confirm(namespace, keys):
         return None
 
-    marker = options.keys.injected
-    if type(annotations) is dict:
-        operations.append(
-            {
-                "op": "add",
-                "path": _annotation_path(marker),
-                "value": marker_value(None, injected),
-            }
-        )
-    else:
-        operations.append(marker_operation(obj, marker, injected))
+    operations.append(marker_operation(obj, options.keys.injected, injected))
     audit = orjson.dumps({"injected-env-count": str(len(injected))})
     patch = orjson.dumps(operations)
     return QuickAnswer(

@@ -187,10 +187,8 @@ class MutateEndpoint:
         if answer is None:
             content, outcome = await self._answer(review, deadline)
         else:
-            content, outcome = (
-                answer.content,
-                ("patched" if answer.patched else "allowed"),
-            )
+            content = answer.content
+            outcome = "patched" if answer.patched else "allowed"
 
         request = review["request"]
         self._metrics.count_review(

@@ -958,7 +958,7 @@ def test_plain_client_leaves_no_traceback(
         plain.sendall(b"GET /api HTTP/1.1\r\nHost: fake\r\n\r\n")
         with contextlib.suppress(ConnectionError):
             plain.recv(1024)
-    # The server answers the next client, so the first one was handled.
+    # The server still serves the next client after dropping the first one.
     fake_kube.add_namespace("team-a")
     client.CoreV1Api(fake_kube.api_client()).read_namespace("team-a")
 

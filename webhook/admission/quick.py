@@ -71,8 +71,8 @@ _STARTS = {
 def _parsed(value: str) -> tuple[str, str, dict[str, Any]]:
     """Return the secret, the key and the `valueFrom` of a valid reference.
 
-    Raises `InvalidReference`, which is not cached, so the cache holds only
-    valid references, never a value typed by mistake. The `valueFrom`
+    Raises `InvalidReference`, which is not cached, so the cache contains
+    only valid references, never a value typed by mistake. The `valueFrom`
     object is shared by every operation built from the same value. That is
     safe because the operations are encoded at once and then dropped, and
     nothing changes them.
@@ -95,6 +95,8 @@ def quick_response(
 
     `confirm` is asked once, with every secret the pod refers to.
     """
+    # NOTE: a review that steps aside late, such as the first pod of a job
+    # with a cold cache, pays for this scan and then for the full path.
     request = review["request"]
     start = _STARTS.get((review["apiVersion"], review["kind"]))
     gvk = request["kind"]

@@ -21,7 +21,7 @@ from webhook.admission.lookups import LookupStatus, SecretLookup
 from webhook.kube.secrets import KeySource
 
 # Called with a result, one of cached, fetched, not_found, forbidden, error
-# (which includes timeouts), and how many lookups had it.
+# (which includes timeouts), and the number of lookups with that result.
 ResultHook = Callable[[str, int], None]
 Clock = Callable[[], float]
 

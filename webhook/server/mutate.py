@@ -149,8 +149,8 @@ class MutateEndpoint:
 
     `quick`, when given, is tried first on each review, in a worker thread
     for a large body, and the reviewer decides every review it returns None
-    for. Not with DEBUG logging, which logs each review as the reviewer
-    takes it.
+    for. It is skipped under DEBUG logging, because the reviewer logs each
+    review at that level.
     """
 
     def __init__(
@@ -206,8 +206,11 @@ class MutateEndpoint:
         except Exception:
             # The reviewer decides every review on its own, so a fault here
             # costs time, never a wrong response.
+            # NOTE: a fault after `confirm` counted its cached lookups would
+            # have them counted again by the reviewer. No input is known to
+            # raise there.
             log = logs.ReviewLogger(logger, review["request"])
-            log.exception("quick path failed, so the reviewer decides the review")
+            log.exception("quick path failed, so the full path decides the review")
             return None
 
     async def _answer(self, review: Review, deadline: float) -> tuple[bytes, str]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from webhook.server.inflight import InFlightLimit, Shed
 from webhook.server.metrics import Metrics, exported_registry
 from webhook.server.readiness import Readiness
 from webhook.server.responses import send_json
@@ -17,31 +18,46 @@ from webhook.server.responses import send_json
 class ReviewEndpoint(Protocol):
     """Raw ASGI handler of one HTTP call that carries an AdmissionReview."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+    def __call__(
+        self, scope: Scope, receive: Receive, send: Send, /
+    ) -> Awaitable[None]: ...
 
 
 METHOD_NOT_ALLOWED = b'{"message":"/mutate takes POST only","code":405}'
 
 
 class MutateFastPath:
-    """Serve /mutate directly and pass every other call to `app`.
+    """Serve /mutate directly and pass every other call to `limit`.
 
-    Every pod creation waits for /mutate, and FastAPI's middleware, routing
-    and dependency resolution took about a third of a review's time under
-    load (see bench/README.md).
+    `limit` wraps the FastAPI app of the other routes and counts their
+    reviews; /mutate counts against the same limit without passing through
+    it. Every pod creation waits for /mutate, and FastAPI's middleware,
+    routing and dependency resolution took about a third of a review's
+    time under load, each further ASGI layer about 1 us (see
+    bench/README.md).
     """
 
-    def __init__(self, mutate: ReviewEndpoint, app: ASGIApp) -> None:
+    def __init__(self, mutate: ReviewEndpoint, limit: InFlightLimit) -> None:
         self.mutate = mutate
-        self.app = app
+        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/mutate":
-            await self.app(scope, receive, send)
-        elif scope["method"] == "POST":
-            await self.mutate(scope, receive, send)
-        else:
+            await self.limit(scope, receive, send)
+        elif scope["method"] != "POST":
             await send_json(send, 405, METHOD_NOT_ALLOWED, [(b"allow", b"POST")])
+        else:
+            # InFlightLimit's own call, written out: one coroutine less.
+            limit = self.limit
+            try:
+                size = limit.enter(scope)
+            except Shed as shed:
+                await limit.reject(send, shed.message)
+                return
+            try:
+                await self.mutate(scope, receive, send)
+            finally:
+                limit.leave(size)
 
 
 def create_app(
@@ -49,10 +65,14 @@ def create_app(
     readiness: Readiness,
     metrics: Metrics,
     routers: Sequence[APIRouter] = (),
+    max_in_flight: int = 0,
+    max_in_flight_bytes: int = 0,
 ) -> MutateFastPath:
     """Build the application; its routes take raw bodies, no models.
 
-    `routers` add further endpoints, such as `/validate-template`.
+    `routers` add further endpoints, such as `/validate-template`. Reviews
+    past `max_in_flight` calls or `max_in_flight_bytes` declared bytes get
+    HTTP 429 (see `InFlightLimit`); 0 leaves that limit off.
     """
     app = FastAPI(
         title="runai-secrets-webhook",
@@ -82,4 +102,6 @@ def create_app(
             media_type=CONTENT_TYPE_LATEST,
         )
 
-    return MutateFastPath(mutate, app)
+    shed = metrics.reviews.labels(kind="", operation="", outcome="shed").inc
+    limit = InFlightLimit(app, max_in_flight, shed, max_in_flight_bytes)
+    return MutateFastPath(mutate, limit)

@@ -52,6 +52,14 @@ SHED_BYTES_MESSAGE = (
 )
 
 
+class Shed(Exception):
+    """A review call was not let in; `message` names the limit it would pass."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class InFlightLimit:
     """Pass at most `limit` review calls at once to `app`; 0 means no limit.
 
@@ -79,31 +87,48 @@ class InFlightLimit:
         self._last_warning = float("-inf")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not (self.limit or self.max_bytes) or not _is_review(scope):
+        if not _is_review(scope):
             await self.app(scope, receive, send)
             return
-        if self.limit and self.in_flight >= self.limit:
-            self._count_shed()
-            await self._reject(send, SHED_MESSAGE.format(limit=self.limit))
+        try:
+            size = self.enter(scope)
+        except Shed as shed:
+            await self.reject(send, shed.message)
             return
-        size = _declared_size(scope)
-        held = self.bytes_in_flight
-        if self.max_bytes and held and held + size > self.max_bytes:
-            self._count_shed()
-            message = SHED_BYTES_MESSAGE.format(
-                held=held, size=size, limit=self.max_bytes
-            )
-            await self._reject(send, message)
-            return
-
-        # One event loop per process, so the counters need no lock.
-        self.in_flight += 1
-        self.bytes_in_flight += size
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
-            self.bytes_in_flight -= size
+            self.leave(size)
+
+    def enter(self, scope: Scope) -> int:
+        """Count a review call in; return the bytes it holds, for `leave`.
+
+        Raises `Shed`, having counted and logged it, when the call would pass
+        a limit. Every call that `enter` returns from must reach `leave`.
+        """
+        if not (self.limit or self.max_bytes):
+            size = 0
+        elif self.limit and self.in_flight >= self.limit:
+            self._count_shed()
+            raise Shed(SHED_MESSAGE.format(limit=self.limit))
+        else:
+            size = _declared_size(scope)
+            held = self.bytes_in_flight
+            if self.max_bytes and held and held + size > self.max_bytes:
+                self._count_shed()
+                message = SHED_BYTES_MESSAGE.format(
+                    held=held, size=size, limit=self.max_bytes
+                )
+                raise Shed(message)
+        # One event loop per process, so the counters need no lock.
+        self.in_flight += 1
+        self.bytes_in_flight += size
+        return size
+
+    def leave(self, size: int) -> None:
+        """Count out a call that `enter` let in with `size` bytes."""
+        self.in_flight -= 1
+        self.bytes_in_flight -= size
 
     def _count_shed(self) -> None:
         self.on_shed()
@@ -121,7 +146,8 @@ class InFlightLimit:
             self._shed_since_warning = 0
             self._last_warning = now
 
-    async def _reject(self, send: Send, message: str) -> None:
+    async def reject(self, send: Send, message: str) -> None:
+        """Send HTTP 429 with Retry-After for a call that `enter` shed."""
         body = orjson.dumps({"message": message, "code": 429})
         retry_after = str(RETRY_AFTER_SECONDS).encode()
         await send_json(send, 429, body, [(b"retry-after", retry_after)])

@@ -29,7 +29,6 @@ from webhook.propagation.clusterwide import (
 )
 from webhook.server.app import create_app
 from webhook.server.certificates import serving_certificates
-from webhook.server.inflight import InFlightLimit
 from webhook.server.listener import (
     GRACEFUL_SHUTDOWN_SECONDS,
     run_on_loop,
@@ -243,10 +242,12 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
     kinds = {kind for _, _, kind in reviewer.options.kinds}
     endpoint = MutateEndpoint(reviewer, metrics, kinds, reviewer.quick)
     routers = [templates_router(settings.template_namespace)] if templates else []
-    app = InFlightLimit(
-        create_app(endpoint, readiness, metrics, routers),
+    app = create_app(
+        endpoint,
+        readiness,
+        metrics,
+        routers,
         settings.max_in_flight,
-        metrics.reviews.labels(kind="", operation="", outcome="shed").inc,
         settings.max_in_flight_bytes,
     )
 

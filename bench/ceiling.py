@@ -30,21 +30,29 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from bench import bodies, stages
 from bench.calibrate import TARGET_RATIO, Rounds, load_in_turns
-from bench.floors import FLOORS, floor_app
+from bench.floors import FLOORS, benchmark_keys, floor_app, minimal_app
 from bench.options import add_load_options, make_results_directory, run_tool
 from bench.reference import app as reference_app
 from bench.report import machine
 from bench.services import (
+    SERVICE_FLOOR,
     Server,
     floor_server_name,
     running_stack,
     start_floor,
+    start_service_floor,
     stop_server,
 )
 from bench.throughput import EXPECTED_REFERENCE, EXPECTED_WEBHOOK
 from bench.wrk import wrk_available
+from webhook.server.app import ReviewEndpoint, create_app
+from webhook.server.metrics import new_metrics
+from webhook.server.readiness import Readiness
+from webhook.settings import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES
 
 
 def measure(rounds: int, seconds: int) -> list[Rounds]:
@@ -56,6 +64,7 @@ def measure(rounds: int, seconds: int) -> list[Rounds]:
         try:
             for name in FLOORS:
                 floors.append(start_floor(stack, name))
+            floors.append(start_service_floor(stack))
             return load_in_turns(
                 [
                     ("reference", stack.reference, EXPECTED_REFERENCE),
@@ -78,16 +87,31 @@ IN_PROCESS_REPEATS = 5
 def time_in_process(count: int) -> dict[str, float]:
     """Return each server's app's CPU time per review called in this process, in us.
 
-    The keys are the server names of `measure`. The webhook's app is its
-    /mutate endpoint with a cache that confirms every secret.
+    The keys are the server names of `measure`. The webhook's app is the
+    service's app with its /mutate endpoint, whose cache confirms every
+    secret; `service-minimal`'s is the same app with the `minimal` floor's
+    handler as the endpoint.
     """
     body = bodies.training_review()
     apps: dict[str, stages.ASGICallable] = {
         "reference": reference_app,
         **{floor_server_name(name): floor_app(name) for name in FLOORS},
-        "webhook": stages.patching_endpoint(body),
+        SERVICE_FLOOR: service_app(minimal_app(benchmark_keys())),
+        "webhook": service_app(stages.patching_endpoint(body)),
     }
     return stages.time_apps(apps, body, count, IN_PROCESS_REPEATS)
+
+
+def service_app(endpoint: ReviewEndpoint) -> stages.ASGICallable:
+    """Serve `endpoint` in the service's app, with the default in-flight limits."""
+    readiness = Readiness(source_answered=lambda: True, certificate_ready=lambda: True)
+    return create_app(
+        endpoint,
+        readiness,
+        new_metrics(CollectorRegistry()),
+        max_in_flight=DEFAULT_MAX_IN_FLIGHT,
+        max_in_flight_bytes=DEFAULT_MAX_IN_FLIGHT_BYTES,
+    )
 
 
 def summarize(series: list[Rounds], in_process: dict[str, float]) -> dict[str, Any]:

@@ -271,17 +271,34 @@ def floor_server_name(name: str) -> str:
     return f"floor-{name}"
 
 
+SERVICE_FLOOR = "service-minimal"
+
+
+def start_service_floor(stack: Stack) -> Server:
+    """Start `bench.servicefloor`, the service with the `minimal` floor's handler."""
+    port = free_port()
+    kubeconfig = stack.workdir / "kubeconfig"
+    args = serve_args(
+        port, stack.workdir / "tls.crt", stack.workdir / "tls.key", kubeconfig, ()
+    )
+    # serve_args starts with `-m webhook serve`; bench.servicefloor adds `serve`.
+    args = ["-m", "bench.servicefloor", *args[3:]]
+    return start_beside(stack, SERVICE_FLOOR, args, port)
+
+
 def start_another_reference(stack: Stack, name: str, extra: Sequence[str]) -> Server:
     """Start `python -m bench.reference` with `extra` options beside the stack."""
     port = free_port()
+    args = reference_args(
+        port, stack.workdir / "tls.crt", stack.workdir / "tls.key", extra
+    )
+    return start_beside(stack, name, args, port)
+
+
+def start_beside(stack: Stack, name: str, args: Sequence[str], port: int) -> Server:
+    """Start `python ARGS`, which listens on `port`, and wait until it is ready."""
     server = start_server(
-        name,
-        reference_args(
-            port, stack.workdir / "tls.crt", stack.workdir / "tls.key", extra
-        ),
-        port,
-        stack.workdir,
-        isolated_environment(stack.workdir),
+        name, args, port, stack.workdir, isolated_environment(stack.workdir)
     )
     try:
         wait_ready(server, stack.ca_file)

@@ -192,6 +192,7 @@ def test_time_in_process_covers_every_server() -> None:
     assert list(figures) == [
         "reference",
         *(f"floor-{name}" for name in floors.FLOORS),
+        "service-minimal",
         "webhook",
     ]
     assert all(micros > 0 for micros in figures.values())
@@ -226,6 +227,7 @@ def test_ceiling_loads_every_server(
         "floor-rewrite",
         "floor-minimal",
         "floor-bare",
+        "service-minimal",
         "webhook",
     ]
     for server in servers.values():
@@ -284,3 +286,34 @@ def test_bare_matches_served_webhook() -> None:
     for case in ("missing key", "missing secret", "other namespace"):
         assert answers[case][0]["status"]["code"] == 403, case
     assert answers["invalid reference"][0]["status"]["code"] == 400
+
+
+def test_service_floor_swaps_handler() -> None:
+    """/mutate responds as `minimal` does, every other route as `serve` does."""
+    body, other = bodies.training_review(), review_in("b")
+    with services.running_stack() as stack:
+        floor = services.start_service_floor(stack)
+        try:
+            with stack.client() as client:
+                served = client.post(
+                    stack.ours.url + MUTATE_PATH, content=body, headers=JSON
+                )
+                swapped = client.post(
+                    floor.url + MUTATE_PATH, content=body, headers=JSON
+                )
+                # The two handlers word their denials differently.
+                elsewhere = client.post(
+                    floor.url + MUTATE_PATH, content=other, headers=JSON
+                )
+                wrong_method = client.get(floor.url + MUTATE_PATH)
+                metrics = client.get(floor.url + "/metrics")
+        finally:
+            services.stop_server(floor)
+
+    assert swapped.json()["response"] == served.json()["response"]
+    assert elsewhere.content == floors.minimal_response(
+        orjson.loads(other)["request"], floors.benchmark_keys()
+    )
+    # The service's own routes, which the floor servers do not have.
+    assert wrong_method.status_code == 405
+    assert "runai_secrets_webhook_reviews" in metrics.text

@@ -11,8 +11,10 @@ uvicorn settings and TLS context. Their ratios to the reference show
 roughly where the ceiling for an implementation in Python lies: `minimal`
 for one that checks the references of this review, `rewrite` for one that
 checks nothing at all, and `bare` for the webhook's full path (plan,
-decide, encode) with no service around it. The webhook itself responds to
-this review on its quick path.
+decide, encode) with no service around it. `service-minimal`
+(`bench.servicefloor`) is the service itself with `minimal`'s handler, so
+its distance from `minimal` is what the service around a handler costs.
+The webhook itself responds to this review on its quick path.
 
 After the load, each server's app is also called in this process, as
 `bench.stages` does, `--count` times in each of 5 repetitions. The CPU

@@ -82,7 +82,7 @@ async def wait_for(app: MutateFastPath, in_flight: int) -> None:
 async def post_while_held(
     client: httpx.AsyncClient, path: str, content: bytes
 ) -> httpx.Response:
-    """POST while the held calls fill the limit; a call let in would wait forever."""
+    """POST while other calls fill the limit; give up after 5 s if it is let in."""
     return await asyncio.wait_for(client.post(path, content=content), 5)
 
 
@@ -91,7 +91,7 @@ async def test_mutate_and_template_share_one_limit() -> None:
     app, endpoint = service_app(registry, max_in_flight=2)
 
     async with client_for(app) as client:
-        held = [
+        filling = [
             asyncio.create_task(client.post("/mutate", content=b"{}")),
             asyncio.create_task(client.post("/validate-template", content=b"{}")),
         ]
@@ -103,7 +103,7 @@ async def test_mutate_and_template_share_one_limit() -> None:
         wrong_method = await client.get("/mutate")
         health = await client.get("/healthz")
         endpoint.release.set()
-        answered = [await task for task in held]
+        answered = [await task for task in filling]
 
     assert [reply.status_code for reply in replies] == [429, 429]
     assert {reply.headers["retry-after"] for reply in replies} == {"1"}
@@ -122,13 +122,13 @@ async def test_template_body_counts_against_mutate_byte_budget() -> None:
     app, endpoint = service_app(registry, max_in_flight=0, max_in_flight_bytes=1000)
 
     async with client_for(app) as client:
-        held = asyncio.create_task(
+        filling = asyncio.create_task(
             client.post("/validate-template", content=b"x" * 800)
         )
         await wait_for(app, 1)
         over = await post_while_held(client, "/mutate", b"x" * 800)
         endpoint.release.set()
-        answered = await held
+        answered = await filling
 
     assert over.status_code == 429
     assert "--max-in-flight-bytes" in over.json()["message"]

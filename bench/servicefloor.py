@@ -2,7 +2,8 @@
 
     python -m bench.servicefloor SERVE-OPTIONS...
 
-Runs `python -m webhook serve SERVE-OPTIONS...` after one swap: the /mutate
+Runs `python -m webhook serve SERVE-OPTIONS...` in one process (no
+`--workers`) after one swap: the /mutate
 endpoint that `serve` builds is replaced by the handler of the `minimal`
 floor server (`bench.floors`), which checks this benchmark's references
 against a table in memory. Everything else is the service: its process,
@@ -31,9 +32,19 @@ def floor_endpoint(*_args: Any, **_kwargs: Any) -> ASGIApp:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    options = list(sys.argv[1:] if argv is None else argv)
+    if any(option.startswith("--workers") for option in options):
+        # Workers start as new processes that import the runner afresh, so
+        # they would serve the webhook's own handler under this name.
+        print(
+            "bench.servicefloor: --workers is not supported, because worker "
+            "processes would serve the webhook's own handler; run one process",
+            file=sys.stderr,
+        )
+        return 2
     # `serve` builds its endpoint from the name it imported into the runner.
     setattr(runner, "MutateEndpoint", floor_endpoint)  # noqa: B010
-    return cli.main(["serve", *(sys.argv[1:] if argv is None else argv)])
+    return cli.main(["serve", *options])
 
 
 if __name__ == "__main__":

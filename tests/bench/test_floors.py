@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from bench import bodies, ceiling, floors, services, stages
+from bench import bodies, ceiling, floors, servicefloor, services, stages
 from bench.asgi import ASGIApp
 from bench.calibrate import Rounds
 from bench.throughput import MUTATE_PATH
@@ -317,3 +317,12 @@ def test_service_floor_swaps_handler() -> None:
     # The service's own routes, which the floor servers do not have.
     assert wrong_method.status_code == 405
     assert "runai_secrets_webhook_reviews" in metrics.text
+
+
+@pytest.mark.parametrize("option", [["--workers", "2"], ["--workers=1"]])
+def test_service_floor_rejects_workers(
+    option: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert servicefloor.main(["--port=1", *option]) == 2
+
+    assert "--workers is not supported" in capsys.readouterr().err

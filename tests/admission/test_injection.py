@@ -1,5 +1,9 @@
 """Pod CREATE reviews: what is converted, what is left alone, and the patch."""
 
+import json
+
+import pytest
+
 from webhook.admission import InjectionOptions, Plan, SecretLookup, plan_review
 from webhook.admission.reviews import build_response
 
@@ -343,21 +347,62 @@ def test_object_namespace_never_replaces_request_namespace() -> None:
     assert decision.code == 400
 
 
-def test_lower_case_prefix_is_kept_with_warning() -> None:
-    for value in ("secret:db-creds,password", "Secret:db-creds,password"):
-        rv = review(pod(container("app", env("DB_PASSWORD", value))))
+UPPER_CASE = "Write SECRET: in upper case to refer to a secret"
+START_WITH = "Start the value with SECRET: to refer to a secret"
 
-        outcome = plan_review(rv, InjectionOptions())
 
-        assert not isinstance(outcome, Plan)
-        assert outcome.allowed
-        assert outcome.patch == ()
-        (warning,) = outcome.warnings
-        assert 'env var "DB_PASSWORD" in container "app"' in warning
-        assert f'starts with "{value[:7]}"' in warning
-        assert "SECRET:<secret-name>,<secret-key>" in warning
-        # Only the prefix is quoted: the rest may be a literal value.
-        assert "db-creds,password" not in warning
+@pytest.mark.parametrize(
+    ("value", "prefix", "fix"),
+    [
+        ("secret:db-creds,password", "secret:", UPPER_CASE),
+        ("Secret:db-creds,password", "Secret:", UPPER_CASE),
+        ("SECRETS:db-creds,password", "SECRETS:", START_WITH),
+        ("SECRET;db-creds,password", "SECRET;", START_WITH),
+        ("Secret=db-creds,password", "Secret=", START_WITH),
+        ("SECRET db-creds,password", "SECRET ", START_WITH),
+        ("secrets: db-creds,password", "secrets: ", START_WITH),
+    ],
+)
+def test_misspelled_prefix_is_kept_with_warning(
+    value: str, prefix: str, fix: str
+) -> None:
+    rv = review(pod(container("app", env("DB_PASSWORD", value))))
+
+    outcome = plan_review(rv, InjectionOptions())
+
+    assert not isinstance(outcome, Plan)
+    assert outcome.allowed
+    assert outcome.patch == ()
+    (warning,) = outcome.warnings
+    assert 'env var "DB_PASSWORD" in container "app"' in warning
+    assert f"starts with {json.dumps(prefix)}" in warning
+    assert fix in warning
+    assert "SECRET:<secret-name>,<secret-key>" in warning
+    # Only the prefix is quoted: the rest may be a literal value.
+    assert "db-creds,password" not in warning
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Secretary",
+        "SECRET_KEY_BASE",
+        "SECRETS: none",
+        "SECRET;",
+        "Secrets are listed in the docs",
+        "SECRETS:db-creds,bad key",
+        "SECRETS:db-creds,password,extra",
+        "SECRETSdb-creds,password",
+    ],
+)
+def test_plain_value_like_prefix_is_silent(value: str) -> None:
+    rv = review(pod(container("app", env("A", value))))
+
+    outcome = plan_review(rv, InjectionOptions())
+
+    assert not isinstance(outcome, Plan)
+    assert outcome.allowed
+    assert outcome.warnings == ()
 
 
 def test_lower_case_prefix_beside_reference_warns_once() -> None:

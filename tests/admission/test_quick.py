@@ -128,6 +128,10 @@ odd_values = st.sampled_from(
         "secret:db,user",
         "Secret:db,user",
         " SECRET:db,user",
+        "SECRETS:db,user",
+        "SECRET;db,user",
+        "Secretary",
+        "SECRETS: none",
     ]
 )
 env_names = st.sampled_from(["A", "B", "DB_USER", "a~b/c", "ünï"])
@@ -276,3 +280,20 @@ def test_secrets_limit_stops_scan() -> None:
     assert answer is None
     assert confirm.calls == 0
     assert parses == MAX_SECRETS_PER_REVIEW + 1
+
+
+def test_plain_value_like_prefix_keeps_quick_path() -> None:
+    """A plain value that starts like the prefix gets no warning, so no full path."""
+    document = orjson.loads(bodies.training_review())
+    container = document["request"]["object"]["spec"]["containers"][0]
+    container["env"].append({"name": "ROLE", "value": "Secretary"})
+
+    assert compare(document, InjectionOptions(), BENCHMARK)
+
+
+def test_misspelled_reference_takes_full_path() -> None:
+    document = orjson.loads(bodies.training_review())
+    container = document["request"]["object"]["spec"]["containers"][0]
+    container["env"].append({"name": "TYPO", "value": "SECRETS:db-creds,password"})
+
+    assert not compare(document, InjectionOptions(), BENCHMARK)

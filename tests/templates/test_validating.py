@@ -177,6 +177,22 @@ def test_lower_case_prefix_is_allowed_with_warning() -> None:
     assert second.startswith("data.values line 4: env var 'A' starts with 'Secret:'")
 
 
+def test_misspelled_prefix_is_allowed_with_warning() -> None:
+    configmap = template_configmap(
+        "gpu", ["TOKEN=SECRETS:api-token,value", "B=Secretary"]
+    )
+
+    decision = review_template(configmap_request(configmap), TEMPLATE_NAMESPACE)
+
+    assert decision.allowed
+    (warning,) = decision.warnings
+    assert warning.startswith(
+        "data.values line 2: env var 'TOKEN' starts with 'SECRETS:'"
+    )
+    assert "Start the value with SECRET: to refer to a secret" in warning
+    assert "api-token" not in warning
+
+
 def test_valid_template_has_no_warning() -> None:
     configmap = template_configmap("gpu", ["MYPASSWORD=SECRET:my-secret,cred-pass"])
 

@@ -17,8 +17,8 @@ denial, a warning or a different patch:
 
 - another kind, operation or subresource, or a control annotation;
 - an env entry or a container of an unusual shape;
-- a reference that is invalid or written in lower case, or `valueFrom`
-  next to a reference;
+- a reference that is invalid or misspelled (such as `secret:` or
+  `SECRETS:`), or `valueFrom` next to a reference;
 - more different secrets than `MAX_SECRETS_PER_REVIEW`, or no namespace;
 - a secret that the cache does not confirm.
 
@@ -46,7 +46,8 @@ from webhook.admission.scanning import (
     APP_CONTAINERS,
     INIT_CONTAINERS,
     MAX_SECRETS_PER_REVIEW,
-    PREFIXES_ANY_CASE,
+    PREFIX_WORDS,
+    misspelled_prefix,
 )
 
 # Confirms, without I/O, that each secret in a namespace exists there with
@@ -147,14 +148,16 @@ def quick_response(
                 if type(entry) is not dict:
                     return None
                 value = entry.get("value")
-                if type(value) is not str or not value.startswith(PREFIXES_ANY_CASE):
+                if type(value) is not str or not value.startswith(PREFIX_WORDS):
                     continue
+                if not value.startswith(PREFIX):
+                    # A plain value such as "Secretary", or a misspelled
+                    # reference, which the full path warns about.
+                    if misspelled_prefix(value) is None:
+                        continue
+                    return None
                 env_var = entry.get("name")
-                if (
-                    not value.startswith(PREFIX)
-                    or "valueFrom" in entry
-                    or type(env_var) is not str
-                ):
+                if "valueFrom" in entry or type(env_var) is not str:
                     return None
                 try:
                     secret, key, value_from = _parsed(value)

@@ -4,6 +4,7 @@ The pass reads the request's raw JSON in place (no copies) and records what
 to check and which patch operations to send if every check passes.
 """
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeGuard
 
@@ -16,14 +17,22 @@ from webhook.admission.references import (
     PREFIX,
     InvalidReference,
     SecretRef,
+    check_secret_key,
+    check_secret_name,
     is_placeholder,
     parse_reference,
     secret_key_ref_entry,
 )
 
-# A value that starts with PREFIX is a reference. One that starts with a
-# lower case spelling of it was most likely meant as one, so it gets a warning.
-PREFIXES_ANY_CASE = (PREFIX, PREFIX.lower(), PREFIX.capitalize())
+# A value that starts with PREFIX is a reference. One that starts with
+# one of these words may be a misspelled reference (see misspelled_prefix).
+PREFIX_WORDS = (PREFIX[:-1], PREFIX[:-1].lower(), PREFIX[:-1].capitalize())
+
+# The prefix in another case was most likely meant as it, whatever follows.
+_OTHER_CASES = (PREFIX.lower(), PREFIX.capitalize())
+# A plural, a wrong separator or white space after the word. Such a prefix
+# was most likely meant as PREFIX only when a reference follows it.
+_NEAR_MISS = re.compile(r"(?:SECRET|[Ss]ecret)[Ss]?(?:[:;=]\s*|\s+)")
 
 # Most distinct secrets one review may refer to. Each needs an API call (or
 # a cache hit), and all must finish inside kube-apiserver's default webhook
@@ -156,9 +165,9 @@ class Scan:
                 if type(entry) is not dict:
                     continue
                 value = entry.get("value")
-                # One call separates references and their lower case
+                # One call separates references and their possible
                 # misspellings from every other value.
-                if type(value) is not str or not value.startswith(PREFIXES_ANY_CASE):
+                if type(value) is not str or not value.startswith(PREFIX_WORDS):
                     continue
                 if "valueFrom" in entry:
                     # The author's own valueFrom entries, optional ones
@@ -166,7 +175,7 @@ class Scan:
                     continue
                 if value.startswith(PREFIX):
                     self._convert(entry, value, index, path, container_name)
-                else:
+                elif is_misspelled(value):
                     name = entry.get("name")
                     env_var = name if type(name) is str else ""
                     self._warn_case(value, env_var, container_name)
@@ -191,15 +200,15 @@ class Scan:
     def _warn_case(
         self, value: str, env_var: str, container: str, origin: str = ""
     ) -> None:
-        """Warn that a value spelled like a reference but not in upper case is kept.
+        """Warn that a value with a misspelled prefix is kept as plain text.
 
         Only the prefix is quoted, since the rest may be a literal value.
         """
         place = describe_place(env_var, container, origin)
+        prefix = misspelled_prefix(value) or value[: len(PREFIX)]
         self.warnings.append(
-            f"{place} starts with {quote(value[: len(PREFIX)])}, which is not a "
-            f"secret reference, so its value is kept as plain text. Write "
-            f"{PREFIX} in upper case to refer to a secret: {EXPECTED_FORM}."
+            f"{place} starts with {quote(prefix)}, which is not a secret "
+            f"reference, so its value is kept as plain text. {prefix_fix(prefix)}"
         )
 
     def _add(
@@ -322,12 +331,44 @@ class Scan:
 
 
 def is_misspelled(value: object) -> TypeGuard[str]:
-    """Tell whether `value` starts with a lower case spelling of the prefix."""
+    """Tell whether `value` starts with a misspelled prefix (see misspelled_prefix)."""
     return (
         isinstance(value, str)
-        and value.startswith(PREFIXES_ANY_CASE)
-        and not value.startswith(PREFIX)
+        and value.startswith(PREFIX_WORDS)
+        and misspelled_prefix(value) is not None
     )
+
+
+def misspelled_prefix(value: str) -> str | None:
+    """Return the misspelled prefix that `value` starts with, or None.
+
+    That is `secret:` or `Secret:` before anything, or a spelling such as
+    `SECRETS:`, `SECRET;`, `Secret=` or `SECRET ` before a valid
+    `<secret-name>,<secret-key>`, so that plain values such as `Secretary`
+    or `SECRETS: none` stay silent. Nothing is cached, since the value may
+    be a literal one.
+    """
+    if value.startswith(PREFIX):
+        return None
+    if value.startswith(_OTHER_CASES):
+        return value[: len(PREFIX)]
+    match = _NEAR_MISS.match(value)
+    if match is None:
+        return None
+    secret, comma, key = value[match.end() :].partition(",")
+    try:
+        check_secret_name(secret)
+        check_secret_key(key)
+    except InvalidReference:
+        return None
+    return value[: match.end()] if comma else None
+
+
+def prefix_fix(prefix: str) -> str:
+    """Tell how to write a misspelled `prefix` as a secret reference."""
+    if prefix.upper() == PREFIX:
+        return f"Write {PREFIX} in upper case to refer to a secret: {EXPECTED_FORM}."
+    return f"Start the value with {PREFIX} to refer to a secret: {EXPECTED_FORM}."
 
 
 def _defined_names(entries: list[Any]) -> dict[str, Mapping[str, Any]]:

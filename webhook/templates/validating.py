@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.admission.decisions import Decision, allow, deny
-from webhook.admission.references import EXPECTED_FORM, PREFIX
+from webhook.admission.references import PREFIX
 from webhook.admission.reviews import Request
-from webhook.admission.scanning import is_misspelled
+from webhook.admission.scanning import is_misspelled, misspelled_prefix, prefix_fix
 from webhook.templates.entries import TemplateEntry, read_template
 from webhook.templates.watching import TEMPLATE_LABEL
 
@@ -53,15 +53,15 @@ def review_template(request: Request, template_namespace: str) -> Decision:
 
 
 def _case_warning(entry: TemplateEntry) -> str:
-    """Build the warning for a value that starts with a lower case `secret:`.
+    """Build the warning for a value that starts with a misspelled `SECRET:`.
 
     Only the prefix is quoted, since the rest may be a literal value.
     """
+    prefix = misspelled_prefix(entry.value) or entry.value[: len(PREFIX)]
     return (
         f"data.values line {entry.line}: env var {entry.name!r} starts with "
-        f"{entry.value[: len(PREFIX)]!r}, which is not a secret reference, so "
-        f"jobs get its value as plain text. Write {PREFIX} in upper case to "
-        f"refer to a secret: {EXPECTED_FORM}."
+        f"{prefix!r}, which is not a secret reference, so jobs get its value "
+        f"as plain text. {prefix_fix(prefix)}"
     )
 
 

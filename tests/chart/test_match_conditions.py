@@ -145,6 +145,13 @@ CALLED = {
     "trainingworkload lower case item": runai_workload(
         "TrainingWorkload", {"PASSWORD": {"value": "secret:db,pw"}}
     ),
+    # ... and about misspelled prefixes such as the plural.
+    "pod plural prefix": pod(
+        {"containers": [container({"name": "E", "value": "SECRETS:a,b"})]}
+    ),
+    "pod semicolon prefix": pod(
+        {"containers": [container({"name": "E", "value": "Secret;a,b"})]}
+    ),
     "distributedworkload environment item": runai_workload(
         "DistributedWorkload", {"PASSWORD": {"value": "SECRET:db,pw"}}
     ),
@@ -245,13 +252,25 @@ def needs_webhook(obj: dict[str, Any]) -> bool:
             for item in spec.get(field, []):
                 for env in item.get("env", []):
                     value = env.get("value", "")
-                    if "SECRET:" in value or value.startswith(("secret:", "Secret:")):
+                    if "SECRET:" in value or value.startswith(
+                        ("SECRET", "secret", "Secret")
+                    ):
                         return True
     return False
 
 
 env_values = st.sampled_from(
-    ["x", "", "SECRET:s,k", "a SECRET: b", "secret:s,k", "a secret:", "SECRETS"]
+    [
+        "x",
+        "",
+        "SECRET:s,k",
+        "a SECRET: b",
+        "secret:s,k",
+        "a secret:",
+        "SECRETS",
+        "SECRETS:s,k",
+        "a SECRETS:s,k",
+    ]
 )
 env_vars = st.one_of(
     st.builds(lambda value: {"name": "E", "value": value}, env_values),

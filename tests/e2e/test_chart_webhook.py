@@ -158,9 +158,16 @@ def test_pod_without_placeholder_skipped(
     ]
 
 
-@pytest.mark.parametrize("prefix", ["secret:", "Secret:"])
-def test_lower_case_prefix_warned(
-    caller: AdmissionCaller, configuration: dict[str, Any], prefix: str
+@pytest.mark.parametrize(
+    ("prefix", "fix"),
+    [
+        ("secret:", "Write SECRET: in upper case"),
+        ("Secret:", "Write SECRET: in upper case"),
+        ("SECRETS:", "Start the value with SECRET:"),
+    ],
+)
+def test_misspelled_prefix_warned(
+    caller: AdmissionCaller, configuration: dict[str, Any], prefix: str, fix: str
 ) -> None:
     # The service warns about such a value, so the match condition must send it.
     result = caller.admit(
@@ -173,7 +180,7 @@ def test_lower_case_prefix_warned(
         "value": f"{prefix}db-creds,username",
     }
     assert len(result.warnings) == 1
-    assert "Write SECRET: in upper case" in result.warnings[0]
+    assert fix in result.warnings[0]
 
 
 def test_own_pod_not_called(

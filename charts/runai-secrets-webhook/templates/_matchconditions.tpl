@@ -10,8 +10,9 @@ It is true when:
   annotation with our prefix (env additions, the opt-out, the injected
   marker);
 - any container, initContainer or ephemeralContainer of the pod spec or pod
-  template has an env value containing "SECRET:", or starting with "secret:"
-  or "Secret:", which the service keeps with a warning;
+  template has an env value containing "SECRET:", or starting with the word
+  "SECRET", "secret" or "Secret", which may be a misspelled reference (such
+  as "secret:" or "SECRETS:") that the service keeps with a warning;
 - a run.ai v2alpha1 workload has such a value in spec.environment.items,
   where Run:AI keeps env vars as a map of name to {value: ...}.
 "contains" rather than "startsWith" so that no value the service reads as a
@@ -49,8 +50,8 @@ schema does not allow them, so has() is enough here.
 
 {{/*
 CEL test that the string expression given as the context is a reference or
-one of the lower case spellings the service warns about.
+starts like one of the misspellings that the service warns about.
 */}}
 {{- define "runai-secrets-webhook.referenceLike" -}}
-({{ . }}.contains('SECRET:') || {{ . }}.startsWith('secret:') || {{ . }}.startsWith('Secret:'))
+({{ . }}.contains('SECRET:') || {{ . }}.startsWith('SECRET') || {{ . }}.startsWith('secret') || {{ . }}.startsWith('Secret'))
 {{- end }}

@@ -359,8 +359,8 @@ START_WITH = "Start the value with SECRET: to refer to a secret"
         ("SECRETS:db-creds,password", "SECRETS:", START_WITH),
         ("SECRET;db-creds,password", "SECRET;", START_WITH),
         ("Secret=db-creds,password", "Secret=", START_WITH),
-        ("SECRET db-creds,password", "SECRET ", START_WITH),
-        ("secrets: db-creds,password", "secrets: ", START_WITH),
+        ("SECRETS;db-creds,password", "SECRETS;", START_WITH),
+        ("secrets: db-creds,password", "secrets:", START_WITH),
     ],
 )
 def test_misspelled_prefix_is_kept_with_warning(
@@ -393,6 +393,9 @@ def test_misspelled_prefix_is_kept_with_warning(
         "SECRETS:db-creds,bad key",
         "SECRETS:db-creds,password,extra",
         "SECRETSdb-creds,password",
+        "SECRET db-creds,password",
+        "secret agent,007",
+        "secret/data/app",
     ],
 )
 def test_plain_value_like_prefix_is_silent(value: str) -> None:

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.chart.helm import find, render
+from webhook.admission.scanning import MISSPELLED_PREFIXES
 
 PREFIX = "runai-secrets-webhook/"
 POD_SPEC_FIELDS = ("containers", "initContainers", "ephemeralContainers")
@@ -252,9 +253,7 @@ def needs_webhook(obj: dict[str, Any]) -> bool:
             for item in spec.get(field, []):
                 for env in item.get("env", []):
                     value = env.get("value", "")
-                    if "SECRET:" in value or value.startswith(
-                        ("SECRET", "secret", "Secret")
-                    ):
+                    if "SECRET:" in value or value.startswith(MISSPELLED_PREFIXES):
                         return True
     return False
 
@@ -270,6 +269,9 @@ env_values = st.sampled_from(
         "SECRETS",
         "SECRETS:s,k",
         "a SECRETS:s,k",
+        "Secret=s,k",
+        "secret/data/app",
+        "Secretary",
     ]
 )
 env_vars = st.one_of(
@@ -331,3 +333,17 @@ def test_matches_python_rule(expression: str, obj: dict[str, Any]) -> None:
     before = copy.deepcopy(obj)
     assert evaluate(expression, obj) is needs_webhook(obj)
     assert obj == before
+
+
+@pytest.mark.parametrize("prefix", MISSPELLED_PREFIXES)
+def test_every_misspelled_prefix_sent(expression: str, prefix: str) -> None:
+    """The service warns about each of these, so the condition must send it."""
+    obj = pod({"containers": [container({"name": "E", "value": prefix + "a,b"})]})
+    assert evaluate(expression, obj) is True
+
+
+@pytest.mark.parametrize("value", ["secret/data/app", "Secretary", "SECRET_KEY=x"])
+def test_plain_value_with_word_skipped(expression: str, value: str) -> None:
+    """Plain values that start with the word do not need the webhook up."""
+    obj = pod({"containers": [container({"name": "E", "value": value})]})
+    assert evaluate(expression, obj) is False

@@ -4,7 +4,6 @@ The pass reads the request's raw JSON in place (no copies) and records what
 to check and which patch operations to send if every check passes.
 """
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeGuard
 
@@ -30,9 +29,16 @@ PREFIX_WORDS = (PREFIX[:-1], PREFIX[:-1].lower(), PREFIX[:-1].capitalize())
 
 # The prefix in another case was most likely meant as it, whatever follows.
 _OTHER_CASES = (PREFIX.lower(), PREFIX.capitalize())
-# A plural, a wrong separator or white space after the word. Such a prefix
-# was most likely meant as PREFIX only when a reference follows it.
-_NEAR_MISS = re.compile(r"(?:SECRET|[Ss]ecret)[Ss]?(?:[:;=]\s*|\s+)")
+# The word in each case, singular or plural, then a colon, semicolon or
+# equals sign. The chart's match condition sends values that start with any
+# of these to the webhook, so the list there must be the same.
+MISSPELLED_PREFIXES = tuple(
+    word + plural + separator
+    for word in PREFIX_WORDS
+    for plural in ("", "S" if word.isupper() else "s")
+    for separator in ":;="
+    if word + plural + separator != PREFIX
+)
 
 # Most distinct secrets one review may refer to. Each needs an API call (or
 # a cache hit), and all must finish inside kube-apiserver's default webhook
@@ -342,26 +348,26 @@ def is_misspelled(value: object) -> TypeGuard[str]:
 def misspelled_prefix(value: str) -> str | None:
     """Return the misspelled prefix that `value` starts with, or None.
 
-    That is `secret:` or `Secret:` before anything, or a spelling such as
-    `SECRETS:`, `SECRET;`, `Secret=` or `SECRET ` before a valid
-    `<secret-name>,<secret-key>`, so that plain values such as `Secretary`
-    or `SECRETS: none` stay silent. Nothing is cached, since the value may
-    be a literal one.
+    That is `secret:` or `Secret:` before anything, or another of
+    MISSPELLED_PREFIXES, such as `SECRETS:`, `SECRET;` or `Secret=`, before
+    a valid `<secret-name>,<secret-key>` (white space between them is
+    allowed), so that plain values such as `SECRETS: none` stay silent.
+    Nothing is cached, since the value may be a literal one.
     """
-    if value.startswith(PREFIX):
+    if value.startswith(PREFIX) or not value.startswith(MISSPELLED_PREFIXES):
         return None
     if value.startswith(_OTHER_CASES):
         return value[: len(PREFIX)]
-    match = _NEAR_MISS.match(value)
-    if match is None:
+    prefix = next(p for p in MISSPELLED_PREFIXES if value.startswith(p))
+    secret, comma, key = value[len(prefix) :].lstrip().partition(",")
+    if not comma:
         return None
-    secret, comma, key = value[match.end() :].partition(",")
     try:
         check_secret_name(secret)
         check_secret_key(key)
     except InvalidReference:
         return None
-    return value[: match.end()] if comma else None
+    return prefix
 
 
 def prefix_fix(prefix: str) -> str:

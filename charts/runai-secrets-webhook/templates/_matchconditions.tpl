@@ -10,9 +10,10 @@ It is true when:
   annotation with our prefix (env additions, the opt-out, the injected
   marker);
 - any container, initContainer or ephemeralContainer of the pod spec or pod
-  template has an env value containing "SECRET:", or starting with the word
-  "SECRET", "secret" or "Secret", which may be a misspelled reference (such
-  as "secret:" or "SECRETS:") that the service keeps with a warning;
+  template has an env value containing "SECRET:", or starting with a
+  misspelled prefix that the service warns about: the word in upper, lower
+  or capitalised case, singular or plural, then ":", ";" or "=" (the list
+  is MISSPELLED_PREFIXES in webhook/admission/scanning.py);
 - a run.ai v2alpha1 workload has such a value in spec.environment.items,
   where Run:AI keeps env vars as a map of name to {value: ...}.
 "contains" rather than "startsWith" so that no value the service reads as a
@@ -50,8 +51,12 @@ schema does not allow them, so has() is enough here.
 
 {{/*
 CEL test that the string expression given as the context is a reference or
-starts like one of the misspellings that the service warns about.
+starts with one of the misspelled prefixes that the service warns about.
+Each is a fixed string, so the cost per value does not grow with its length,
+and the list is read only for a value that starts with the word.
 */}}
 {{- define "runai-secrets-webhook.referenceLike" -}}
-({{ . }}.contains('SECRET:') || {{ . }}.startsWith('SECRET') || {{ . }}.startsWith('secret') || {{ . }}.startsWith('Secret'))
+({{ . }}.contains('SECRET:')
+  || ({{ . }}.startsWith('SECRET') || {{ . }}.startsWith('secret') || {{ . }}.startsWith('Secret'))
+    && ['SECRET;', 'SECRET=', 'SECRETS:', 'SECRETS;', 'SECRETS=', 'secret:', 'secret;', 'secret=', 'secrets:', 'secrets;', 'secrets=', 'Secret:', 'Secret;', 'Secret=', 'Secrets:', 'Secrets;', 'Secrets='].exists(p, {{ . }}.startsWith(p)))
 {{- end }}

@@ -361,6 +361,8 @@ START_WITH = "Start the value with SECRET: to refer to a secret"
         ("Secret=db-creds,password", "Secret=", START_WITH),
         ("SECRETS;db-creds,password", "SECRETS;", START_WITH),
         ("secrets: db-creds,password", "secrets:", START_WITH),
+        # A long run of white space is not quoted, so the fix stays readable.
+        ("SECRETS:" + " " * 1000 + "db-creds,password", "SECRETS:", START_WITH),
     ],
 )
 def test_misspelled_prefix_is_kept_with_warning(

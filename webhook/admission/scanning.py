@@ -184,7 +184,7 @@ class Scan:
                 elif is_misspelled(value):
                     name = entry.get("name")
                     env_var = name if type(name) is str else ""
-                    self._warn_case(value, env_var, container_name)
+                    self._warn_misspelled(value, env_var, container_name)
 
         if additions:
             defined = _defined_names(entries)
@@ -203,7 +203,7 @@ class Scan:
         )
         self.injected.append(f"{container}/{env_var}")
 
-    def _warn_case(
+    def _warn_misspelled(
         self, value: str, env_var: str, container: str, origin: str = ""
     ) -> None:
         """Warn that a value with a misspelled prefix is kept as plain text.
@@ -249,7 +249,7 @@ class Scan:
     ) -> tuple[dict[str, Any], SecretRef | None]:
         if not is_placeholder(addition.value):
             if is_misspelled(addition.value):
-                self._warn_case(
+                self._warn_misspelled(
                     addition.value, addition.name, container, addition.origin
                 )
             return {"name": addition.name, "value": addition.value}, None
@@ -295,7 +295,7 @@ class Scan:
             ref = self.parse(addition.value, addition.name, "", addition.origin)
             self._use(ReferenceUse(ref, addition.name, "", addition.origin))
         elif is_misspelled(addition.value):
-            self._warn_case(addition.value, addition.name, "", addition.origin)
+            self._warn_misspelled(addition.value, addition.name, "", addition.origin)
 
     def scan_environment_items(self, items: object, previous: object = None) -> None:
         """Check a Run:AI v2 env map (`NAME: {value: ...}`) without rewriting it.
@@ -316,7 +316,7 @@ class Scan:
                 ref = self.parse(value, env_var, "")
                 self._use(ReferenceUse(ref, env_var))
             elif is_misspelled(value):
-                self._warn_case(value, env_var, "")
+                self._warn_misspelled(value, env_var, "")
 
     def parse(
         self, value: str, env_var: str, container: str, origin: str = ""

@@ -37,7 +37,7 @@ def review_template(request: Request, template_namespace: str) -> Decision:
     template = read_template(configmap)
     if template.error is None:
         warnings = [
-            _case_warning(entry)
+            _misspelling_warning(entry)
             for entry in template.entries
             if is_misspelled(entry.value)
         ]
@@ -52,7 +52,7 @@ def review_template(request: Request, template_namespace: str) -> Decision:
     )
 
 
-def _case_warning(entry: TemplateEntry) -> str:
+def _misspelling_warning(entry: TemplateEntry) -> str:
     """Build the warning for a value that starts with a misspelled `SECRET:`.
 
     Only the prefix is quoted, since the rest may be a literal value.

@@ -21,7 +21,7 @@ from webhook.server.readiness import Readiness
 
 
 class HeldEndpoint:
-    """A /mutate endpoint that holds each call until `release` is set."""
+    """A /mutate endpoint that keeps each call waiting until `release` is set."""
 
     def __init__(self) -> None:
         self.release = asyncio.Event()

@@ -5,7 +5,7 @@ to check and which patch operations to send if every check passes.
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, NamedTuple
 
 from webhook.admission.additions import EnvAddition
 from webhook.admission.decisions import PatchOperation, quote
@@ -181,10 +181,12 @@ class Scan:
                     continue
                 if value.startswith(PREFIX):
                     self._convert(entry, value, index, path, container_name)
-                elif is_misspelled(value):
-                    name = entry.get("name")
-                    env_var = name if type(name) is str else ""
-                    self._warn_misspelled(value, env_var, container_name)
+                else:
+                    prefix = misspelled_prefix(value)
+                    if prefix is not None:
+                        name = entry.get("name")
+                        env_var = name if type(name) is str else ""
+                        self._warn_misspelled(prefix, env_var, container_name)
 
         if additions:
             defined = _defined_names(entries)
@@ -204,14 +206,13 @@ class Scan:
         self.injected.append(f"{container}/{env_var}")
 
     def _warn_misspelled(
-        self, value: str, env_var: str, container: str, origin: str = ""
+        self, prefix: str, env_var: str, container: str, origin: str = ""
     ) -> None:
-        """Warn that a value with a misspelled prefix is kept as plain text.
+        """Warn that a value that starts with `prefix` is kept as plain text.
 
         Only the prefix is quoted, since the rest may be a literal value.
         """
         place = describe_place(env_var, container, origin)
-        prefix = misspelled_prefix(value) or value[: len(PREFIX)]
         self.warnings.append(
             f"{place} starts with {quote(prefix)}, which is not a secret "
             f"reference, so its value is kept as plain text. {prefix_fix(prefix)}"
@@ -248,10 +249,9 @@ class Scan:
         self, addition: EnvAddition, container: str
     ) -> tuple[dict[str, Any], SecretRef | None]:
         if not is_placeholder(addition.value):
-            if is_misspelled(addition.value):
-                self._warn_misspelled(
-                    addition.value, addition.name, container, addition.origin
-                )
+            prefix = misspelled_prefix(addition.value)
+            if prefix is not None:
+                self._warn_misspelled(prefix, addition.name, container, addition.origin)
             return {"name": addition.name, "value": addition.value}, None
         ref = self.parse(addition.value, addition.name, container, addition.origin)
         return secret_key_ref_entry(addition.name, ref), ref
@@ -294,8 +294,10 @@ class Scan:
         if is_placeholder(addition.value):
             ref = self.parse(addition.value, addition.name, "", addition.origin)
             self._use(ReferenceUse(ref, addition.name, "", addition.origin))
-        elif is_misspelled(addition.value):
-            self._warn_misspelled(addition.value, addition.name, "", addition.origin)
+        else:
+            prefix = misspelled_prefix(addition.value)
+            if prefix is not None:
+                self._warn_misspelled(prefix, addition.name, "", addition.origin)
 
     def scan_environment_items(self, items: object, previous: object = None) -> None:
         """Check a Run:AI v2 env map (`NAME: {value: ...}`) without rewriting it.
@@ -315,8 +317,10 @@ class Scan:
             if is_placeholder(value):
                 ref = self.parse(value, env_var, "")
                 self._use(ReferenceUse(ref, env_var))
-            elif is_misspelled(value):
-                self._warn_misspelled(value, env_var, "")
+            else:
+                prefix = misspelled_prefix(value)
+                if prefix is not None:
+                    self._warn_misspelled(prefix, env_var, "")
 
     def parse(
         self, value: str, env_var: str, container: str, origin: str = ""
@@ -336,25 +340,21 @@ class Scan:
             ) from None
 
 
-def is_misspelled(value: object) -> TypeGuard[str]:
-    """Tell whether `value` starts with a misspelled prefix (see misspelled_prefix)."""
-    return (
-        isinstance(value, str)
-        and value.startswith(PREFIX_WORDS)
-        and misspelled_prefix(value) is not None
-    )
-
-
-def misspelled_prefix(value: str) -> str | None:
+def misspelled_prefix(value: object) -> str | None:
     """Return the misspelled prefix that `value` starts with, or None.
 
     That is `secret:` or `Secret:` before anything, or another of
     MISSPELLED_PREFIXES, such as `SECRETS:`, `SECRET;` or `Secret=`, before
     a valid `<secret-name>,<secret-key>` (white space between them is
     allowed), so that plain values such as `SECRETS: none` stay silent.
-    Nothing is cached, since the value may be a literal one.
+    Nothing is cached, since the value may be a literal one. A value that is
+    not a string has no prefix.
     """
-    if value.startswith(PREFIX) or not value.startswith(MISSPELLED_PREFIXES):
+    if (
+        not isinstance(value, str)
+        or value.startswith(PREFIX)
+        or not value.startswith(MISSPELLED_PREFIXES)
+    ):
         return None
     if value.startswith(_OTHER_CASES):
         return value[: len(PREFIX)]

@@ -113,11 +113,11 @@ class InFlightLimit:
             raise Shed(SHED_MESSAGE.format(limit=self.limit))
         else:
             size = _declared_size(scope)
-            held = self.bytes_in_flight
-            if self.max_bytes and held and held + size > self.max_bytes:
+            held_bytes = self.bytes_in_flight
+            if self.max_bytes and held_bytes and held_bytes + size > self.max_bytes:
                 self._count_shed()
                 message = SHED_BYTES_MESSAGE.format(
-                    held=held, size=size, limit=self.max_bytes
+                    held=held_bytes, size=size, limit=self.max_bytes
                 )
                 raise Shed(message)
         # One event loop per process, so the counters need no lock.

@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.admission.decisions import Decision, allow, deny
-from webhook.admission.references import PREFIX
 from webhook.admission.reviews import Request
-from webhook.admission.scanning import is_misspelled, misspelled_prefix, prefix_fix
+from webhook.admission.scanning import misspelled_prefix, prefix_fix
 from webhook.templates.entries import TemplateEntry, read_template
 from webhook.templates.watching import TEMPLATE_LABEL
 
@@ -36,11 +35,11 @@ def review_template(request: Request, template_namespace: str) -> Decision:
 
     template = read_template(configmap)
     if template.error is None:
-        warnings = [
-            _misspelling_warning(entry)
-            for entry in template.entries
-            if is_misspelled(entry.value)
-        ]
+        warnings = []
+        for entry in template.entries:
+            prefix = misspelled_prefix(entry.value)
+            if prefix is not None:
+                warnings.append(_misspelling_warning(entry, prefix))
         return allow(warnings=warnings)
 
     name = _display_name(configmap)
@@ -52,12 +51,11 @@ def review_template(request: Request, template_namespace: str) -> Decision:
     )
 
 
-def _misspelling_warning(entry: TemplateEntry) -> str:
-    """Build the warning for a value that starts with a misspelled `SECRET:`.
+def _misspelling_warning(entry: TemplateEntry, prefix: str) -> str:
+    """Build the warning for an entry whose value starts with `prefix`.
 
     Only the prefix is quoted, since the rest may be a literal value.
     """
-    prefix = misspelled_prefix(entry.value) or entry.value[: len(PREFIX)]
     return (
         f"data.values line {entry.line}: env var {entry.name!r} starts with "
         f"{prefix!r}, which is not a secret reference, so jobs get its value "

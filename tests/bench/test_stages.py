@@ -31,6 +31,7 @@ def test_stages_time_every_step() -> None:
         "plan-empty",
         "decide",
         "encode",
+        "decode",
         "quick",
         "reference",
         "bare",

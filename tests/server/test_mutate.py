@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from webhook.admission.decisions import Decision
-from webhook.admission.quick import QuickAnswer
-from webhook.admission.reviews import MAX_REVIEW_BYTES, Review, parse_review
+from webhook.admission.quick import PodReview, QuickAnswer, decode_pod_review
+from webhook.admission.reviews import MAX_REVIEW_BYTES, Review
 from webhook.server.app import create_app
 from webhook.server.logs import BoundLogger
 from webhook.server.metrics import Metrics, new_metrics
@@ -94,16 +94,29 @@ async def client(metrics: Metrics) -> AsyncIterator[httpx.AsyncClient]:
             "application/json",
         ),
         (orjson.dumps(pod_review()), {}, 415, "content type"),
+        (orjson.dumps(pod_review())[:-1] + b',"x":"\xff"}', JSON, 400, "not valid"),
     ],
 )
+@pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
 async def test_malformed_call_rejected(
-    client: httpx.AsyncClient,
+    metrics: Metrics,
     content: bytes,
     headers: dict[str, str],
     status: int,
     fragment: str,
+    quick: bool,
 ) -> None:
-    response = await client.post("/mutate", content=content, headers=headers)
+    """A malformed call is rejected, even where a quick path would respond.
+
+    The quick path here responds to every review it is given, so it must not
+    be given one that the full path rejects.
+    """
+
+    def answer_all(review: PodReview) -> QuickAnswer | None:
+        return QuickAnswer(b'{"kind":"AdmissionReview"}', False)
+
+    async with client_for(allow_all, metrics, answer_all if quick else None) as http:
+        response = await http.post("/mutate", content=content, headers=headers)
 
     assert response.status_code == status
     assert fragment in response.json()["message"]
@@ -217,7 +230,7 @@ async def test_quick_answer_sent_and_counted(metrics: Metrics) -> None:
 async def test_quick_path_fault_falls_back(
     metrics: Metrics, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(review: Review) -> QuickAnswer | None:
+    def broken(review: PodReview) -> QuickAnswer | None:
         raise RuntimeError("quick path bug")
 
     review = pod_review()
@@ -267,7 +280,9 @@ async def test_pipeline_patches_from_directory(
             )
             responses.append(response.content)
         text = (await http.get("/metrics")).text
-    quick = reviewer.quick(parse_review(orjson.dumps(review)))
+    decoded = decode_pod_review(orjson.dumps(review))
+    assert decoded is not None
+    quick = reviewer.quick(decoded)
     executor.shutdown()
     answer = response.json()["response"]
 

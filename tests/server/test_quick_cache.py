@@ -16,7 +16,7 @@ import pytest
 
 from webhook.admission.injection import InjectionOptions
 from webhook.admission.lookups import SecretLookup
-from webhook.admission.quick import QuickAnswer
+from webhook.admission.quick import PodReview, QuickAnswer
 from webhook.admission.reviews import Review
 from webhook.kube.lookups import SecretKeyLookups
 from webhook.server.app import create_app
@@ -71,7 +71,7 @@ class Service:
         )
         reviewer = build_reviewer(InjectionOptions(), lookups)
 
-        def recorded_quick(review: Review) -> QuickAnswer | None:
+        def recorded_quick(review: PodReview) -> QuickAnswer | None:
             answer = reviewer.quick(review)
             self.quick_answers.append(answer is not None)
             return answer

@@ -112,8 +112,7 @@ def parse_review(body: bytes, content_type: str = "application/json") -> Review:
             f"request body has {len(body)} bytes, over the limit of "
             f"{MAX_REVIEW_BYTES} bytes for an AdmissionReview",
         )
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
+    if not is_json(content_type):
         raise MalformedReview(
             415,
             f"content type {content_type!r} is not supported. Send application/json.",
@@ -124,6 +123,11 @@ def parse_review(body: bytes, content_type: str = "application/json") -> Review:
     except orjson.JSONDecodeError as error:
         raise MalformedReview(400, f"request body is not valid JSON: {error}") from None
     return _check_envelope(document)
+
+
+def is_json(content_type: str) -> bool:
+    """Tell whether a Content-Type header names JSON, parameters aside."""
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
 def _check_envelope(document: object) -> Review:

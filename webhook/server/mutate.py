@@ -23,11 +23,16 @@ from starlette.types import Receive, Scope, Send
 from webhook.admission.decisions import Decision, deny
 from webhook.admission.errors import MalformedReview
 from webhook.admission.podspecs import BUILTIN_KINDS
-from webhook.admission.quick import QuickAnswer
+from webhook.admission.quick import (
+    PodReview,
+    QuickAnswer,
+    decode_pod_review,
+)
 from webhook.admission.reviews import (
     MAX_REVIEW_BYTES,
     Review,
     encode_response,
+    is_json,
     parse_review,
 )
 from webhook.server import logs, offload
@@ -45,7 +50,7 @@ BUILTIN_KIND_NAMES = frozenset(kind.kind for kind in BUILTIN_KINDS)
 Reviewer = Callable[[Review, float, logs.BoundLogger], Awaitable[Decision]]
 # Returns the response to a usual review at once, or None to leave it to the
 # reviewer.
-QuickReviewer = Callable[[Review], QuickAnswer | None]
+QuickReviewer = Callable[[PodReview], QuickAnswer | None]
 
 INTERNAL_ERROR_MESSAGE = (
     "runai-secrets-webhook failed with an internal error while checking this "
@@ -173,33 +178,45 @@ class MutateEndpoint:
         content_type, declared = content_headers(scope["headers"])
         try:
             body = await read_body(receive, declared, deadline, self._deadlines)
-            offload.body_bytes.set(len(body))
-            review = await offload.off_loop_if_large(parse_review, body, content_type)
         except MalformedReview as error:
-            self._count_malformed(error)
-            await send_json(send, error.status, malformed_content(error))
+            await self._reject(send, error)
             return
 
-        if len(body) > offload.LARGE_BODY_BYTES:
-            answer = await asyncio.to_thread(self._quick_answer, review)
-        else:
-            answer = self._quick_answer(review)
-        if answer is None:
-            content, outcome = await self._answer(review, deadline)
-        else:
+        offload.body_bytes.set(len(body))
+        answer = None
+        if self._quick is not None and is_json(content_type):
+            if len(body) > offload.LARGE_BODY_BYTES:
+                answer = await asyncio.to_thread(self._quick_answer, body)
+            else:
+                answer = self._quick_answer(body)
+        if answer is not None:
+            # The quick path responds only to Pod CREATE reviews.
             content = answer.content
+            kind, operation = "Pod", "CREATE"
             outcome = "patched" if answer.patched else "allowed"
+        else:
+            try:
+                review = await offload.off_loop_if_large(
+                    parse_review, body, content_type
+                )
+            except MalformedReview as error:
+                await self._reject(send, error)
+                return
+            content, outcome = await self._answer(review, deadline)
+            request = review["request"]
+            kind, operation = request["kind"]["kind"], request["operation"]
 
-        request = review["request"]
-        self._metrics.count_review(
-            request["kind"]["kind"], request["operation"], outcome, self._known_kinds
-        )
+        self._metrics.count_review(kind, operation, outcome, self._known_kinds)
         self._metrics.review_seconds.observe(time.monotonic() - started)
         await send_json(send, 200, content)
 
-    def _quick_answer(self, review: Review) -> QuickAnswer | None:
+    def _quick_answer(self, body: bytes) -> QuickAnswer | None:
+        """Decode the body and try the quick path; return None for the full path."""
         quick = self._quick
         if quick is None or logger.isEnabledFor(logging.DEBUG):
+            return None
+        review = decode_pod_review(body)
+        if review is None:
             return None
         try:
             return quick(review)
@@ -209,7 +226,7 @@ class MutateEndpoint:
             # NOTE: a fault after `confirm` counted its cached lookups would
             # have them counted again by the reviewer. No input is known to
             # raise there.
-            log = logs.ReviewLogger(logger, review["request"])
+            log = logs.ReviewLogger(logger, review.log_fields())
             log.exception("quick path failed, so the full path decides the review")
             return None
 
@@ -246,9 +263,11 @@ class MutateEndpoint:
             review, decision
         ), "patched" if decision.patch else "allowed"
 
-    def _count_malformed(self, error: MalformedReview) -> None:
+    async def _reject(self, send: Send, error: MalformedReview) -> None:
+        """Log, count and respond to a call that carries no review to decide."""
         logger.warning(
             "malformed admission call rejected",
             extra={"status": error.status, "reason": error.message},
         )
         self._metrics.reviews.labels(kind="", operation="", outcome="malformed").inc()
+        await send_json(send, error.status, malformed_content(error))

@@ -24,7 +24,7 @@ from webhook.admission.injection import (
 from webhook.admission.lookups import LookupStatus, SecretLookup
 from webhook.admission.messages import out_of_time_message
 from webhook.admission.podspecs import WorkloadKind, load_workload_kinds
-from webhook.admission.quick import Confirm, QuickAnswer, quick_response
+from webhook.admission.quick import Confirm, PodReview, QuickAnswer, quick_response
 from webhook.admission.reviews import Review
 from webhook.kube.config import MAX_CONCURRENT_CALLS
 from webhook.kube.lookups import (
@@ -117,7 +117,7 @@ class ReviewPipeline:
         self.cluster_wide = cluster_wide
         self.confirm = confirm
 
-    def quick(self, review: Review) -> QuickAnswer | None:
+    def quick(self, review: PodReview) -> QuickAnswer | None:
         """Return the response of the quick path, or None to call the pipeline.
 
         Templates may add env vars to any object, so with templates every

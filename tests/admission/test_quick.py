@@ -262,11 +262,14 @@ def test_invalid_reference_not_kept() -> None:
     container["env"].append({"name": "TYPO", "value": "SECRET:hunter2 is mine"})
     before = quick._parsed.cache_info()
 
+    responses = quick._cached_patched.cache_info().currsize
+
     assert not compare(document, InjectionOptions(), BENCHMARK)
 
     after = quick._parsed.cache_info()
     assert after.currsize == before.currsize
     assert after.misses == before.misses + 1
+    assert quick._cached_patched.cache_info().currsize == responses
 
 
 def test_secrets_limit_stops_scan() -> None:
@@ -482,3 +485,83 @@ def test_damaged_body_same_outcome(position: int, cut: int, inserted: bytes) -> 
         # The known difference above.
         assume("infinity" not in str(error))
     event(outcome(damaged))
+
+
+def test_pods_of_a_job_share_a_cached_response() -> None:
+    """Pods with the same references reuse one response, with their own uid."""
+    quick._cached_patched.cache_clear()
+    contents = []
+    for number in range(3):
+        document = orjson.loads(bodies.training_review())
+        document["request"]["uid"] = f"uid-{number}"
+        document["request"]["object"]["metadata"]["name"] = f"train-{number}"
+        decoded = decode_pod_review(orjson.dumps(document))
+        assert decoded is not None
+        answer = quick_response(decoded, InjectionOptions(), Confirmations(BENCHMARK))
+        assert answer is not None
+        assert compare(document, InjectionOptions(), BENCHMARK)
+        contents.append(answer.content)
+
+    info = quick._cached_patched.cache_info()
+    assert info.currsize == 1
+    assert info.misses == 1
+    assert len(set(contents)) == 3
+    assert all(b'"uid":"uid-%d"' % n in c for n, c in enumerate(contents))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # Each changes one thing the response depends on.
+        lambda spec: spec["containers"][0]["env"].reverse(),
+        lambda spec: spec["containers"][0].update(name="other"),
+        lambda spec: spec["containers"][0]["env"][10].update(name="OTHER"),
+        lambda spec: spec["containers"][0]["env"][10].update(
+            value="SECRET:db-creds,password"
+        ),
+        lambda spec: spec["containers"].reverse(),
+        lambda spec: spec["initContainers"].clear(),
+    ],
+)
+def test_cached_response_not_reused_for_another_pod(change: Any) -> None:
+    """A pod that differs from a cached one in any part of its patch gets its own."""
+    compare(orjson.loads(bodies.training_review()), InjectionOptions(), BENCHMARK)
+    document = orjson.loads(bodies.training_review())
+    change(document["request"]["object"]["spec"])
+
+    assert compare(document, InjectionOptions(), BENCHMARK)
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [None, {"name": "train-0"}, {"annotations": None}, {"annotations": {}}],
+    ids=["no-metadata", "no-annotations", "null-annotations", "empty-annotations"],
+)
+def test_cached_response_follows_metadata(metadata: Any) -> None:
+    """The marker annotation's operation depends on what metadata the pod has."""
+    compare(orjson.loads(bodies.training_review()), InjectionOptions(), BENCHMARK)
+    document = orjson.loads(bodies.training_review())
+    obj = document["request"]["object"]
+    if metadata is None:
+        del obj["metadata"]
+    else:
+        obj["metadata"] = metadata
+
+    assert compare(document, InjectionOptions(), BENCHMARK)
+
+
+def test_cache_marker_key_follows_options() -> None:
+    document = orjson.loads(bodies.training_review())
+    for options in OPTIONS:
+        assert compare(document, options, BENCHMARK)
+
+
+def test_large_pod_not_cached() -> None:
+    """A pod with many references is answered, but its response is not kept."""
+    table = {"many": SecretLookup.found({f"k{i}" for i in range(100)})}
+    entries = [env(f"V{i}", f"SECRET:many,k{i}") for i in range(100)]
+    document = review(pod(container("main", *entries)))
+    quick._cached_patched.cache_clear()
+
+    assert compare(document, InjectionOptions(), table)
+    assert quick._cached_patched.cache_info().currsize == 0

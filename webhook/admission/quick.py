@@ -8,10 +8,12 @@ only pods without references take this path. For such a review
 `decode_pod_review` decodes only the members of the body that the quick
 path reads, and `quick_response` builds the response in one pass over the
 containers' env, with none of the general machinery: no full parse, kind
-table walk, pod template annotations, plan, decision or response dict. On
-anything else `quick_response` returns None, and the caller takes
-the full path (`parse_review`, `plan_review`, `decide`, `encode_response`),
-which handles every review.
+table walk, pod template annotations, plan, decision or response dict. The
+pods of a job get the same patch, so it is cached by the references and
+their places, and a pod whose patch is cached needs only the scan, the
+secrets check and its own uid. On anything else `quick_response` returns
+None, and the caller takes the full path (`parse_review`, `plan_review`,
+`decide`, `encode_response`), which handles every review.
 
 Where it responds, the quick path must send the very bytes that the full
 path sends. So it steps aside at the first thing that could lead to a
@@ -201,6 +203,93 @@ def decode_pod_review(body: bytes) -> PodReview | None:
         return None
 
 
+# The references a scan finds, each as the container field, the container's
+# index and name, the entry's index, the env var and the value.
+Found = tuple[tuple[str, int, str, int, str, str], ...]
+
+# The pods of a job share their env, so their responses differ only in the
+# uid. The rest is cached for pods with at most MAX_CACHED_REFERENCES
+# references, keyed by the references and the marker annotation's state,
+# and a larger pod's response is built each time. So the cache contains at
+# most RESPONSE_CACHE_SIZE small responses, a few kilobytes each, with the
+# names of secrets, keys, containers and env vars, never a secret's value.
+MAX_CACHED_REFERENCES = 32
+RESPONSE_CACHE_SIZE = 128
+
+
+class _StepAside(Exception):
+    """Raised when the full path must respond to a pod.
+
+    That is when one of its references is invalid, or it refers to too many
+    secrets.
+    """
+
+
+class _Patched(NamedTuple):
+    """The secrets a pod refers to, and its response after the uid."""
+
+    keys: dict[str, frozenset[str]]
+    tail: bytes
+
+
+def _patched(
+    found: Found,
+    marker: str,
+    previous: str | None,
+    has_metadata: bool,
+    has_annotations: bool,
+) -> _Patched:
+    """Build the patch that converts the `found` references and sets the marker.
+
+    Raises `_StepAside`, which is not cached, so the cache keeps only the
+    responses of valid references.
+    """
+    operations = []
+    injected = []
+    keys: dict[str, set[str]] = {}
+    for field, number, container, index, env_var, value in found:
+        try:
+            secret, key, value_from = _parsed(value)
+        except InvalidReference:
+            raise _StepAside from None
+        used = keys.get(secret)
+        if used is None:
+            # The full path denies here, before it reads further.
+            if len(keys) == MAX_SECRETS_PER_REVIEW:
+                raise _StepAside
+            used = keys[secret] = set()
+        used.add(key)
+        operations.append(
+            {
+                "op": "replace",
+                "path": f"/spec/{field}/{number}/env/{index}",
+                "value": {"name": env_var, "valueFrom": value_from},
+            }
+        )
+        injected.append(f"{container}/{env_var}")
+
+    # set_annotation reads only whether the metadata and its annotations
+    # are there, as it does for the full path's dicts.
+    metadata: dict[str, object] = {"annotations": {} if has_annotations else None}
+    operations.append(
+        set_annotation(
+            metadata if has_metadata else None,
+            marker,
+            marker_value(previous, injected),
+        )
+    )
+    audit = orjson.dumps({"injected-env-count": str(len(injected))})
+    patch = binascii.b2a_base64(orjson.dumps(operations), newline=False)
+    return _Patched(
+        {secret: frozenset(used) for secret, used in keys.items()},
+        b',"allowed":true,"patch":"%s","patchType":"JSONPatch",'
+        b'"auditAnnotations":%s}}' % (patch, audit),
+    )
+
+
+_cached_patched = lru_cache(maxsize=RESPONSE_CACHE_SIZE)(_patched)
+
+
 def quick_response(
     review: PodReview, options: InjectionOptions, confirm: Confirm
 ) -> QuickAnswer | None:
@@ -236,9 +325,7 @@ def quick_response(
     if spec is None:
         return None
 
-    operations = []
-    injected = []
-    keys: dict[str, set[str]] = {}
+    found = []
     for field, containers in (
         (INIT_CONTAINERS, spec.initContainers),
         (APP_CONTAINERS, spec.containers),
@@ -265,44 +352,28 @@ def quick_response(
                 env_var = entry.name
                 if entry.valueFrom is not msgspec.UNSET or type(env_var) is not str:
                     return None
-                try:
-                    secret, key, value_from = _parsed(value)
-                except InvalidReference:
-                    return None
-                used = keys.get(secret)
-                if used is None:
-                    # The full path denies here, before it reads further.
-                    if len(keys) == MAX_SECRETS_PER_REVIEW:
-                        return None
-                    used = keys[secret] = set()
-                used.add(key)
-                operations.append(
-                    {
-                        "op": "replace",
-                        "path": f"/spec/{field}/{number}/env/{index}",
-                        "value": {"name": env_var, "valueFrom": value_from},
-                    }
-                )
-                injected.append(f"{name}/{env_var}")
+                found.append((field, number, name, index, env_var, value))
 
     uid = orjson.dumps(request.uid)
-    if not operations:
+    if not found:
         return QuickAnswer(b'%s%s,"allowed":true}}' % (start, uid), False)
-    namespace = request.namespace
-    if not namespace or not confirm(namespace, keys):
-        return None
 
     marker = options.keys.injected
     previous = annotations.get(marker) if annotations is not None else None
-    # set_annotation reads only whether the metadata and its annotations
-    # are there, as it does for the full path's dicts.
-    present = None if metadata is None else {"annotations": annotations}
-    operations.append(set_annotation(present, marker, marker_value(previous, injected)))
-    audit = orjson.dumps({"injected-env-count": str(len(injected))})
-    patch = orjson.dumps(operations)
-    return QuickAnswer(
-        b'%s%s,"allowed":true,"patch":"%s","patchType":"JSONPatch",'
-        b'"auditAnnotations":%s}}'
-        % (start, uid, binascii.b2a_base64(patch, newline=False), audit),
-        True,
-    )
+    build = _cached_patched if len(found) <= MAX_CACHED_REFERENCES else _patched
+    try:
+        patched = build(
+            tuple(found),
+            marker,
+            # The marker's value counts only as a string, so another type
+            # is dropped here, where it would make an unhashable key.
+            previous if type(previous) is str else None,
+            metadata is not None,
+            annotations is not None,
+        )
+    except _StepAside:
+        return None
+    namespace = request.namespace
+    if not namespace or not confirm(namespace, patched.keys):
+        return None
+    return QuickAnswer(b"%s%s%s" % (start, uid, patched.tail), True)

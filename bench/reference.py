@@ -1,7 +1,8 @@
 """The reference server: the floor of the stack the webhook runs on.
 
-A raw ASGI app that reads the body, parses it with the same JSON library as
-the webhook and returns `allowed: true` with the request's uid. It runs on
+A raw ASGI app that reads the body, parses all of it with orjson, as the
+webhook's full path does, and returns `allowed: true` with the request's
+uid. It runs on
 the same uvicorn settings (event loop, HTTP parser, keep-alive) and the same
 TLS context as `serve`, so the gap between the two is the cost of our code.
 

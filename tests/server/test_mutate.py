@@ -211,20 +211,27 @@ async def test_probes(metrics: Metrics) -> None:
     assert "shutting down" in stopping.text
 
 
-async def test_quick_answer_sent_and_counted(metrics: Metrics) -> None:
+@pytest.mark.parametrize(
+    ("patched", "outcome"), [(True, "patched"), (False, "allowed")]
+)
+async def test_quick_answer_sent_and_counted(
+    metrics: Metrics, patched: bool, outcome: str
+) -> None:
     content = b'{"apiVersion":"admission.k8s.io/v1","response":{"allowed":true}}'
 
     async with client_for(
-        crash, metrics, lambda review: QuickAnswer(content, True)
+        crash, metrics, lambda review: QuickAnswer(content, patched)
     ) as http:
         response = await http.post(
             "/mutate", content=orjson.dumps(pod_review()), headers=JSON
         )
         text = (await http.get("/metrics")).text
 
+    counted = f'reviews_total{{kind="Pod",operation="CREATE",outcome="{outcome}"}} 1.0'
     assert response.status_code == 200
     assert response.content == content
-    assert 'reviews_total{kind="Pod",operation="CREATE",outcome="patched"} 1.0' in text
+    assert counted in text
+    assert "review_duration_seconds_count 1.0" in text
 
 
 async def test_quick_path_fault_falls_back(

@@ -127,6 +127,9 @@ def parse_review(body: bytes, content_type: str = "application/json") -> Review:
 
 def is_json(content_type: str) -> bool:
     """Tell whether a Content-Type header names JSON, parameters aside."""
+    # kube-apiserver sends exactly this, so the usual call returns here.
+    if content_type == "application/json":
+        return True
     return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 

@@ -57,9 +57,28 @@ class Metrics:
     _children: dict[tuple[Counter, tuple[str, ...]], Counter] = field(
         default_factory=dict, repr=False, compare=False
     )
+    # The lookup counter's children by result, so a count skips the labels.
+    _lookup_children: dict[str, Counter] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        for result in LOOKUP_RESULTS:
+            self._lookup_children[result] = self.lookups.labels(result)
+
+    def review_counter(self, kind: str, operation: str, outcome: str) -> Counter:
+        """Return the reviews counter's child for these label values.
+
+        A caller that counts one combination often keeps the child, because
+        `count_review` picks it again on every call.
+        """
+        return self._child(self.reviews, (kind, operation, outcome))
 
     def count_lookup(self, result: str, count: int = 1) -> None:
-        self._child(self.lookups, (result,)).inc(count)
+        child = self._lookup_children.get(result)
+        if child is None:
+            child = self._child(self.lookups, (result,))
+        child.inc(count)
 
     def _child(self, counter: Counter, values: tuple[str, ...]) -> Counter:
         key = (counter, values)
@@ -110,8 +129,6 @@ def new_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ["result"],
         registry=registry,
     )
-    for result in LOOKUP_RESULTS:
-        lookups.labels(result=result)
     return Metrics(registry, reviews, review_seconds, lookups)
 
 

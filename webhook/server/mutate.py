@@ -171,6 +171,14 @@ class MutateEndpoint:
         # Kinds counted under their own name in the metrics; others as "other".
         self._known_kinds = frozenset(known_kinds)
         self._deadlines = ReadDeadlines()
+        # The quick path responds only to Pod CREATE reviews, so its two
+        # outcomes have fixed counters.
+        self._quick_counters = {
+            patched: metrics.review_counter(
+                "Pod", "CREATE", "patched" if patched else "allowed"
+            )
+            for patched in (False, True)
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.monotonic()
@@ -182,7 +190,6 @@ class MutateEndpoint:
             await self._reject(send, error)
             return
 
-        offload.body_bytes.set(len(body))
         answer = None
         if self._quick is not None and is_json(content_type):
             if len(body) > offload.LARGE_BODY_BYTES:
@@ -190,11 +197,10 @@ class MutateEndpoint:
             else:
                 answer = self._quick_answer(body)
         if answer is not None:
-            # The quick path responds only to Pod CREATE reviews.
             content = answer.content
-            kind, operation = "Pod", "CREATE"
-            outcome = "patched" if answer.patched else "allowed"
+            self._quick_counters[answer.patched].inc()
         else:
+            offload.body_bytes.set(len(body))
             try:
                 review = await offload.off_loop_if_large(
                     parse_review, body, content_type
@@ -204,9 +210,13 @@ class MutateEndpoint:
                 return
             content, outcome = await self._answer(review, deadline)
             request = review["request"]
-            kind, operation = request["kind"]["kind"], request["operation"]
+            self._metrics.count_review(
+                request["kind"]["kind"],
+                request["operation"],
+                outcome,
+                self._known_kinds,
+            )
 
-        self._metrics.count_review(kind, operation, outcome, self._known_kinds)
         self._metrics.review_seconds.observe(time.monotonic() - started)
         await send_json(send, 200, content)
 

@@ -7,9 +7,9 @@ wrk loads the reference, the reference with a busy loop of `--spin-us`
 before each response (as in `python -m bench.calibrate`; 0 leaves it out)
 and the webhook in turns, while `perf record` samples the server's
 process. Each sample counts against the shared object it ran in: the
-Python interpreter, the kernel, OpenSSL, orjson, uvloop and so on. The
-server's CPU time per review in the round, read from /proc, is then split
-in the same proportions. The split printed is that of the round with the
+Python interpreter, the kernel, OpenSSL, orjson and msgspec, uvloop and so
+on. The server's CPU time per review in the round, read from /proc, is
+then split in the same proportions. The split printed is that of the round with the
 median CPU time, so each server's areas add up to its total.
 
 Where the webhook differs from the reference shows what its code costs on
@@ -58,7 +58,9 @@ AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Python interpreter", ("libpython", "python3")),
     ("kernel", ("[kernel",)),
     ("TLS (OpenSSL)", ("libssl", "libcrypto", "_ssl.")),
-    ("JSON (orjson)", ("orjson.",)),
+    # msgspec's extension is msgspec/_core, the only compiled module named
+    # `_core` that the servers load.
+    ("JSON (orjson, msgspec)", ("orjson.", "_core.")),
     ("event loop and HTTP parser", ("loop.", "parser.", "url_parser.", "_asyncio.")),
     ("C library", ("libc.", "libm.")),
 )

@@ -565,3 +565,22 @@ def test_large_pod_not_cached() -> None:
 
     assert compare(document, InjectionOptions(), table)
     assert quick._cached_patched.cache_info().currsize == 0
+
+
+def test_pod_with_long_names_not_cached() -> None:
+    """A pod with long env var names gets a quick response that is not kept.
+
+    The cache is bounded by its count of entries, so only small responses
+    may enter it. Without that check, 128 pods like this one, each with 32
+    env var names of 90,000 characters, kept 850 MiB in one measurement.
+    The secrets need not exist, because the response is built before they
+    are checked.
+    """
+    table = {"db": SecretLookup.found({"user"})}
+    entries = [env(f"V{i}_" + "A" * 90_000, "SECRET:db,user") for i in range(32)]
+    document = review(pod(container("main", *entries)))
+    quick._cached_patched.cache_clear()
+
+    assert compare(document, InjectionOptions(), table)
+    assert not compare(document, InjectionOptions(), {})
+    assert quick._cached_patched.cache_info().currsize == 0

@@ -209,11 +209,15 @@ Found = tuple[tuple[str, int, str, int, str, str], ...]
 
 # The pods of a job share their env, so their responses differ only in the
 # uid. The rest is cached for pods with at most MAX_CACHED_REFERENCES
-# references, keyed by the references and the marker annotation's state,
-# and a larger pod's response is built each time. So the cache contains at
-# most RESPONSE_CACHE_SIZE small responses, a few kilobytes each, with the
+# references whose container names, env var names and values have at most
+# MAX_CACHED_CHARS characters together, keyed by the references and the
+# marker annotation's state. Another pod's response is built each time,
+# because only the body size limits a name's length here, and a response is
+# cached before its secrets are checked. So the cache contains at most
+# RESPONSE_CACHE_SIZE small responses, at most about 12 KB each, with the
 # names of secrets, keys, containers and env vars, never a secret's value.
 MAX_CACHED_REFERENCES = 32
+MAX_CACHED_CHARS = 4096
 RESPONSE_CACHE_SIZE = 128
 
 
@@ -326,6 +330,8 @@ def quick_response(
         return None
 
     found = []
+    # The characters of the names and values in `found`.
+    chars = 0
     for field, containers in (
         (INIT_CONTAINERS, spec.initContainers),
         (APP_CONTAINERS, spec.containers),
@@ -353,6 +359,7 @@ def quick_response(
                 if entry.valueFrom is not msgspec.UNSET or type(env_var) is not str:
                     return None
                 found.append((field, number, name, index, env_var, value))
+                chars += len(name) + len(env_var) + len(value)
 
     uid = orjson.dumps(request.uid)
     if not found:
@@ -360,7 +367,8 @@ def quick_response(
 
     marker = options.keys.injected
     previous = annotations.get(marker) if annotations is not None else None
-    build = _cached_patched if len(found) <= MAX_CACHED_REFERENCES else _patched
+    small = len(found) <= MAX_CACHED_REFERENCES and chars <= MAX_CACHED_CHARS
+    build = _cached_patched if small else _patched
     try:
         patched = build(
             tuple(found),

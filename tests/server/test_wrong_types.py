@@ -112,6 +112,10 @@ def replace_at(review: dict[str, Any], path: tuple[Any, ...], value: object) -> 
     node: Any = review
     for step in path[:-1]:
         node = node[step]
+    if isinstance(node, dict) and not isinstance(path[-1], str):
+        # An earlier replacement put an object where a list was, and JSON
+        # object keys are strings.
+        raise TypeError(f"no index {path[-1]} in an object")
     node[path[-1]] = value
 
 

@@ -354,6 +354,8 @@ def outcome(body: bytes) -> str:
 
 
 CREATE = b'"operation":"CREATE"'
+# An integer of 310 digits, past a double's range, which orjson rejects.
+HUGE_INTEGER = b"1" * 310
 
 
 def nested(depth: int) -> bytes:
@@ -424,7 +426,17 @@ def test_raw_member_not_read(raw: bytes, expected: str) -> None:
         (b'"operation":"CREATE"', b'"operation":"MAKE"', "malformed"),
         (b'"group":""', b'"group":null', "malformed"),
         (b'"apiVersion":"admission.k8s.io/v1"', b'"apiVersion":"v1"', "malformed"),
+        # A number too large for orjson in a member read as a string.
+        (b'"value":"16"', b'"value":%s' % HUGE_INTEGER, "malformed"),
+        (b'{"name":"PYTHONUNBUFFERED"', b'{"name":%s' % HUGE_INTEGER, "malformed"),
+        (b'"annotations":{', b'"annotations":{"n":%s,' % HUGE_INTEGER, "malformed"),
+        (CREATE, CREATE + b',"subResource":%s' % HUGE_INTEGER, "malformed"),
         # Members read with a type that only the full path handles.
+        (b'"value":"16"', b'"value":16', "full"),
+        (b'{"name":"PYTHONUNBUFFERED"', b'{"name":null', "quick"),
+        (b'{"name":"PYTHONUNBUFFERED"', b'{"name":5', "full"),
+        (b'"annotations":{', b'"annotations":{"n":1,', "full"),
+        (CREATE, CREATE + b',"subResource":0', "full"),
         (b'"env":[', b'"env":[5,', "full"),
         (b'"containers":[', b'"containers":[null,', "full"),
         (b'"operation":"CREATE"', b'"operation":"CREATE","subResource":7', "full"),
@@ -557,7 +569,7 @@ def test_cache_marker_key_follows_options() -> None:
 
 
 def test_large_pod_not_cached() -> None:
-    """A pod with many references is answered, but its response is not kept."""
+    """A pod with many references gets a quick response that is not kept."""
     table = {"many": SecretLookup.found({f"k{i}" for i in range(100)})}
     entries = [env(f"V{i}", f"SECRET:many,k{i}") for i in range(100)]
     document = review(pod(container("main", *entries)))

@@ -111,15 +111,20 @@ class _OldObject(msgspec.Struct, gc=False):
     metadata: _Members | None = None
 
 
+# Members that the quick path reads as strings are typed `str`. kube-apiserver
+# sends them as strings, and any other type, such as an integer too large
+# for orjson, fails the decode and takes the full path.
+
+
 class _EnvEntry(msgspec.Struct, gc=False):
-    name: Any = None
-    value: Any = None
+    name: str | None = None
+    value: str | None = None
     # Only its presence counts, so it is kept as raw bytes.
     valueFrom: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
 class _Container(msgspec.Struct, gc=False):
-    name: Any = None
+    name: str | None = None
     env: list[_EnvEntry] | None = None
 
 
@@ -129,7 +134,7 @@ class _PodSpec(msgspec.Struct, gc=False):
 
 
 class _Metadata(msgspec.Struct, gc=False):
-    annotations: dict[str, Any] | None = None
+    annotations: dict[str, str] | None = None
 
 
 class _Pod(msgspec.Struct, gc=False):
@@ -148,7 +153,7 @@ class _Request(msgspec.Struct, gc=False):
     kind: _Kind
     operation: str
     namespace: str | None = None
-    subResource: Any = None
+    subResource: str | None = None
     object: _Pod | None = None
     oldObject: _OldObject | None = None
 
@@ -210,12 +215,13 @@ Found = tuple[tuple[str, int, str, int, str, str], ...]
 # The pods of a job share their env, so their responses differ only in the
 # uid. The rest is cached for pods with at most MAX_CACHED_REFERENCES
 # references whose container names, env var names and values have at most
-# MAX_CACHED_CHARS characters together, keyed by the references and the
-# marker annotation's state. Another pod's response is built each time,
-# because only the body size limits a name's length here, and a response is
-# cached before its secrets are checked. So the cache contains at most
-# RESPONSE_CACHE_SIZE small responses, at most about 12 KB each, with the
-# names of secrets, keys, containers and env vars, never a secret's value.
+# MAX_CACHED_CHARS characters together. The key is the references, the
+# marker annotation's key and whether the pod has metadata and annotations.
+# Another pod's response is built each time, because only the body size
+# limits a name's length here, and a response is cached before its secrets
+# are checked. So the cache contains at most RESPONSE_CACHE_SIZE small
+# responses, at most about 12 KB each, with the names of secrets, keys,
+# containers and env vars, never a secret's value.
 MAX_CACHED_REFERENCES = 32
 MAX_CACHED_CHARS = 4096
 RESPONSE_CACHE_SIZE = 128
@@ -239,7 +245,6 @@ class _Patched(NamedTuple):
 def _patched(
     found: Found,
     marker: str,
-    previous: str | None,
     has_metadata: bool,
     has_annotations: bool,
 ) -> _Patched:
@@ -279,7 +284,9 @@ def _patched(
         set_annotation(
             metadata if has_metadata else None,
             marker,
-            marker_value(previous, injected),
+            # The marker is a control annotation, so a pod that has one
+            # took the full path, and there is no earlier value to keep.
+            marker_value(None, injected),
         )
     )
     audit = orjson.dumps({"injected-env-count": str(len(injected))})
@@ -343,11 +350,11 @@ def quick_response(
             if env is None:
                 continue
             name = container.name
-            if type(name) is not str:
+            if name is None:
                 return None
             for index, entry in enumerate(env):
                 value = entry.value
-                if type(value) is not str or not value.startswith(PREFIX_WORDS):
+                if value is None or not value.startswith(PREFIX_WORDS):
                     continue
                 if not value.startswith(PREFIX):
                     # A plain value such as "Secretary", or a misspelled
@@ -356,7 +363,7 @@ def quick_response(
                         continue
                     return None
                 env_var = entry.name
-                if entry.valueFrom is not msgspec.UNSET or type(env_var) is not str:
+                if entry.valueFrom is not msgspec.UNSET or env_var is None:
                     return None
                 found.append((field, number, name, index, env_var, value))
                 chars += len(name) + len(env_var) + len(value)
@@ -365,17 +372,12 @@ def quick_response(
     if not found:
         return QuickAnswer(b'%s%s,"allowed":true}}' % (start, uid), False)
 
-    marker = options.keys.injected
-    previous = annotations.get(marker) if annotations is not None else None
     small = len(found) <= MAX_CACHED_REFERENCES and chars <= MAX_CACHED_CHARS
     build = _cached_patched if small else _patched
     try:
         patched = build(
             tuple(found),
-            marker,
-            # The marker's value counts only as a string, so another type
-            # is dropped here, where it would make an unhashable key.
-            previous if type(previous) is str else None,
+            options.keys.injected,
             metadata is not None,
             annotations is not None,
         )

@@ -440,6 +440,27 @@ def test_raw_member_not_read(raw: bytes, expected: str) -> None:
         (b'"env":[', b'"env":[5,', "full"),
         (b'"containers":[', b'"containers":[null,', "full"),
         (b'"operation":"CREATE"', b'"operation":"CREATE","subResource":7', "full"),
+        # More members read as strings: other types, escapes and empty ones.
+        (b'"name":"trainer"', b'"name":null', "full"),
+        (b'"name":"trainer"', b'"name":{"a":"b"}', "full"),
+        (b'"name":"trainer"', b'"name":%s' % HUGE_INTEGER, "malformed"),
+        (b'"name":"trainer"', b'"name":"tr\\u0000ainer"', "quick"),
+        (b'"name":"trainer"', b'"name":""', "quick"),
+        (b'{"name":"DB_USER"', b'{"name":"DB\\u0000\\ud83d\\ude00"', "quick"),
+        (b'{"name":"DB_USER"', b'{"name":""', "quick"),
+        (b'{"name":"DB_USER"', b'{"name":false', "full"),
+        (b'"value":"SECRET:db-creds,username"', b'"value":null', "quick"),
+        (
+            b'"value":"SECRET:db-creds,username"',
+            b'"value":18446744073709551616',
+            "full",
+        ),
+        (b'"annotations":{', b'"annotations":{"n":null,', "full"),
+        (b'"annotations":{', b'"annotations":{"n":"\\u0000",', "quick"),
+        (CREATE, CREATE + b',"subResource":null', "quick"),
+        (CREATE, CREATE + b',"subResource":""', "quick"),
+        (CREATE, CREATE + b',"subResource":false', "full"),
+        (CREATE, CREATE + b',"subResource":{}', "full"),
     ],
 )
 def test_raw_member_read(old: bytes, new: bytes, expected: str) -> None:
@@ -596,3 +617,31 @@ def test_pod_with_long_names_not_cached() -> None:
     assert compare(document, InjectionOptions(), table)
     assert not compare(document, InjectionOptions(), {})
     assert quick._cached_patched.cache_info().currsize == 0
+
+
+def test_cached_response_size() -> None:
+    """The largest response the cache takes stays near the size its comment gives.
+
+    JSON writes a control character in 6 bytes, so env var names made of
+    them, up to the cache's limit of characters, give the largest response.
+    """
+    value = "SECRET:db,user"
+    # Each reference counts its container's name, its own name and its
+    # value. Two digits make the names differ.
+    chars = quick.MAX_CACHED_CHARS // quick.MAX_CACHED_REFERENCES
+    control = chars - len("c") - len(value) - 2
+    entries = [
+        env("\x01" * control + f"{i:02d}", value)
+        for i in range(quick.MAX_CACHED_REFERENCES)
+    ]
+    document = review(pod(container("c", *entries)))
+    decoded = decode_pod_review(orjson.dumps(document))
+    assert decoded is not None
+    quick._cached_patched.cache_clear()
+
+    answer = quick_response(decoded, InjectionOptions(), Confirmations(SECRETS))
+
+    assert answer is not None
+    assert quick._cached_patched.cache_info().currsize == 1
+    assert 40_000 < len(answer.content) < 45_000
+    assert compare(document, InjectionOptions())

@@ -97,9 +97,11 @@ class QuickAnswer(NamedTuple):
 
 # The fields of a review that the quick path reads. Decoding into these
 # structs skips every other member of the body without building Python
-# objects for it, which takes about half the time of a full parse. The
-# types match the full path's envelope checks (`parse_review`), so a body
-# that decodes here passes them, and one that does not takes the full path.
+# objects for it, which takes about half the time of a full parse. A
+# member whose type the full path's envelope checks (`parse_review`) reject
+# fails the decode, so such a body takes the full path. The values those
+# checks test, such as the apiVersion, an empty uid or the operation, are
+# not checked here: `quick_response` steps aside on any but the usual ones.
 # The structs hold no reference cycles, so the garbage collector skips them.
 
 
@@ -220,8 +222,10 @@ Found = tuple[tuple[str, int, str, int, str, str], ...]
 # Another pod's response is built each time, because only the body size
 # limits a name's length here, and a response is cached before its secrets
 # are checked. So the cache contains at most RESPONSE_CACHE_SIZE small
-# responses, at most about 12 KB each, with the names of secrets, keys,
-# containers and env vars, never a secret's value.
+# responses, with the names of secrets, keys, containers and env vars, never
+# a secret's value. One is about 12 KB at most when the names are letters
+# and digits. JSON writes a control character in 6 bytes, so names made of
+# them give the largest, about 45 KB.
 MAX_CACHED_REFERENCES = 32
 MAX_CACHED_CHARS = 4096
 RESPONSE_CACHE_SIZE = 128

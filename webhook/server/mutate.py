@@ -1,9 +1,12 @@
 """POST /mutate: read, check and respond to one AdmissionReview.
 
-The call is checked in a fixed order before any admission logic runs: size
-limit (413), empty body, content type (415), JSON and envelope (400). After
-that every outcome, an internal error included, is an HTTP 200
-AdmissionReview that carries the request's uid.
+The call is checked in a fixed order: size limit (413), empty body, content
+type (415), JSON and envelope (400). After that every outcome, an internal
+error included, is an HTTP 200 AdmissionReview that carries the request's
+uid. The quick path reads a JSON body before the JSON and envelope checks,
+and responds only to one that passes them, but for one case that
+kube-apiserver never sends: a number past a double's range in a member that
+the quick path skips (see `decode_pod_review`).
 
 The endpoint is a plain ASGI callable. Every pod creation waits for it, and
 Starlette's request and response objects cost about as much CPU time as the

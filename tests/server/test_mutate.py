@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -253,6 +254,51 @@ async def test_quick_path_fault_falls_back(
     assert "quick path failed" in caplog.text
 
 
+async def test_quick_path_skipped_under_debug(
+    metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under DEBUG the reviewer logs every review, so no body is decoded for it."""
+    caplog.set_level(logging.DEBUG, logger="webhook.server.mutate")
+    calls = []
+
+    def recorded(review: PodReview) -> QuickAnswer | None:
+        calls.append(review)
+        return None
+
+    async with client_for(allow_all, metrics, recorded) as http:
+        for body in (orjson.dumps(pod_review()), large_pod_review()):
+            response = await http.post("/mutate", content=body, headers=JSON)
+            assert response.status_code == 200
+
+    assert calls == []
+    assert "review received" in caplog.text
+
+
+def test_quick_path_off_with_templates(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kubernetes import client
+    from prometheus_client import CollectorRegistry
+
+    from webhook.kube.lookups import SecretKeyLookups
+    from webhook.kube.secrets import DirectorySecrets
+    from webhook.server.pipeline import build_reviewer, injection_options
+    from webhook.settings import ServeSettings
+    from webhook.templates.service import TemplateService
+
+    # The template service is never started, so its client sends nothing.
+    api = client.ApiClient(client.Configuration(host="https://127.0.0.1:9"))
+    templates = TemplateService(api, "runai", CollectorRegistry())
+    with ThreadPoolExecutor(1) as executor:
+        lookups = SecretKeyLookups(DirectorySecrets(tmp_path), executor, 5)
+        options = injection_options(ServeSettings())
+        plain = build_reviewer(options, lookups)
+        templated = build_reviewer(options, lookups, templates)
+
+    assert plain.quick_enabled
+    assert not templated.quick_enabled
+
+
 async def test_pipeline_patches_from_directory(
     tmp_path: Path, metrics: Metrics
 ) -> None:
@@ -312,12 +358,17 @@ async def test_pipeline_patches_from_directory(
     } in patch
 
 
-async def test_large_update_review_accepted(client: httpx.AsyncClient) -> None:
-    review = pod_review(operation="UPDATE")
+def large_pod_review(operation: str = "CREATE") -> bytes:
+    """Return a review of a pod with a 3 MiB annotation, object and old object."""
+    review = pod_review(operation=operation)
     big = "x" * (3 * 1024 * 1024 - 4096)
     review["request"]["object"]["metadata"]["annotations"] = {"big": big}
     review["request"]["oldObject"] = review["request"]["object"]
-    body = orjson.dumps(review)
+    return orjson.dumps(review)
+
+
+async def test_large_update_review_accepted(client: httpx.AsyncClient) -> None:
+    body = large_pod_review("UPDATE")
 
     response = await client.post("/mutate", content=body, headers=JSON)
 

@@ -117,12 +117,17 @@ class ReviewPipeline:
         self.cluster_wide = cluster_wide
         self.confirm = confirm
 
-    def quick(self, review: PodReview) -> QuickAnswer | None:
-        """Return the response of the quick path, or None to call the pipeline.
+    @property
+    def quick_enabled(self) -> bool:
+        """Whether `quick` may respond: it needs `confirm`, and no templates.
 
         Templates may add env vars to any object, so with templates every
         review takes the pipeline.
         """
+        return self.confirm is not None and self.templates is None
+
+    def quick(self, review: PodReview) -> QuickAnswer | None:
+        """Return the response of the quick path, or None to call the pipeline."""
         if self.confirm is None or self.templates is not None:
             return None
         return quick_response(review, self.options, self.confirm)

@@ -240,7 +240,9 @@ def run(settings: ServeSettings, listener: socket.socket | None = None) -> int:
     )
     reviewer = build_reviewer(options, lookups, templates, cluster_wide)
     kinds = {kind for _, _, kind in reviewer.options.kinds}
-    endpoint = MutateEndpoint(reviewer, metrics, kinds, reviewer.quick)
+    # Without the quick path, /mutate does not decode a body for it.
+    quick = reviewer.quick if reviewer.quick_enabled else None
+    endpoint = MutateEndpoint(reviewer, metrics, kinds, quick)
     routers = [templates_router(settings.template_namespace)] if templates else []
     app = create_app(
         endpoint,

@@ -8,7 +8,7 @@ confirmed from the cache, so no API call is made. `endpoint` is the whole
 `reference` is the reference app called the same way. Their difference is
 the CPU time our code adds to a review. The endpoint responds to this review
 on its quick path (`webhook.admission.quick`): `decode` reads the members
-of the body that the quick path needs, and `quick` answers from them.
+of the body that the quick path needs, and `quick` builds the response.
 `endpoint-full` is the same endpoint without the quick path, as every
 review that the quick path leaves is handled: planning, deciding and
 encoding, timed alone as `plan`, `decide` and `encode`. `bare` is the

@@ -486,8 +486,9 @@ def test_invalid_body(body: bytes) -> None:
 def test_number_out_of_double_range_decodes() -> None:
     """The one known difference: a number past a double's range in a skipped member.
 
-    orjson rejects the body, and the full path answers 400; the quick
-    path's decoder does not convert the number, so it answers the review.
+    orjson rejects the body, so the full path responds with a 400. The
+    quick path's decoder does not convert the number, so the quick path
+    responds to the review.
     kube-apiserver writes JSON with Go's encoding/json, which cannot write
     such a number, so only a forged call differs.
     """
@@ -509,7 +510,7 @@ JSON_BYTES = b'"{}[],:\\/ \t\nuU0123456789eE.+-truefalsn\x00\x1f\x7f\xc3\xa9\xff
     inserted=st.lists(st.sampled_from(list(JSON_BYTES)), max_size=4).map(bytes),
 )
 def test_damaged_body_same_outcome(position: int, cut: int, inserted: bytes) -> None:
-    """Wherever a body is damaged, the quick path answers only as the full path does."""
+    """A damaged body gets a quick response only where the full path accepts it."""
     body = bodies.training_review()
     damaged = body[:position] + inserted + body[position + cut :]
     try:

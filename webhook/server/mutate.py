@@ -152,6 +152,24 @@ def malformed_content(error: MalformedReview) -> bytes:
     return orjson.dumps({"message": error.message, "code": error.status})
 
 
+def quick_answer(quick: QuickReviewer, body: bytes) -> QuickAnswer | None:
+    """Decode `body` and try `quick` on it; return None for the full path."""
+    review = decode_pod_review(body)
+    if review is None:
+        return None
+    try:
+        return quick(review)
+    except Exception:
+        # The reviewer decides every review on its own, so a fault here
+        # costs time, never a wrong response.
+        # NOTE: a fault after `confirm` counted its cached lookups would
+        # have them counted again by the reviewer. No input is known to
+        # raise there.
+        log = logs.ReviewLogger(logger, review.log_fields())
+        log.exception("quick path failed, so the full path decides the review")
+        return None
+
+
 class MutateEndpoint:
     """The /mutate route: turns an HTTP call into a review and back.
 
@@ -194,17 +212,18 @@ class MutateEndpoint:
             return
 
         answer = None
+        quick = self._quick
         # The reviewer logs each review under DEBUG, so the quick path is
         # off then.
         if (
-            self._quick is not None
+            quick is not None
             and is_json(content_type)
             and not logger.isEnabledFor(logging.DEBUG)
         ):
             if len(body) > offload.LARGE_BODY_BYTES:
-                answer = await asyncio.to_thread(self._quick_answer, body)
+                answer = await asyncio.to_thread(quick_answer, quick, body)
             else:
-                answer = self._quick_answer(body)
+                answer = quick_answer(quick, body)
         if answer is not None:
             content = answer.content
             self._quick_counters[answer.patched].inc()
@@ -228,26 +247,6 @@ class MutateEndpoint:
 
         self._metrics.review_seconds.observe(time.monotonic() - started)
         await send_json(send, 200, content)
-
-    def _quick_answer(self, body: bytes) -> QuickAnswer | None:
-        """Decode the body and try the quick path; return None for the full path."""
-        quick = self._quick
-        if quick is None:
-            return None
-        review = decode_pod_review(body)
-        if review is None:
-            return None
-        try:
-            return quick(review)
-        except Exception:
-            # The reviewer decides every review on its own, so a fault here
-            # costs time, never a wrong response.
-            # NOTE: a fault after `confirm` counted its cached lookups would
-            # have them counted again by the reviewer. No input is known to
-            # raise there.
-            log = logs.ReviewLogger(logger, review.log_fields())
-            log.exception("quick path failed, so the full path decides the review")
-            return None
 
     async def _answer(self, review: Review, deadline: float) -> tuple[bytes, str]:
         """Decide the review; return the encoded response and the outcome label."""

@@ -119,7 +119,7 @@ class ReviewPipeline:
 
     @property
     def quick_enabled(self) -> bool:
-        """Whether `quick` may respond: it needs `confirm`, and no templates.
+        """Whether `quick` may respond, which needs `confirm` and no templates.
 
         Templates may add env vars to any object, so with templates every
         review takes the pipeline.
